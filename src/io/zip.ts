@@ -1,0 +1,181 @@
+/**
+ * Minimal read-only ZIP parser for archives already in memory (what `torch.save` writes).
+ * Reads the central directory (ZIP64 end-of-central-directory record and ZIP64 extended
+ * information extra fields included); entry data comes back as a view into the buffer for
+ * STORED entries, or freshly inflated for DEFLATE ones. CRC-32s are checked when Node provides
+ * `zlib.crc32` and the archive records one (torch can be told to write 0 instead).
+ */
+import * as zlib from 'node:zlib';
+
+export class ZipFormatError extends Error {
+  override name = 'ZipFormatError';
+}
+
+export interface ZipEntry {
+  name: string;
+  /** 0 = STORED, 8 = DEFLATE. */
+  method: number;
+  flags: number;
+  crc32: number;
+  compressedSize: number;
+  size: number;
+  localHeaderOffset: number;
+  /** Byte offset of the entry's (possibly compressed) data in the archive. */
+  dataOffset: number;
+}
+
+const SIG_EOCD = 0x06054b50;
+const SIG_EOCD64 = 0x06064b50;
+const SIG_EOCD64_LOCATOR = 0x07064b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_LOCAL = 0x04034b50;
+
+const utf8 = new TextDecoder('utf-8');
+
+function u64(dv: DataView, pos: number, what: string, source: string): number {
+  const v = dv.getBigUint64(pos, true);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ZipFormatError(`${source}: ${what} ${v} is too large (corrupt archive)`);
+  return Number(v);
+}
+
+function describeStart(buf: Uint8Array): string {
+  const n = Math.min(8, buf.byteLength);
+  const hex = [...buf.subarray(0, n)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  if (buf[0] === 0x89 && buf[1] === 0x50 && buf[2] === 0x4e && buf[3] === 0x47) return 'it is a PNG image';
+  if (buf[0] === 0xff && buf[1] === 0xd8) return 'it is a JPEG image';
+  if (buf[0] === 0x80 && buf[1] >= 2 && buf[1] <= 5) {
+    return 'it starts like a bare pickle: the legacy (pre-1.6) torch.save format, which is not supported; re-save it with torch >= 1.6';
+  }
+  let text = true;
+  for (let i = 0; i < Math.min(64, buf.byteLength); i++) {
+    const c = buf[i];
+    if (c < 9 || (c > 13 && c < 32) || c === 127) { text = false; break; }
+  }
+  if (text) return 'it looks like a text file';
+  return `it starts with bytes ${hex}`;
+}
+
+/** Parse the central directory of a ZIP archive held in `buf`. Entry order is preserved. */
+export function readZipDirectory(buf: Uint8Array, source: string): Map<string, ZipEntry> {
+  const size = buf.byteLength;
+  if (size === 0) throw new ZipFormatError(`${source} is empty (0 bytes); expected a zip archive`);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const startsLikeZip = size >= 4 && dv.getUint32(0, true) === SIG_LOCAL;
+
+  // End of central directory: 22 bytes plus a comment of up to 65535 bytes.
+  let eocd = -1;
+  for (let p = size - 22; p >= 0 && p >= size - 22 - 0xffff; p--) {
+    if (buf[p] === 0x50 && dv.getUint32(p, true) === SIG_EOCD && p + 22 + dv.getUint16(p + 20, true) <= size) {
+      eocd = p;
+      break;
+    }
+  }
+  if (eocd < 0) {
+    if (startsLikeZip) throw new ZipFormatError(`${source} is truncated: it starts like a zip archive but its central directory (at the end of the file) is missing`);
+    throw new ZipFormatError(`${source} is not a zip archive (PyTorch checkpoints are zip archives): ${describeStart(buf)}`);
+  }
+  let count = dv.getUint16(eocd + 10, true);
+  let cdSize = dv.getUint32(eocd + 12, true);
+  let cdOffset = dv.getUint32(eocd + 16, true);
+  if (dv.getUint16(eocd + 4, true) !== 0 && dv.getUint16(eocd + 4, true) !== 0xffff) {
+    throw new ZipFormatError(`${source}: multi-disk zip archives are not supported`);
+  }
+
+  // ZIP64 end of central directory locator sits right before the EOCD record.
+  if (eocd >= 20 && dv.getUint32(eocd - 20, true) === SIG_EOCD64_LOCATOR) {
+    const off64 = u64(dv, eocd - 12, 'ZIP64 end-of-central-directory offset', source);
+    if (off64 + 56 > size || dv.getUint32(off64, true) !== SIG_EOCD64) {
+      throw new ZipFormatError(`${source}: the ZIP64 end-of-central-directory record is missing or corrupt (truncated file?)`);
+    }
+    count = u64(dv, off64 + 32, 'entry count', source);
+    cdSize = u64(dv, off64 + 40, 'central directory size', source);
+    cdOffset = u64(dv, off64 + 48, 'central directory offset', source);
+  } else if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
+    throw new ZipFormatError(`${source}: the archive needs ZIP64 records but has none (corrupt or truncated)`);
+  }
+  if (cdOffset + cdSize > size) {
+    throw new ZipFormatError(`${source} is truncated or corrupt: the central directory (${cdSize} bytes at ${cdOffset}) lies beyond the end of the ${size}-byte file`);
+  }
+
+  const entries = new Map<string, ZipEntry>();
+  let p = cdOffset;
+  const end = cdOffset + cdSize;
+  for (let i = 0; i < count; i++) {
+    if (p + 46 > end || dv.getUint32(p, true) !== SIG_CENTRAL) {
+      throw new ZipFormatError(`${source}: corrupt central directory (entry ${i} of ${count} at byte ${p})`);
+    }
+    const flags = dv.getUint16(p + 8, true);
+    const method = dv.getUint16(p + 10, true);
+    const crc32 = dv.getUint32(p + 16, true);
+    let compressedSize = dv.getUint32(p + 20, true);
+    let usize = dv.getUint32(p + 24, true);
+    const nameLen = dv.getUint16(p + 28, true);
+    const extraLen = dv.getUint16(p + 30, true);
+    const commentLen = dv.getUint16(p + 32, true);
+    let localHeaderOffset = dv.getUint32(p + 42, true);
+    if (p + 46 + nameLen + extraLen + commentLen > end) throw new ZipFormatError(`${source}: corrupt central directory (entry ${i} overruns it)`);
+    const name = utf8.decode(buf.subarray(p + 46, p + 46 + nameLen));
+    // ZIP64 extended information extra field (id 0x0001): only the fields saturated above, in order.
+    let q = p + 46 + nameLen;
+    const qEnd = q + extraLen;
+    while (q + 4 <= qEnd) {
+      const id = dv.getUint16(q, true);
+      const len = dv.getUint16(q + 2, true);
+      if (q + 4 + len > qEnd) break;
+      if (id === 0x0001) {
+        let r = q + 4;
+        const take = (what: string): number => {
+          if (r + 8 > q + 4 + len) throw new ZipFormatError(`${source}: entry ${name} has a short ZIP64 extra field (no ${what})`);
+          const v = u64(dv, r, what, source);
+          r += 8;
+          return v;
+        };
+        if (usize === 0xffffffff) usize = take('uncompressed size');
+        if (compressedSize === 0xffffffff) compressedSize = take('compressed size');
+        if (localHeaderOffset === 0xffffffff) localHeaderOffset = take('local header offset');
+      }
+      q += 4 + len;
+    }
+    if (flags & 1) throw new ZipFormatError(`${source}: entry ${name} is encrypted`);
+    if (localHeaderOffset + 30 > size || dv.getUint32(localHeaderOffset, true) !== SIG_LOCAL) {
+      throw new ZipFormatError(`${source}: entry ${name} has no valid local header at byte ${localHeaderOffset} (corrupt or truncated)`);
+    }
+    const dataOffset = localHeaderOffset + 30 + dv.getUint16(localHeaderOffset + 26, true) + dv.getUint16(localHeaderOffset + 28, true);
+    if (dataOffset + compressedSize > size) {
+      throw new ZipFormatError(`${source} is truncated: entry ${name} needs bytes up to ${dataOffset + compressedSize} but the file has ${size}`);
+    }
+    if (!entries.has(name)) entries.set(name, { name, method, flags, crc32, compressedSize, size: usize, localHeaderOffset, dataOffset });
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return entries;
+}
+
+type Crc32Fn = (data: Uint8Array, value?: number) => number;
+const nodeCrc32: Crc32Fn | undefined = (zlib as unknown as { crc32?: Crc32Fn }).crc32;
+
+/**
+ * The uncompressed bytes of an entry: a view into `buf` when STORED, otherwise inflated.
+ * `verifyCrc` checks the recorded CRC-32 (skipped when it is 0 or Node lacks zlib.crc32).
+ */
+export function zipEntryData(buf: Uint8Array, entry: ZipEntry, source: string, verifyCrc = true): Uint8Array {
+  const raw = buf.subarray(entry.dataOffset, entry.dataOffset + entry.compressedSize);
+  let data: Uint8Array;
+  if (entry.method === 0) {
+    if (entry.size !== entry.compressedSize) throw new ZipFormatError(`${source}: stored entry ${entry.name} has inconsistent sizes`);
+    data = raw;
+  } else if (entry.method === 8) {
+    try {
+      data = zlib.inflateRawSync(raw);
+    } catch (e) {
+      throw new ZipFormatError(`${source}: entry ${entry.name} cannot be inflated (${(e as Error).message}); the file is corrupt`);
+    }
+    if (data.byteLength !== entry.size) throw new ZipFormatError(`${source}: entry ${entry.name} inflates to ${data.byteLength} bytes, not ${entry.size}`);
+  } else {
+    throw new ZipFormatError(`${source}: entry ${entry.name} uses unsupported compression method ${entry.method}`);
+  }
+  if (verifyCrc && nodeCrc32 && entry.crc32 !== 0) {
+    const got = nodeCrc32(data) >>> 0;
+    if (got !== entry.crc32 >>> 0) throw new ZipFormatError(`${source}: entry ${entry.name} is corrupt (CRC-32 ${got.toString(16)} instead of ${entry.crc32.toString(16)})`);
+  }
+  return data;
+}

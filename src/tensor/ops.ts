@@ -1,0 +1,408 @@
+/**
+ * Element-wise, reduction and shape ops, each with its gradient beside its forward.
+ * Binary ops broadcast like NumPy; the gradient of a broadcast operand is summed back to its shape.
+ */
+import { Tensor, result, accumulateGrad, allocLike, numel, type Buf } from './tensor.js';
+
+// ---------------------------------------------------------------- broadcasting machinery
+
+export function broadcastShapes(a: readonly number[], b: readonly number[]): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new Error(`Expected broadcastable shapes but received [${a.join(',')}] and [${b.join(',')}]`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Strides of `shape` (right-aligned to `outShape`) with 0 on broadcast dims. */
+function bstrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const n = outShape.length;
+  const st = new Array<number>(n).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const j = n - shape.length + i;
+    st[j] = shape[i] === 1 && outShape[j] !== 1 ? 0 : s;
+    s *= shape[i];
+  }
+  return st;
+}
+
+/** Collapse adjacent dims that are contiguous for every operand, so inner loops run long. */
+function collapse(shape: number[], strides: number[][]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let i = 0; i < shape.length; i++) {
+    if (shape[i] === 1) continue;
+    const k = outShape.length;
+    if (k > 0 && strides.every((st, j) => outStrides[j][k - 1] === st[i] * shape[i])) {
+      outShape[k - 1] *= shape[i];
+      for (let j = 0; j < strides.length; j++) outStrides[j][k - 1] = strides[j][i];
+    } else {
+      outShape.push(shape[i]);
+      for (let j = 0; j < strides.length; j++) outStrides[j].push(strides[j][i]);
+    }
+  }
+  if (outShape.length === 0) {
+    outShape.push(1);
+    for (const s of outStrides) s.push(0);
+  }
+  return { shape: outShape, strides: outStrides };
+}
+
+/**
+ * Iterate over a broadcast of two operands: calls `inner(offA, offB, offOut, len, sa, sb)` for each
+ * run along the innermost (collapsed) dim. The output is contiguous.
+ */
+function forEachRun(
+  outShape: number[],
+  sA: number[],
+  sB: number[],
+  inner: (oa: number, ob: number, oo: number, len: number, sa: number, sb: number) => void,
+): void {
+  const oStr: number[] = [];
+  let s = 1;
+  for (let i = outShape.length - 1; i >= 0; i--) {
+    oStr[i] = s;
+    s *= outShape[i];
+  }
+  const c = collapse(outShape, [sA, sB, oStr]);
+  const nd = c.shape.length;
+  const len = c.shape[nd - 1];
+  const [ca, cb, co] = c.strides;
+  const sa = ca[nd - 1];
+  const sb = cb[nd - 1];
+  const idx = new Array<number>(nd - 1).fill(0);
+  let total = 1;
+  for (let i = 0; i < nd - 1; i++) total *= c.shape[i];
+  for (let r = 0; r < total; r++) {
+    let oa = 0;
+    let ob = 0;
+    let oo = 0;
+    for (let i = 0; i < nd - 1; i++) {
+      oa += idx[i] * ca[i];
+      ob += idx[i] * cb[i];
+      oo += idx[i] * co[i];
+    }
+    inner(oa, ob, oo, len, sa, sb);
+    for (let i = nd - 2; i >= 0; i--) {
+      if (++idx[i] < c.shape[i]) break;
+      idx[i] = 0;
+    }
+  }
+}
+
+/** Sum a gradient of shape `from` down to the (broadcast-compatible) shape `to`. */
+export function sumToShape(g: Buf, from: readonly number[], to: readonly number[]): Buf {
+  if (from.length === to.length && from.every((d, i) => d === to[i])) return g;
+  const out = allocLike(g, numel(to));
+  const sT = bstrides(to, from);
+  const zero = new Array<number>(from.length).fill(0);
+  // Out index via sT (0 on reduced dims); g index is contiguous.
+  forEachRun(from.slice(), sT, zero, (ot, _ob, og, len, st) => {
+    if (st === 0) {
+      let acc = 0;
+      for (let i = 0; i < len; i++) acc += g[og + i];
+      out[ot] += acc;
+    } else {
+      for (let i = 0; i < len; i++) out[ot + i * st] += g[og + i];
+    }
+  });
+  return out;
+}
+
+/** Materialise `a` broadcast to `shape`. */
+export function broadcastData(a: Buf, aShape: readonly number[], shape: readonly number[]): Buf {
+  const out = allocLike(a, numel(shape));
+  const zero = new Array<number>(shape.length).fill(0);
+  forEachRun(shape.slice(), bstrides(aShape, shape), zero, (oa, _ob, oo, len, sa) => {
+    if (sa === 0) out.fill(a[oa], oo, oo + len);
+    else for (let i = 0; i < len; i++) out[oo + i] = a[oa + i * sa];
+  });
+  return out;
+}
+
+function sameDtype(a: Tensor, b: Tensor, op: string): void {
+  if (a.dtype !== b.dtype) throw new Error(`Expected operands of one dtype for ${op} but received ${a.dtype} and ${b.dtype}`);
+}
+
+type BinKind = 0 | 1 | 2 | 3; // add, sub, mul, div
+
+function binaryData(a: Tensor, b: Tensor, kind: BinKind): { data: Buf; shape: number[] } {
+  const shape = broadcastShapes(a.shape, b.shape);
+  const out = allocLike(a.data, numel(shape));
+  const A = a.data;
+  const B = b.data;
+  forEachRun(shape, bstrides(a.shape, shape), bstrides(b.shape, shape), (oa, ob, oo, len, sa, sb) => {
+    switch (kind) {
+      case 0:
+        for (let i = 0; i < len; i++) out[oo + i] = A[oa + i * sa] + B[ob + i * sb];
+        break;
+      case 1:
+        for (let i = 0; i < len; i++) out[oo + i] = A[oa + i * sa] - B[ob + i * sb];
+        break;
+      case 2:
+        for (let i = 0; i < len; i++) out[oo + i] = A[oa + i * sa] * B[ob + i * sb];
+        break;
+      case 3:
+        for (let i = 0; i < len; i++) out[oo + i] = A[oa + i * sa] / B[ob + i * sb];
+        break;
+    }
+  });
+  return { data: out, shape };
+}
+
+function gradTo(t: Tensor, g: Buf, outShape: number[], owned: boolean): void {
+  if (!t.requiresGrad) return;
+  const r = sumToShape(g, outShape, t.shape);
+  accumulateGrad(t, r, owned || r !== g);
+}
+
+// ---------------------------------------------------------------- binary ops
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  sameDtype(a, b, 'add');
+  const { data, shape } = binaryData(a, b, 0);
+  return result(data, shape, [a, b], (g) => {
+    gradTo(a, g, shape, false);
+    gradTo(b, g, shape, false);
+  });
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  sameDtype(a, b, 'sub');
+  const { data, shape } = binaryData(a, b, 1);
+  return result(data, shape, [a, b], (g) => {
+    gradTo(a, g, shape, false);
+    if (b.requiresGrad) {
+      const ng = allocLike(g, g.length);
+      for (let i = 0; i < g.length; i++) ng[i] = -g[i];
+      gradTo(b, ng, shape, true);
+    }
+  });
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  sameDtype(a, b, 'mul');
+  const { data, shape } = binaryData(a, b, 2);
+  return result(data, shape, [a, b], (g) => {
+    const gt = new Tensor(g, shape);
+    if (a.requiresGrad) gradTo(a, binaryData(gt, b, 2).data, shape, true);
+    if (b.requiresGrad) gradTo(b, binaryData(gt, a, 2).data, shape, true);
+  });
+}
+
+export function div(a: Tensor, b: Tensor): Tensor {
+  sameDtype(a, b, 'div');
+  const { data, shape } = binaryData(a, b, 3);
+  return result(data, shape, [a, b], (g) => {
+    const gt = new Tensor(g, shape);
+    if (a.requiresGrad) gradTo(a, binaryData(gt, b, 3).data, shape, true);
+    if (b.requiresGrad) {
+      // d(a/b)/db = -out / b
+      const t = binaryData(gt, new Tensor(data, shape), 2);
+      const q = binaryData(new Tensor(t.data, shape), b, 3).data;
+      for (let i = 0; i < q.length; i++) q[i] = -q[i];
+      gradTo(b, q, shape, true);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- unary ops
+
+function unary(a: Tensor, f: (x: number) => number, dfdx: (x: number, y: number) => number): Tensor {
+  const A = a.data;
+  const out = allocLike(A, A.length);
+  for (let i = 0; i < A.length; i++) out[i] = f(A[i]);
+  return result(out, a.shape, [a], (g) => {
+    const ga = allocLike(g, g.length);
+    for (let i = 0; i < g.length; i++) ga[i] = g[i] * dfdx(A[i], out[i]);
+    accumulateGrad(a, ga, true);
+  });
+}
+
+export function exp(a: Tensor): Tensor {
+  return unary(a, Math.exp, (_x, y) => y);
+}
+export function log(a: Tensor): Tensor {
+  return unary(a, Math.log, (x) => 1 / x);
+}
+export function sigmoid(a: Tensor): Tensor {
+  return unary(a, (x) => 1 / (1 + Math.exp(-x)), (_x, y) => y * (1 - y));
+}
+export function relu(a: Tensor): Tensor {
+  return unary(a, (x) => (x > 0 ? x : 0), (x) => (x > 0 ? 1 : 0));
+}
+export function leakyRelu(a: Tensor, slope = 0.2): Tensor {
+  return unary(a, (x) => (x > 0 ? x : x * slope), (x) => (x > 0 ? 1 : slope));
+}
+export function neg(a: Tensor): Tensor {
+  return unary(a, (x) => -x, () => -1);
+}
+export function square(a: Tensor): Tensor {
+  return unary(a, (x) => x * x, (x) => 2 * x);
+}
+export function abs(a: Tensor): Tensor {
+  return unary(a, Math.abs, (x) => (x > 0 ? 1 : x < 0 ? -1 : 0));
+}
+/** a · s + t for constants s, t. */
+export function affineScalar(a: Tensor, s: number, t = 0): Tensor {
+  return unary(a, (x) => x * s + t, () => s);
+}
+export function scale(a: Tensor, s: number): Tensor {
+  return affineScalar(a, s, 0);
+}
+export function addScalar(a: Tensor, t: number): Tensor {
+  return affineScalar(a, 1, t);
+}
+
+// ---------------------------------------------------------------- reductions
+
+function normAxes(axes: number | readonly number[] | undefined, nd: number): number[] {
+  if (axes === undefined) return [...Array(nd).keys()];
+  const list = typeof axes === 'number' ? [axes] : [...axes];
+  return list.map((ax) => {
+    const a = ax < 0 ? ax + nd : ax;
+    if (a < 0 || a >= nd) throw new Error(`Expected an axis in [${-nd}, ${nd}) for sum but received ${ax}`);
+    return a;
+  });
+}
+
+/** Sum over `axes` (all by default). */
+export function sum(a: Tensor, axes?: number | readonly number[], keepdim = false): Tensor {
+  const ax = normAxes(axes, a.ndim);
+  const kshape = a.shape.map((d, i) => (ax.includes(i) ? 1 : d));
+  const data = sumToShape(a.data, a.shape, kshape);
+  const out = data === a.data ? allocLike(data, data.length).fill(0) : data;
+  if (data === a.data) out.set(data);
+  const shape = keepdim ? kshape : a.shape.filter((_d, i) => !ax.includes(i));
+  return result(out, shape, [a], (g) => {
+    accumulateGrad(a, broadcastData(g, kshape, a.shape), true);
+  });
+}
+
+export function mean(a: Tensor, axes?: number | readonly number[], keepdim = false): Tensor {
+  const ax = normAxes(axes, a.ndim);
+  let count = 1;
+  for (const i of ax) count *= a.shape[i];
+  return scale(sum(a, ax, keepdim), 1 / count);
+}
+
+// ---------------------------------------------------------------- shape ops
+
+export function reshape(a: Tensor, shape: readonly number[]): Tensor {
+  const s = shape.slice();
+  const neg1 = s.indexOf(-1);
+  if (neg1 >= 0) s[neg1] = a.size / numel(s.filter((_d, i) => i !== neg1));
+  if (numel(s) !== a.size) throw new Error(`Expected a shape with ${a.size} elements for reshape but received [${shape.join(',')}]`);
+  return result(a.data, s, [a], (g) => accumulateGrad(a, g, false));
+}
+
+export function permute(a: Tensor, perm: readonly number[]): Tensor {
+  const nd = a.ndim;
+  if (perm.length !== nd || [...perm].sort().some((p, i) => p !== i)) {
+    throw new Error(`Expected a permutation of ${nd} axes for permute but received [${perm.join(',')}]`);
+  }
+  const shape = perm.map((p) => a.shape[p]);
+  const inStr: number[] = [];
+  let s = 1;
+  for (let i = nd - 1; i >= 0; i--) {
+    inStr[i] = s;
+    s *= a.shape[i];
+  }
+  const srcStr = perm.map((p) => inStr[p]);
+  const zero = new Array<number>(nd).fill(0);
+  const gather = (src: Buf): Buf => {
+    const out = allocLike(src, src.length);
+    forEachRun(shape.slice(), srcStr, zero, (oa, _ob, oo, len, sa) => {
+      for (let i = 0; i < len; i++) out[oo + i] = src[oa + i * sa];
+    });
+    return out;
+  };
+  const inv: number[] = [];
+  perm.forEach((p, i) => (inv[p] = i));
+  return result(gather(a.data), shape, [a], (g) => {
+    accumulateGrad(a, permute(new Tensor(g, shape), inv).data, true);
+  });
+}
+
+/** `a[..., start:end:step, ...]` along `axis` (step > 0). Covers channel slicing and `x[:, 0::2]`. */
+export function slice(a: Tensor, axis: number, start: number, end: number, step = 1): Tensor {
+  const ax = axis < 0 ? axis + a.ndim : axis;
+  const dim = a.shape[ax];
+  if (!(start >= 0 && end <= dim && start <= end && step >= 1)) {
+    throw new Error(`Expected 0 ≤ start ≤ end ≤ ${dim} and step ≥ 1 for slice but received ${start}:${end}:${step}`);
+  }
+  const count = Math.ceil((end - start) / step);
+  const outer = numel(a.shape.slice(0, ax));
+  const inner = numel(a.shape.slice(ax + 1));
+  const shape = a.shape.slice();
+  shape[ax] = count;
+  const out = allocLike(a.data, outer * count * inner);
+  const A = a.data;
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < count; c++) {
+      const src = (o * dim + start + c * step) * inner;
+      out.set(A.subarray(src, src + inner), (o * count + c) * inner);
+    }
+  }
+  return result(out, shape, [a], (g) => {
+    const ga = allocLike(g, a.size);
+    for (let o = 0; o < outer; o++) {
+      for (let c = 0; c < count; c++) {
+        const dst = (o * dim + start + c * step) * inner;
+        ga.set(g.subarray((o * count + c) * inner, (o * count + c + 1) * inner), dst);
+      }
+    }
+    accumulateGrad(a, ga, true);
+  });
+}
+
+/** Concatenate along `axis` (default 1: channels). */
+export function concat(ts: readonly Tensor[], axis = 1): Tensor {
+  if (ts.length === 0) throw new Error('Expected at least one tensor for concat but received none');
+  const nd = ts[0].ndim;
+  const ax = axis < 0 ? axis + nd : axis;
+  for (const t of ts) {
+    if (t.ndim !== nd || t.shape.some((d, i) => i !== ax && d !== ts[0].shape[i]) || t.dtype !== ts[0].dtype) {
+      throw new Error(`Expected tensors matching [${ts[0].shape.join(',')}] except on axis ${ax} for concat but received [${t.shape.join(',')}]`);
+    }
+  }
+  const outer = numel(ts[0].shape.slice(0, ax));
+  const inner = numel(ts[0].shape.slice(ax + 1));
+  const total = ts.reduce((s, t) => s + t.shape[ax], 0);
+  const shape = ts[0].shape.slice();
+  shape[ax] = total;
+  const out = allocLike(ts[0].data, outer * total * inner);
+  let off = 0;
+  for (const t of ts) {
+    const blk = t.shape[ax] * inner;
+    for (let o = 0; o < outer; o++) out.set(t.data.subarray(o * blk, (o + 1) * blk), (o * total + off) * inner);
+    off += t.shape[ax];
+  }
+  return result(out, shape, [...ts], (g) => {
+    let o2 = 0;
+    for (const t of ts) {
+      const blk = t.shape[ax] * inner;
+      if (t.requiresGrad) {
+        const gt = allocLike(g, t.size);
+        for (let o = 0; o < outer; o++) gt.set(g.subarray((o * total + o2) * inner, (o * total + o2) * inner + blk), o * blk);
+        accumulateGrad(t, gt, true);
+      }
+      o2 += t.shape[ax];
+    }
+  });
+}
+
+/** Interleave-aware channel helpers used by the flow: even channels and odd channels. */
+export function evenChannels(a: Tensor): Tensor {
+  return slice(a, 1, 0, a.shape[1], 2);
+}
+export function oddChannels(a: Tensor): Tensor {
+  return slice(a, 1, 1, a.shape[1], 2);
+}
