@@ -88,24 +88,31 @@ export function upsampleNearest2x(x: Tensor): Tensor {
 }
 
 /**
- * Bilinear ½ downsampling as PyTorch's interpolate(scale_factor=0.5, align_corners=False) without
- * antialiasing: output floor(n/2), each output pixel the mean of the 2×2 block at (2y, 2x).
+ * Bilinear downsampling by an even integer factor f, as PyTorch's
+ * interpolate(scale_factor=1/f, mode='bilinear', align_corners=False) without antialiasing:
+ * output floor(n/f); source coordinate (dst + ½)·f − ½ falls midway between pixels f·dst + f/2 − 1
+ * and f·dst + f/2, so each output is the mean of that 2×2 block (for f = 2: the block at (2y, 2x)).
  */
-export function downsampleBilinearHalf(x: Tensor): Tensor {
-  expect4d(x, 'x', 'downsampleBilinearHalf');
+export function downsampleBilinear(x: Tensor, factor = 2): Tensor {
+  expect4d(x, 'x', 'downsampleBilinear');
+  if (!(Number.isInteger(factor) && factor >= 2 && factor % 2 === 0)) {
+    throw new Error(`Expected an even integer factor for downsampleBilinear but received ${factor}`);
+  }
   const [n, c, h, w] = x.shape;
-  const oh = Math.floor(h / 2);
-  const ow = Math.floor(w / 2);
+  const oh = Math.floor(h / factor);
+  const ow = Math.floor(w / factor);
+  const o0 = factor / 2 - 1;
   const X = x.data;
   const out = allocLike(X, n * c * oh * ow);
   for (let p = 0; p < n * c; p++) {
     const ib = p * h * w;
     const ob = p * oh * ow;
     for (let i = 0; i < oh; i++) {
-      const r0 = ib + 2 * i * w;
+      const r0 = ib + (factor * i + o0) * w + o0;
       const r1 = r0 + w;
       for (let j = 0; j < ow; j++) {
-        out[ob + i * ow + j] = 0.25 * (X[r0 + 2 * j] + X[r0 + 2 * j + 1] + X[r1 + 2 * j] + X[r1 + 2 * j + 1]);
+        const k = factor * j;
+        out[ob + i * ow + j] = 0.25 * (X[r0 + k] + X[r0 + k + 1] + X[r1 + k] + X[r1 + k + 1]);
       }
     }
   }
@@ -115,19 +122,25 @@ export function downsampleBilinearHalf(x: Tensor): Tensor {
       const ib = p * h * w;
       const ob = p * oh * ow;
       for (let i = 0; i < oh; i++) {
-        const r0 = ib + 2 * i * w;
+        const r0 = ib + (factor * i + o0) * w + o0;
         const r1 = r0 + w;
         for (let j = 0; j < ow; j++) {
+          const k = factor * j;
           const v = 0.25 * g[ob + i * ow + j];
-          gx[r0 + 2 * j] += v;
-          gx[r0 + 2 * j + 1] += v;
-          gx[r1 + 2 * j] += v;
-          gx[r1 + 2 * j + 1] += v;
+          gx[r0 + k] += v;
+          gx[r0 + k + 1] += v;
+          gx[r1 + k] += v;
+          gx[r1 + k + 1] += v;
         }
       }
     }
     accumulateGrad(x, gx, true);
   });
+}
+
+/** Bilinear ½ downsampling (see downsampleBilinear). */
+export function downsampleBilinearHalf(x: Tensor): Tensor {
+  return downsampleBilinear(x, 2);
 }
 
 /**

@@ -111,6 +111,12 @@ test('resampling: nearest ×2, nearest resize, bilinear ½', () => {
   gradcheck((y) => T.resizeNearest(y, 5, 7), [R([2, 1, 3, 4])]);
   gradcheck((y) => T.resizeNearest(y, 2, 3), [R([1, 2, 5, 7])]);
   gradcheck((y) => T.downsampleBilinearHalf(y), [R([2, 2, 5, 6])]);
+  const q = R([1, 1, 8, 9]);
+  const d4 = T.downsampleBilinear(q, 4);
+  assert.deepEqual(d4.shape, [1, 1, 2, 2]);
+  // output (1,1) averages rows 5,6 and columns 5,6 (source coordinate 4·1 + 1.5)
+  assert.ok(Math.abs(d4.data[3] - 0.25 * (q.data[5 * 9 + 5] + q.data[5 * 9 + 6] + q.data[6 * 9 + 5] + q.data[6 * 9 + 6])) < 1e-12);
+  gradcheck((y) => T.downsampleBilinear(y, 4), [R([1, 2, 9, 8])]);
 });
 
 function convCase(n: number, cin: number, cout: number, h: number, w: number, k: number, bias: boolean) {

@@ -1,0 +1,136 @@
+/**
+ * The conditional affine step of SRFlow ("CondAffineSeparatedAndCond"): an injector (affine map
+ * predicted from the conditioning alone) followed by an affine coupling (the second half of the
+ * channels transformed by a map predicted from the first half and the conditioning).
+ */
+import { Tensor } from '../tensor/tensor.js';
+import * as T from '../tensor/index.js';
+import type { Rng } from '../tensor/random.js';
+import { ActNorm } from './actnorm.js';
+import { normalInit } from './init.js';
+import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
+
+/** ZeroConv: (conv3×3(x) + bias) · exp(3·logs); zero-initialised. */
+export class ZeroConv {
+  weight: Tensor;
+  bias: Tensor;
+  logs: Tensor;
+  constructor(readonly cin: number, readonly cout: number) {
+    this.weight = Tensor.param(new Float32Array(cout * cin * 9), [cout, cin, 3, 3]);
+    this.bias = Tensor.param(new Float32Array(cout), [cout]);
+    this.logs = Tensor.param(new Float32Array(cout), [cout, 1, 1]);
+  }
+  parameters(): [string, Tensor][] {
+    return [['weight', this.weight], ['bias', this.bias], ['logs', this.logs]];
+  }
+  apply(x: Tensor): Tensor {
+    return T.mul(T.conv2d(x, this.weight, this.bias), T.exp(T.scale(this.logs, 3)));
+  }
+}
+
+/** Conv (no bias) followed by a plain ActNorm (its log-determinant is not counted). */
+export class ConvActNorm {
+  weight: Tensor;
+  actnorm: ActNorm;
+  constructor(cin: number, cout: number, k: number, ctx: FlowContext, rng: Rng) {
+    this.weight = Tensor.param(normalInit(cout * cin * k * k, 0.05, rng), [cout, cin, k, k]);
+    this.actnorm = new ActNorm(cout, ctx);
+  }
+  parameters(): [string, Tensor][] {
+    return [['weight', this.weight], ...this.actnorm.parameters().map(([n, t]): [string, Tensor] => [`actnorm.${n}`, t])];
+  }
+  apply(x: Tensor): Tensor {
+    return this.actnorm.apply(T.conv2d(x, this.weight));
+  }
+}
+
+/** NN(in, out) = Conv3×3(in→hidden)+ActNorm → ReLU → Conv1×1+ActNorm → ReLU → ZeroConv3×3(hidden→out). */
+export class CouplingNet {
+  readonly l0: ConvActNorm;
+  readonly l2: ConvActNorm;
+  readonly l4: ZeroConv;
+  constructor(readonly cin: number, readonly cout: number, hidden: number, ctx: FlowContext, rng: Rng) {
+    this.l0 = new ConvActNorm(cin, hidden, 3, ctx, rng);
+    this.l2 = new ConvActNorm(hidden, hidden, 1, ctx, rng);
+    this.l4 = new ZeroConv(hidden, cout);
+  }
+  parameters(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [i, m] of [[0, this.l0], [2, this.l2], [4, this.l4]] as const) {
+      for (const [n, t] of m.parameters()) out.push([`${i}.${n}`, t]);
+    }
+    return out;
+  }
+  apply(x: Tensor): Tensor {
+    return this.l4.apply(T.relu(this.l2.apply(T.relu(this.l0.apply(x)))));
+  }
+}
+
+/** shift = g[:, 0::2]; scale = sigmoid(g[:, 1::2] + 2) + eps (the "cross" split). */
+export function shiftScale(g: Tensor, eps: number): { shift: Tensor; scale: Tensor } {
+  return { shift: T.evenChannels(g), scale: T.addScalar(T.sigmoid(T.addScalar(T.oddChannels(g), 2)), eps) };
+}
+
+function sumLog(scale: Tensor): Tensor {
+  return T.sum(T.log(scale), [1, 2, 3]);
+}
+
+export class CondAffine implements FlowLayer {
+  readonly kind = 'affine';
+  readonly fFeatures: CouplingNet;
+  readonly fAffine: CouplingNet;
+  readonly nn: number; // channels of z1 (fed to the coupling net)
+  readonly co: number; // channels of z2 (transformed)
+
+  constructor(readonly channels: number, readonly condChannels: number, hidden: number, readonly eps: number, ctx: FlowContext, rng: Rng) {
+    this.nn = Math.floor(channels / 2);
+    this.co = channels - this.nn;
+    // published key order: fAffine before fFeatures
+    this.fAffine = new CouplingNet(this.nn + condChannels, 2 * this.co, hidden, ctx, rng);
+    this.fFeatures = new CouplingNet(condChannels, 2 * channels, hidden, ctx, rng);
+  }
+
+  parameters(): [string, Tensor][] {
+    return [
+      ...this.fAffine.parameters().map(([n, t]): [string, Tensor] => [`fAffine.${n}`, t]),
+      ...this.fFeatures.parameters().map(([n, t]): [string, Tensor] => [`fFeatures.${n}`, t]),
+    ];
+  }
+
+  private requireCond(cond: Tensor | null, x: Tensor): Tensor {
+    if (!cond) throw new Error('Expected a conditioning map for the conditional affine step but received none');
+    if (cond.shape[2] !== x.shape[2] || cond.shape[3] !== x.shape[3] || cond.shape[1] !== this.condChannels) {
+      throw new Error(`Expected a conditioning map of shape [*,${this.condChannels},${x.shape[2]},${x.shape[3]}] but received [${cond.shape.join(',')}]`);
+    }
+    return cond;
+  }
+
+  forward(x: Tensor, condIn: Tensor | null): FlowResult {
+    const cond = this.requireCond(condIn, x);
+    // injector
+    const inj = shiftScale(this.fFeatures.apply(cond), this.eps);
+    const h = T.mul(T.add(x, inj.shift), inj.scale);
+    let logdet = sumLog(inj.scale);
+    // coupling
+    const z1 = T.slice(h, 1, 0, this.nn);
+    const z2 = T.slice(h, 1, this.nn, this.channels);
+    const cp = shiftScale(this.fAffine.apply(T.concat([z1, cond], 1)), this.eps);
+    const z2o = T.mul(T.add(z2, cp.shift), cp.scale);
+    logdet = T.add(logdet, sumLog(cp.scale));
+    return { out: T.concat([z1, z2o], 1), logdet };
+  }
+
+  inverse(y: Tensor, condIn: Tensor | null): FlowResult {
+    const cond = this.requireCond(condIn, y);
+    const z1 = T.slice(y, 1, 0, this.nn);
+    const z2 = T.slice(y, 1, this.nn, this.channels);
+    const cp = shiftScale(this.fAffine.apply(T.concat([z1, cond], 1)), this.eps);
+    const z2i = T.sub(T.div(z2, cp.scale), cp.shift);
+    let logdet = T.neg(sumLog(cp.scale));
+    const h = T.concat([z1, z2i], 1);
+    const inj = shiftScale(this.fFeatures.apply(cond), this.eps);
+    const x = T.sub(T.div(h, inj.scale), inj.shift);
+    logdet = T.sub(logdet, sumLog(inj.scale));
+    return { out: x, logdet };
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * RRDBNet, SRFlow's conditioning network: ESRGAN's residual-in-residual dense blocks at LR
+ * resolution, upsampled feature maps, and the stacked conditioning maps the flow levels read.
+ */
+import { Tensor } from '../tensor/tensor.js';
+import * as T from '../tensor/index.js';
+import type { Rng } from '../tensor/random.js';
+import { kaimingNormal, torchDefaultConv } from '../flow/init.js';
+import type { ModelConfig } from './config.js';
+
+export class Conv {
+  weight: Tensor;
+  bias: Tensor;
+  constructor(cin: number, cout: number, rng: Rng, init: 'default' | 'dense' = 'default') {
+    const shape = [cout, cin, 3, 3];
+    if (init === 'dense') {
+      this.weight = Tensor.param(kaimingNormal(shape, 0.1, rng), shape);
+      this.bias = Tensor.param(new Float32Array(cout), [cout]);
+    } else {
+      const { weight, bias } = torchDefaultConv(shape, rng);
+      this.weight = Tensor.param(weight, shape);
+      this.bias = Tensor.param(bias, [cout]);
+    }
+  }
+  apply(x: Tensor): Tensor {
+    return T.conv2d(x, this.weight, this.bias);
+  }
+  parameters(): [string, Tensor][] {
+    return [['weight', this.weight], ['bias', this.bias]];
+  }
+}
+
+class DenseBlock {
+  convs: Conv[];
+  constructor(nf: number, gc: number, rng: Rng) {
+    this.convs = [0, 1, 2, 3, 4].map((i) => new Conv(nf + i * gc, i === 4 ? nf : gc, rng, 'dense'));
+  }
+  apply(x: Tensor): Tensor {
+    const feats = [x];
+    for (let i = 0; i < 4; i++) feats.push(T.leakyRelu(this.convs[i].apply(feats.length === 1 ? x : T.concat(feats, 1)), 0.2));
+    const x5 = this.convs[4].apply(T.concat(feats, 1));
+    return T.add(T.scale(x5, 0.2), x);
+  }
+  parameters(): [string, Tensor][] {
+    return this.convs.flatMap((c, i) => c.parameters().map(([n, t]): [string, Tensor] => [`conv${i + 1}.${n}`, t]));
+  }
+}
+
+class RRDB {
+  rdbs: DenseBlock[];
+  constructor(nf: number, gc: number, rng: Rng) {
+    this.rdbs = [0, 1, 2].map(() => new DenseBlock(nf, gc, rng));
+  }
+  apply(x: Tensor): Tensor {
+    let h = x;
+    for (const r of this.rdbs) h = r.apply(h);
+    return T.add(T.scale(h, 0.2), x);
+  }
+  parameters(): [string, Tensor][] {
+    return this.rdbs.flatMap((r, i) => r.parameters().map(([n, t]): [string, Tensor] => [`RDB${i + 1}.${n}`, t]));
+  }
+}
+
+export interface RRDBOutput {
+  /** Conditioning maps by name (`fea_up2`, `fea_up1`, `fea_up0`, `last_lr_fea`, …), stacked when configured. */
+  maps: Map<string, Tensor>;
+  /** Remembered block outputs (`block_b`). */
+  blocks: Map<string, Tensor>;
+  /** The RRDB's own SR output (only when asked for). */
+  out?: Tensor;
+}
+
+export class RRDBNet {
+  convFirst: Conv;
+  trunk: RRDB[];
+  trunkConv: Conv;
+  upconvs: Conv[];
+  hrConv: Conv;
+  convLast: Conv;
+
+  constructor(readonly cfg: ModelConfig, rng: Rng) {
+    const { nf, gc, nb, inNc, outNc, scale } = cfg;
+    this.convFirst = new Conv(inNc, nf, rng);
+    this.trunk = Array.from({ length: nb }, () => new RRDB(nf, gc, rng));
+    this.trunkConv = new Conv(nf, nf, rng);
+    const nUp = Math.max(1, Math.log2(scale));
+    this.upconvs = Array.from({ length: nUp }, () => new Conv(nf, nf, rng));
+    this.hrConv = new Conv(nf, nf, rng);
+    this.convLast = new Conv(nf, outNc, rng);
+  }
+
+  parameters(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    const add = (p: string, ps: [string, Tensor][]) => ps.forEach(([n, t]) => out.push([`${p}.${n}`, t]));
+    add('conv_first', this.convFirst.parameters());
+    this.trunk.forEach((b, i) => add(`RRDB_trunk.${i}`, b.parameters()));
+    add('trunk_conv', this.trunkConv.parameters());
+    this.upconvs.forEach((u, i) => add(`upconv${i + 1}`, u.parameters()));
+    add('HRconv', this.hrConv.parameters());
+    add('conv_last', this.convLast.parameters());
+    return out;
+  }
+
+  /** Run on an LR batch. `withOut` also computes the RRDB's own SR output (L1 pre-training). */
+  forward(lr: Tensor, opts: { withOut?: boolean; needMaps?: boolean } = {}): RRDBOutput {
+    const { flow } = this.cfg;
+    const blocks = new Map<string, Tensor>();
+    let t = this.convFirst.apply(lr);
+    this.trunk.forEach((b, i) => {
+      t = b.apply(t);
+      if (flow.stackBlocks.includes(i)) blocks.set(`block_${i}`, t);
+    });
+    const last = T.add(t, this.trunkConv.apply(t));
+    const raw = new Map<string, Tensor>();
+    raw.set('last_lr_fea', last);
+    raw.set('fea_up1', last);
+    let f = last;
+    this.upconvs.forEach((u, i) => {
+      f = T.leakyRelu(u.apply(T.upsampleNearest2x(f)), 0.2);
+      raw.set(`fea_up${2 ** (i + 1)}`, f);
+    });
+    const result: RRDBOutput = { maps: new Map(), blocks };
+    if (opts.withOut) result.out = this.convLast.apply(T.leakyRelu(this.hrConv.apply(f), 0.2));
+    if (opts.needMaps === false) return result;
+    if (flow.feaUp0) raw.set('fea_up0', T.downsampleBilinearHalf(last));
+    if (flow.feaUpMinus1) raw.set('fea_up-1', T.downsampleBilinear(last, 4));
+    const stacked = flow.stackConcat ? T.concat(flow.stackBlocks.map((b) => blocks.get(`block_${b}`) as Tensor), 1) : null;
+    const done = new Map<Tensor, Tensor>();
+    for (const [k, m] of raw) {
+      let v = done.get(m);
+      if (!v) {
+        v = stacked ? T.concat([m, T.resizeNearest(stacked, m.shape[2], m.shape[3])], 1) : m;
+        done.set(m, v);
+      }
+      result.maps.set(k, v);
+    }
+    return result;
+  }
+}

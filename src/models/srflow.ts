@@ -1,0 +1,242 @@
+/**
+ * SRFlowNet: RRDBNet conditioning + the multi-level conditional flow (`flowUpsamplerNet.layers`,
+ * one flat list of squeezes, transition steps, flow steps and splits, indexed as published).
+ */
+import { Tensor, noGrad } from '../tensor/tensor.js';
+import * as T from '../tensor/index.js';
+import { Rng } from '../tensor/random.js';
+import { ActNorm } from '../flow/actnorm.js';
+import { FlowStep } from '../flow/flowstep.js';
+import { Split2d } from '../flow/split.js';
+import { Squeeze } from '../flow/squeeze.js';
+import { logNormal } from '../flow/gaussian.js';
+import type { FlowContext, FlowLayer } from '../flow/layer.js';
+import { normalInit } from '../flow/init.js';
+import { RRDBNet, type RRDBOutput } from './rrdbnet.js';
+import { condChannels, condKey, type ModelConfig } from './config.js';
+
+export type Layer = Squeeze | FlowStep | Split2d;
+
+export interface EncodeResult {
+  /** ε of each split level from the first upwards, then z_L. */
+  latents: Tensor[];
+  /** Per-sample negative log-likelihood in bits per HR pixel (the published objective). */
+  nll: Tensor;
+  /** Per-sample log-determinant of the flow, including the split priors' log-densities. */
+  logdet: Tensor;
+}
+
+export class SRFlowNet {
+  readonly ctx: FlowContext = { training: false };
+  readonly rrdb: RRDBNet;
+  readonly layers: Layer[] = [];
+  /** Flow level (1-based) of each layer. */
+  readonly levelOf: number[] = [];
+  /** `flowUpsamplerNet.f.0` — present in published checkpoints, unused by the flow. */
+  extra: Map<string, Tensor> = new Map();
+  readonly condChannels: number;
+
+  constructor(readonly config: ModelConfig, seed = 0) {
+    const rng = new Rng(seed);
+    this.rrdb = new RRDBNet(config, rng);
+    const { flow } = config;
+    this.condChannels = condChannels(config);
+    const cond = { channels: this.condChannels, hidden: flow.hidden, eps: flow.eps };
+    let C = config.inNc;
+    for (let l = 1; l <= flow.L; l++) {
+      const push = (layer: Layer) => {
+        this.layers.push(layer);
+        this.levelOf.push(l);
+      };
+      push(new Squeeze());
+      C *= 4;
+      for (let i = 0; i < flow.additionalFlowNoAffine; i++) push(new FlowStep(C, null, this.ctx, rng));
+      for (let i = 0; i < flow.K[l - 1]; i++) push(new FlowStep(C, cond, this.ctx, rng));
+      if (flow.split && l < flow.L - 1) {
+        const s = new Split2d(C);
+        push(s);
+        C = s.keep;
+      }
+    }
+    const fOut = flow.split ? 96 : 384;
+    this.extra.set('flowUpsamplerNet.f.0.weight', Tensor.param(normalInit(fOut * this.condChannels * 9, 0.05, rng), [fOut, this.condChannels, 3, 3]));
+    this.extra.set('flowUpsamplerNet.f.0.bias', Tensor.param(new Float32Array(fOut), [fOut]));
+  }
+
+  get scale(): number {
+    return this.config.scale;
+  }
+
+  /** Every parameter under its published name, in published order. */
+  parameters(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [n, t] of this.rrdb.parameters()) out.set(`RRDB.${n}`, t);
+    this.layers.forEach((l, i) => {
+      for (const [n, t] of (l as FlowLayer).parameters()) out.set(`flowUpsamplerNet.layers.${i}.${n}`, t);
+    });
+    for (const [n, t] of this.extra) out.set(n, t);
+    return out;
+  }
+
+  flowParameters(): [string, Tensor][] {
+    return [...this.parameters()].filter(([n]) => !n.startsWith('RRDB.'));
+  }
+  rrdbParameters(): [string, Tensor][] {
+    return [...this.parameters()].filter(([n]) => n.startsWith('RRDB.'));
+  }
+
+  actNorms(): ActNorm[] {
+    const out: ActNorm[] = [];
+    for (const l of this.layers) {
+      if (!(l instanceof FlowStep)) continue;
+      out.push(l.actnorm);
+      if (l.affine) for (const net of [l.affine.fAffine, l.affine.fFeatures]) out.push(net.l0.actnorm, net.l2.actnorm);
+    }
+    return out;
+  }
+
+  /** Mark ActNorms initialised according to their (loaded) biases. */
+  markLoaded(): void {
+    for (const a of this.actNorms()) a.initialized = a.bias.data.some((v) => v !== 0);
+  }
+
+  /** The conditioning map of each level (index ℓ − 1). */
+  conditioning(rrdbOut: RRDBOutput): Tensor[] {
+    const out: Tensor[] = [];
+    for (let l = 1; l <= this.config.flow.L; l++) {
+      const m = rrdbOut.maps.get(condKey(this.config, l));
+      if (!m) throw new Error(`internal: missing conditioning map ${condKey(this.config, l)}`);
+      out.push(m);
+    }
+    return out;
+  }
+
+  checkPair(hr: Tensor, lr: Tensor): void {
+    const s = this.scale;
+    if (hr.ndim !== 4 || lr.ndim !== 4 || hr.shape[1] !== 3 || lr.shape[1] !== 3) {
+      throw new Error(`Expected NCHW RGB tensors for hr and lr but received [${hr.shape}] and [${lr.shape}]`);
+    }
+    if (hr.shape[0] !== lr.shape[0] || hr.shape[2] !== lr.shape[2] * s || hr.shape[3] !== lr.shape[3] * s) {
+      throw new Error(`Expected hr of shape [${lr.shape[0]},3,${lr.shape[2] * s},${lr.shape[3] * s}] (${s}× lr) but received [${hr.shape}]`);
+    }
+    this.checkLr(lr);
+  }
+
+  checkLr(lr: Tensor): void {
+    const m = 2 ** this.config.flow.L / this.scale;
+    if (lr.ndim !== 4 || lr.shape[1] !== 3) throw new Error(`Expected an NCHW RGB tensor for lr but received shape [${lr.shape}]`);
+    if (m > 1 && (lr.shape[2] % m || lr.shape[3] % m)) {
+      throw new Error(`Expected LR height and width divisible by ${m} for this model (scale ${this.scale}, L=${this.config.flow.L}) but received ${lr.shape[2]}×${lr.shape[3]}`);
+    }
+  }
+
+  /**
+   * HR → latents. Runs in whatever grad mode is active. `noise` is added to hr (dequantisation);
+   * `quant` adds the −H·W·ln(quant) term to the log-determinant.
+   */
+  encodeWith(hr: Tensor, conds: Tensor[], opts: { noise?: Tensor; quant?: number } = {}): EncodeResult {
+    const B = hr.shape[0];
+    const pixels = hr.shape[2] * hr.shape[3];
+    let h = opts.noise ? T.add(hr, opts.noise) : hr;
+    let logdet: Tensor = Tensor.zeros([B], hr.dtype);
+    if (opts.quant) logdet = T.addScalar(logdet, -Math.log(opts.quant) * pixels);
+    const latents: Tensor[] = [];
+    this.layers.forEach((layer, i) => {
+      const cond = conds[this.levelOf[i] - 1];
+      if (layer instanceof Split2d) {
+        const r = layer.forward(h);
+        h = r.out;
+        latents.push(r.latent);
+        logdet = T.add(logdet, r.logdet);
+      } else {
+        const r = layer.forward(h, cond);
+        h = r.out;
+        logdet = T.add(logdet, r.logdet);
+      }
+    });
+    latents.push(h);
+    const objective = T.add(logdet, logNormal(h, null, null));
+    const nll = T.scale(objective, -1 / (Math.LN2 * pixels));
+    return { latents, nll, logdet };
+  }
+
+  /** Latents → HR. Returns the image and the log-determinant of the decoding (−encode's). */
+  decodeWith(latents: Tensor[], conds: Tensor[]): { sr: Tensor; logdet: Tensor } {
+    const lat = latents.slice();
+    let h = lat.pop() as Tensor;
+    const B = h.shape[0];
+    let logdet: Tensor = Tensor.zeros([B], h.dtype);
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const layer = this.layers[i];
+      const cond = conds[this.levelOf[i] - 1];
+      const r = layer instanceof Split2d ? layer.inverse(h, null, lat.pop()) : layer.inverse(h, cond);
+      h = r.out;
+      logdet = T.add(logdet, r.logdet);
+    }
+    return { sr: h, logdet };
+  }
+
+  /** Latent shapes [B, C, H, W] for an LR shape [B, 3, h, w], in published order. */
+  latentShapes(lrShape: readonly number[]): number[][] {
+    const [B, , lh, lw] = lrShape;
+    let H = lh * this.scale;
+    let W = lw * this.scale;
+    let C = this.config.inNc;
+    const out: number[][] = [];
+    for (const layer of this.layers) {
+      if (layer instanceof Squeeze) {
+        C *= 4;
+        H /= 2;
+        W /= 2;
+      } else if (layer instanceof Split2d) {
+        out.push([B, layer.latentChannels, H, W]);
+        C = layer.keep;
+      }
+    }
+    out.push([B, C, H, W]);
+    return out;
+  }
+
+  /**
+   * Draw latents at temperature τ. Order of draws: z_L first, then each split's ε from the highest
+   * level down (as the published seeded sampler).
+   */
+  drawLatents(lrShape: readonly number[], temperature: number, rng: Rng): Tensor[] {
+    const shapes = this.latentShapes(lrShape);
+    const lat = shapes.map((s) => Tensor.zeros(s));
+    if (temperature > 0) for (let i = lat.length - 1; i >= 0; i--) rng.fillNormal(lat[i].data, temperature);
+    return lat;
+  }
+
+  rrdbForward(lr: Tensor, opts: { withOut?: boolean } = {}): RRDBOutput {
+    this.checkLr(lr);
+    return this.rrdb.forward(lr, opts);
+  }
+
+  // ------------------------------------------------------------------ inference helpers
+
+  encode(hr: Tensor, lr: Tensor, opts: { noise?: Tensor; quant?: number } = {}): EncodeResult {
+    this.checkPair(hr, lr);
+    return noGrad(() => this.encodeWith(hr, this.conditioning(this.rrdb.forward(lr)), opts));
+  }
+
+  decode(lr: Tensor, latents: Tensor[]): { sr: Tensor; logdet: Tensor } {
+    this.checkLr(lr);
+    const shapes = this.latentShapes(lr.shape);
+    if (latents.length !== shapes.length) throw new Error(`Expected ${shapes.length} latents for decode but received ${latents.length}`);
+    latents.forEach((z, i) => {
+      if (z.shape.length !== 4 || z.shape.some((d, j) => d !== shapes[i][j])) {
+        throw new Error(`Expected latent ${i} of shape [${shapes[i]}] but received [${z.shape}]`);
+      }
+    });
+    return noGrad(() => this.decodeWith(latents, this.conditioning(this.rrdb.forward(lr))));
+  }
+
+  /** Mean NLL loss of hr (+ noise) given lr, in training mode, with the tape recorded. */
+  loss(hr: Tensor, lr: Tensor, opts: { noise?: Tensor; quant?: number } = {}): { loss: Tensor; nll: Tensor } {
+    this.checkPair(hr, lr);
+    const conds = this.conditioning(this.rrdb.forward(lr));
+    const r = this.encodeWith(hr, conds, opts);
+    return { loss: T.mean(r.nll), nll: r.nll };
+  }
+}
