@@ -165,7 +165,8 @@ export function zipEntryData(buf: Uint8Array, entry: ZipEntry, source: string, v
     data = raw;
   } else if (entry.method === 8) {
     try {
-      data = zlib.inflateRawSync(raw);
+      // Cap the output at the declared size so a corrupt or hostile entry cannot balloon.
+      data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) });
     } catch (e) {
       throw new ZipFormatError(`${source}: entry ${entry.name} cannot be inflated (${(e as Error).message}); the file is corrupt`);
     }
