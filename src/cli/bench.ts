@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { UsageError, parseInteger } from './errors.js';
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('benchmarks: conv3x3 | conv1x1 (kernels), infer | train (whole model)')
+    .argument('<what>', 'conv3x3, conv1x1, infer or train')
+    .option('--channels <n>', 'conv channels (in = out)', '64')
+    .option('--size <n>', 'conv spatial size', '64')
+    .option('--batch <n>', 'batch size', '1')
+    .option('--threads <n>', 'threads (default: all cores)')
+    .option('--repeat <n>', 'timed repetitions')
+    .option('--preset <name>', 'model preset for infer/train: paper4x, paper8x, small4x', 'small4x')
+    .option('--lr-size <n>', 'LR size for infer/train', '32')
+    .option('--samples <n>', 'samples per LR image (infer)', '1')
+    .option('--low-memory', 'recompute flow activations in backward (train)')
+    .option('--json', 'print one JSON object')
+    .action(async (what: string, o: Record<string, string | boolean | undefined>) => {
+      const threads = o.threads ? parseInteger(String(o.threads), '--threads', 1) : undefined;
+      if (threads) {
+        const { setNumThreads } = await import('../kernels/native.js');
+        setNumThreads(threads);
+      }
+      let result: Record<string, unknown>;
+      if (what === 'conv3x3' || what === 'conv1x1') {
+        const { benchConv } = await import('../bench/conv.js');
+        result = await benchConv({
+          op: what,
+          channels: parseInteger(String(o.channels), '--channels', 1),
+          size: parseInteger(String(o.size), '--size', 1),
+          batch: parseInteger(String(o.batch), '--batch', 1),
+          threads: threads ?? 0,
+          repeat: o.repeat ? parseInteger(String(o.repeat), '--repeat', 1) : undefined,
+        });
+      } else if (what === 'infer' || what === 'train') {
+        const { benchModel } = await import('../bench/model.js');
+        result = await benchModel({
+          mode: what,
+          preset: String(o.preset),
+          lrSize: parseInteger(String(o.lrSize), '--lr-size', 1),
+          batch: parseInteger(String(o.batch), '--batch', 1),
+          samples: parseInteger(String(o.samples), '--samples', 1),
+          repeat: o.repeat ? parseInteger(String(o.repeat), '--repeat', 1) : undefined,
+          lowMemory: !!o.lowMemory,
+          quiet: !!o.json,
+        });
+      } else {
+        throw new UsageError(`Expected conv3x3, conv1x1, infer or train for bench but received ${JSON.stringify(what)}`);
+      }
+      if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k}: ${typeof v === 'number' ? +v.toFixed(4) : JSON.stringify(v)}\n`);
+    });
+}

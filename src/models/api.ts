@@ -1,0 +1,191 @@
+/**
+ * The library-facing model: load a published checkpoint or a native srflow model file, and encode,
+ * decode, sample, differentiate and save. Tensors are `{ shape, data: Float32Array }` (NCHW) or
+ * the engine's Tensor class.
+ */
+import { readFileSync, openSync, readSync, closeSync } from 'node:fs';
+import { Tensor, noGrad } from '../tensor/tensor.js';
+import { Rng } from '../tensor/random.js';
+import { readPth } from '../io/pth.js';
+import { parseSafetensors, writeSafetensors, type RawTensor } from '../io/safetensors.js';
+import { loadConfigFile, parseConfig, type ModelConfig } from './config.js';
+import { SRFlowNet } from './srflow.js';
+import { loadStateDict } from './state.js';
+
+export interface TensorLike {
+  shape: number[];
+  data: Float32Array;
+}
+
+export const MODEL_FORMAT = 'srflow-model';
+export const MODEL_FORMAT_VERSION = '1';
+
+export function toTensor(t: TensorLike | Tensor, name: string): Tensor {
+  if (t instanceof Tensor) return t;
+  if (!t || !Array.isArray(t.shape) || !(t.data instanceof Float32Array)) {
+    throw new Error(`Expected a tensor { shape: number[], data: Float32Array } for ${name} but received ${t === null ? 'null' : typeof t}`);
+  }
+  return new Tensor(t.data, t.shape);
+}
+
+function perSample(t: Tensor): Float32Array {
+  return Float32Array.from(t.data);
+}
+
+export interface SampleOptions {
+  /** Temperature τ ≥ 0 (default 0.8). */
+  temperature?: number;
+  /** Seed of the latent draws (default 0): the same seed gives the same sample. */
+  seed?: number;
+}
+
+export class SRFlowModel {
+  constructor(readonly net: SRFlowNet) {}
+
+  get config(): ModelConfig {
+    return this.net.config;
+  }
+  get scale(): number {
+    return this.net.scale;
+  }
+
+  /** Every parameter under its published name. */
+  parameters(): Map<string, Tensor> {
+    return this.net.parameters();
+  }
+
+  /** HR image (with its LR) → latents; the published objective, no dequantisation. */
+  encode(hr: TensorLike | Tensor, lr: TensorLike | Tensor): { latents: Tensor[]; nll: Float32Array; logdet: Float32Array } {
+    const r = this.net.encode(toTensor(hr, 'hr'), toTensor(lr, 'lr'));
+    return { latents: r.latents, nll: perSample(r.nll), logdet: perSample(r.logdet) };
+  }
+
+  /** Latents (published order) → HR image. */
+  decode(lr: TensorLike | Tensor, latents: (TensorLike | Tensor)[]): { sr: Tensor; logdet: Float32Array } {
+    const r = this.net.decode(toTensor(lr, 'lr'), latents.map((z, i) => toTensor(z, `latents[${i}]`)));
+    return { sr: r.sr, logdet: perSample(r.logdet) };
+  }
+
+  /** One sample at temperature τ, reproducible for a seed. */
+  sample(lr: TensorLike | Tensor, opts: SampleOptions = {}): Tensor {
+    const temperature = opts.temperature ?? 0.8;
+    if (!(typeof temperature === 'number' && Number.isFinite(temperature) && temperature >= 0)) {
+      throw new Error(`Expected a finite temperature ≥ 0 for temperature but received ${temperature}`);
+    }
+    const seed = opts.seed ?? 0;
+    if (!Number.isInteger(seed)) throw new Error(`Expected an integer for seed but received ${seed}`);
+    const L = toTensor(lr, 'lr');
+    this.net.checkLr(L);
+    const latents = this.net.drawLatents(L.shape, temperature, new Rng(seed));
+    return this.net.decode(L, latents).sr;
+  }
+
+  latentShapes(lrShape: readonly number[]): number[][] {
+    return this.net.latentShapes(lrShape);
+  }
+
+  /** Gradients of mean(nll) of hr + noise (training mode; no dequantisation term). */
+  gradients(hr: TensorLike | Tensor, lr: TensorLike | Tensor, opts: { noise?: TensorLike | Tensor } = {}): { loss: number; grads: Map<string, Tensor> } {
+    const params = this.net.parameters();
+    for (const p of params.values()) p.grad = null;
+    const prev = this.net.ctx.training;
+    this.net.ctx.training = true;
+    try {
+      const { loss } = this.net.loss(toTensor(hr, 'hr'), toTensor(lr, 'lr'), { noise: opts.noise ? toTensor(opts.noise, 'noise') : undefined });
+      loss.backward();
+      const grads = new Map<string, Tensor>();
+      for (const [n, p] of params) grads.set(n, new Tensor(p.grad ?? new Float32Array(p.size), p.shape));
+      for (const p of params.values()) p.grad = null;
+      return { loss: loss.item(), grads };
+    } finally {
+      this.net.ctx.training = prev;
+    }
+  }
+
+  /** Save as a native model file: safetensors with the configuration in its metadata. Atomic. */
+  async save(path: string, extraMetadata: Record<string, string> = {}): Promise<void> {
+    saveModelFile(this.net, path, extraMetadata);
+  }
+}
+
+export function saveModelFile(net: SRFlowNet, path: string, extraMetadata: Record<string, string> = {}): void {
+  const tensors = new Map<string, RawTensor>();
+  for (const [n, p] of net.parameters()) tensors.set(n, { shape: p.shape, data: p.data as Float32Array });
+  writeSafetensors(path, tensors, {
+    format: MODEL_FORMAT,
+    format_version: MODEL_FORMAT_VERSION,
+    config: JSON.stringify(net.config.opt),
+    ...extraMetadata,
+  });
+}
+
+function sniff(path: string): 'zip' | 'safetensors' | 'unknown' {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`Cannot read model ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message}`);
+  }
+  try {
+    const b = Buffer.alloc(9);
+    const n = readSync(fd, b, 0, 9, 0);
+    if (n >= 4 && b[0] === 0x50 && b[1] === 0x4b) return 'zip';
+    if (n >= 9 && b[8] === 0x7b) return 'safetensors';
+    return 'unknown';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface LoadOptions {
+  /** Configuration for checkpoints that do not carry one (.pth): an object or a YAML/JSON path. */
+  config?: string | Record<string, unknown>;
+}
+
+/** Load a published `.pth` checkpoint (needs `config`) or a native srflow model file. */
+export async function loadModel(path: string, opts: LoadOptions = {}): Promise<SRFlowModel> {
+  return new SRFlowModel(loadNet(path, opts));
+}
+
+export function loadNet(path: string, opts: LoadOptions = {}): SRFlowNet {
+  if (typeof path !== 'string' || !path) throw new Error(`Expected a file path for model but received ${JSON.stringify(path)}`);
+  const kind = sniff(path);
+  let state: Map<string, RawTensor>;
+  let cfg: ModelConfig | null = null;
+  if (kind === 'zip') {
+    state = readPth(path);
+  } else if (kind === 'safetensors') {
+    let f;
+    try {
+      f = parseSafetensors(new Uint8Array(readFileSync(path)), path);
+    } catch (e) {
+      throw new Error(`Cannot read model ${path}: ${(e as Error).message}`);
+    }
+    state = f.tensors;
+    if (f.metadata.config && !opts.config) {
+      try {
+        cfg = parseConfig(JSON.parse(f.metadata.config));
+      } catch (e) {
+        throw new Error(`Cannot read model ${path}: its embedded configuration is invalid (${(e as Error).message})`);
+      }
+    }
+  } else {
+    throw new Error(`Cannot read model ${path}: not a PyTorch checkpoint (.pth) or a safetensors/srflow model file`);
+  }
+  if (!cfg) {
+    if (!opts.config) throw new Error(`Model ${path} carries no configuration: pass one (config option or --config FILE)`);
+    cfg = typeof opts.config === 'string' ? loadConfigFile(opts.config) : parseConfig(opts.config);
+  }
+  const net = new SRFlowNet(cfg);
+  loadStateDict(net, state, `model ${path}`);
+  return net;
+}
+
+/** A new model with random weights (published initialisation) for a configuration. */
+export function createModel(config: Record<string, unknown> | ModelConfig, seed = 0): SRFlowModel {
+  const cfg = 'flow' in config && 'opt' in config ? (config as ModelConfig) : parseConfig(config);
+  return new SRFlowModel(new SRFlowNet(cfg, seed));
+}
+
+export { noGrad };
