@@ -66,18 +66,43 @@ export class SRFlowModel {
     return { sr: r.sr, logdet: perSample(r.logdet) };
   }
 
-  /** One sample at temperature τ, reproducible for a seed. */
-  sample(lr: TensorLike | Tensor, opts: SampleOptions = {}): Tensor {
+  /**
+   * Samples at temperature τ, reproducible for a seed. Without `samples`, one Tensor; with
+   * `samples: N`, an array of N tensors (sample i uses seed + i), all decoded against one
+   * conditioning pass of the LR image.
+   */
+  sample(lr: TensorLike | Tensor, opts?: SampleOptions & { samples?: undefined }): Tensor;
+  sample(lr: TensorLike | Tensor, opts: SampleOptions & { samples: number }): Tensor[];
+  sample(lr: TensorLike | Tensor, opts: SampleOptions & { samples?: number } = {}): Tensor | Tensor[] {
     const temperature = opts.temperature ?? 0.8;
     if (!(typeof temperature === 'number' && Number.isFinite(temperature) && temperature >= 0)) {
       throw new Error(`Expected a finite temperature ≥ 0 for temperature but received ${temperature}`);
     }
     const seed = opts.seed ?? 0;
     if (!Number.isInteger(seed)) throw new Error(`Expected an integer for seed but received ${seed}`);
+    const n = opts.samples;
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new Error(`Expected an integer ≥ 1 for samples but received ${n}`);
+    const L = toTensor(lr, 'lr');
+    const out = this.sampleMany(L, [{ temperature, seed }], n ?? 1);
+    return n === undefined ? out[0] : out;
+  }
+
+  /**
+   * `count` samples for each (temperature, seed) in `draws`: sample i of a draw uses seed + i.
+   * The LR image is conditioned once and every sample decoded against it.
+   */
+  sampleMany(lr: TensorLike | Tensor, draws: { temperature: number; seed: number }[], count: number): Tensor[] {
     const L = toTensor(lr, 'lr');
     this.net.checkLr(L);
-    const latents = this.net.drawLatents(L.shape, temperature, new Rng(seed));
-    return this.net.decode(L, latents).sr;
+    const cond = this.net.prepareConditioning(L);
+    const out: Tensor[] = [];
+    for (const d of draws) {
+      for (let i = 0; i < count; i++) {
+        const latents = this.net.drawLatents(L.shape, d.temperature, new Rng(d.seed + i));
+        out.push(this.net.decodeCached(latents, cond).sr);
+      }
+    }
+    return out;
   }
 
   latentShapes(lrShape: readonly number[]): number[][] {

@@ -26,6 +26,12 @@ export interface EncodeResult {
   logdet: Tensor;
 }
 
+export interface ConditioningCache {
+  lrShape: number[];
+  /** Conditioning map per level. */
+  conds: Tensor[];
+}
+
 export class SRFlowNet {
   readonly ctx: FlowContext = { training: false };
   readonly rrdb: RRDBNet;
@@ -230,6 +236,20 @@ export class SRFlowNet {
       }
     });
     return noGrad(() => this.decodeWith(latents, this.conditioning(this.rrdb.forward(lr))));
+  }
+
+  /**
+   * Conditioning of an LR batch, computed once and reusable for any number of decodes (the RRDB
+   * maps per level). See decodeCached.
+   */
+  prepareConditioning(lr: Tensor): ConditioningCache {
+    this.checkLr(lr);
+    return noGrad(() => ({ lrShape: lr.shape.slice(), conds: this.conditioning(this.rrdb.forward(lr)) }));
+  }
+
+  /** Decode latents against a prepared conditioning. */
+  decodeCached(latents: Tensor[], cache: ConditioningCache): { sr: Tensor; logdet: Tensor } {
+    return noGrad(() => this.decodeWith(latents, cache.conds));
   }
 
   /** Mean NLL loss of hr (+ noise) given lr, in training mode, with the tape recorded. */
