@@ -6,6 +6,7 @@ import { UsageError } from './errors.js';
 import { registerBench } from './bench.js';
 import { registerVerify } from './verify.js';
 import { registerInfo } from './info.js';
+import { registerTrain } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerVerify(program);
   registerInfo(program);
+  registerTrain(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

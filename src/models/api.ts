@@ -188,6 +188,7 @@ export function loadNet(path: string, opts: LoadOptions = {}): SRFlowNet {
       throw new Error(`Cannot read model ${path}: ${(e as Error).message}`);
     }
     state = f.tensors;
+    for (const k of [...state.keys()]) if (k.startsWith('optimizer.')) state.delete(k);
     if (f.metadata.config && !opts.config) {
       try {
         cfg = parseConfig(JSON.parse(f.metadata.config));

@@ -1,0 +1,119 @@
+/** Tiny-model training: exact resume, non-finite handling, both stages, checkpoints, figures. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, mkdirSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { parseTrainOptions, type TrainOptions } from '../../src/train/options.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { makeOpt } from '../../src/models/config.js';
+import { loadModel } from '../../src/models/api.js';
+
+let dir = '';
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'srflow-train-'));
+  for (const sub of ['train', 'val']) {
+    mkdirSync(join(dir, sub));
+    for (let k = 0; k < 3; k++) {
+      const w = 48;
+      const buf = Buffer.alloc(w * w * 3);
+      for (let y = 0; y < w; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+        buf[(y * w + x) * 3 + c] = Math.round(127 + 100 * Math.sin((x * (c + 1) + y * (k + 1)) / 5) * Math.cos(y / 7));
+      }
+      await sharp(buf, { raw: { width: w, height: w, channels: 3 } }).png().toFile(join(dir, sub, `img${k}.png`));
+    }
+  }
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function opts(stage: 'rrdb' | 'flow', out: string, extra: Record<string, unknown> = {}): TrainOptions {
+  const model = makeOpt({ scale: 4, nb: 1, K: 1, L: 3, blocks: [0], hidden: 8, nf: 8, quant: 32 });
+  return parseTrainOptions({
+    ...model,
+    name: 'tiny',
+    datasets: { train: { dataroot_GT: join(dir, 'train'), GT_size: 16, batch_size: 2, quant: 32 }, val: { dataroot_GT: join(dir, 'val'), crop: 32 } },
+    train: { stage, niter: 8, lr_G: 5e-4, val_freq: 1000, save_checkpoint_freq: 1000, log_freq: 2, manual_seed: 3, ...extra },
+    path: { out_dir: out },
+  });
+}
+
+const weights = (t: Trainer) => [...t.net.parameters()].map(([n, p]) => [n, Array.from(p.data)] as const);
+
+test('N steps straight = N/2 steps + resume + N/2 steps (weights, Adam, schedule, RNG)', async () => {
+  const a = await Trainer.create(opts('flow', join(dir, 'a')));
+  await a.run({ maxSteps: 6 });
+  const b1 = await Trainer.create(opts('flow', join(dir, 'b')));
+  await b1.run({ maxSteps: 3 });
+  const ck = join(dir, 'b', 'latest.safetensors');
+  assert.ok(existsSync(ck));
+  const b2 = await Trainer.create(opts('flow', join(dir, 'b')), {}, ck);
+  assert.equal(b2.iter, 3);
+  await b2.run({ maxSteps: 3 });
+  assert.equal(b2.iter, 6);
+  const wa = weights(a);
+  const wb = weights(b2);
+  for (let i = 0; i < wa.length; i++) assert.deepEqual(wb[i], wa[i], `parameter ${wa[i][0]} differs after resume`);
+  // the checkpoint is also a loadable model
+  const m = await loadModel(ck);
+  assert.equal(m.scale, 4);
+});
+
+test('flow stage: NLL falls on a tiny model; log, curve, validation grid and checkpoints are written', async () => {
+  const out = join(dir, 'c');
+  const o = opts('flow', out, { niter: 40, val_freq: 40, save_checkpoint_freq: 20 });
+  const t = await Trainer.create(o);
+  const losses: number[] = [];
+  const vals: Record<string, unknown>[] = [];
+  t.events.onStep = (s) => losses.push(s.loss);
+  t.events.onVal = (v) => vals.push(v);
+  const r = await t.run();
+  assert.equal(r.reason, 'done');
+  const first = losses.slice(0, 3).reduce((a, b) => a + b) / 3;
+  const last = losses.slice(-3).reduce((a, b) => a + b) / 3;
+  assert.ok(last < first, `loss did not fall: ${first} → ${last}`);
+  assert.equal(vals.length, 1);
+  for (const k of ['nll_bpd', 'psnr', 'psnr_bicubic', 'lr_psnr', 'diversity']) assert.ok(Number.isFinite(vals[0][k] as number), `val ${k}`);
+  const files = readdirSync(out);
+  for (const f of ['train_log.jsonl', 'loss_curve.png', 'latest.safetensors', 'checkpoint_0000020.safetensors', 'checkpoint_0000040.safetensors', 'val_0000040.png']) assert.ok(files.includes(f), `${f} written`);
+  assert.ok(!files.some((f) => f.endsWith('.tmp')), 'no temporary files');
+  const lines = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(lines.filter((l) => l.type === 'step').length >= 20);
+  assert.ok(lines.some((l) => l.type === 'val'));
+});
+
+test('rrdb stage: L1 pre-training runs and its checkpoint seeds the flow stage', async () => {
+  const out = join(dir, 'r');
+  const t = await Trainer.create(opts('rrdb', out, { niter: 10, val_freq: 10 }));
+  const losses: number[] = [];
+  t.events.onStep = (s) => losses.push(s.loss);
+  await t.run();
+  assert.ok(losses[losses.length - 1] < losses[0]);
+  const o = opts('flow', join(dir, 'r2'));
+  o.pretrainRrdb = join(out, 'latest.safetensors');
+  const f = await Trainer.create(o);
+  const w = f.net.parameters().get('RRDB.conv_first.weight')!;
+  assert.deepEqual(Array.from(w.data), Array.from(t.net.parameters().get('RRDB.conv_first.weight')!.data));
+  // frozen RRDB for the first half: its weights do not move
+  await f.run({ maxSteps: 2 });
+  assert.deepEqual(Array.from(f.net.parameters().get('RRDB.conv_first.weight')!.data), Array.from(w.data));
+});
+
+test('non-finite losses skip the update; repeated ones stop the run with the last good checkpoint intact', async () => {
+  const out = join(dir, 'n');
+  const t = await Trainer.create(opts('flow', out, { max_nonfinite: 3, niter: 50, save_checkpoint_freq: 2 }));
+  await t.run({ maxSteps: 2 });
+  const good = readFileSync(join(out, 'latest.safetensors'));
+  // poison a weight: every later loss is NaN
+  t.net.parameters().get('flowUpsamplerNet.layers.3.affine.fAffine.0.weight')!.data[0] = NaN;
+  const warnings: string[] = [];
+  t.events.onWarning = (m) => warnings.push(m);
+  const r = await t.run();
+  assert.equal(r.reason, 'nonfinite');
+  assert.equal(warnings.length, 4);
+  assert.match(warnings[3], /3 consecutive non-finite steps.*intact/);
+  assert.deepEqual(readFileSync(join(out, 'latest.safetensors')), good);
+  const log = readFileSync(join(out, 'train_log.jsonl'), 'utf8');
+  assert.match(log, /"type":"nonfinite"/);
+});
