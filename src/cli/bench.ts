@@ -25,14 +25,14 @@ export function registerBench(program: Command): void {
       let result: Record<string, unknown>;
       if (what === 'conv3x3' || what === 'conv1x1') {
         const { benchConv } = await import('../bench/conv.js');
-        result = await benchConv({
+        result = { ...(await benchConv({
           op: what,
           channels: parseInteger(String(o.channels), '--channels', 1),
           size: parseInteger(String(o.size), '--size', 1),
           batch: parseInteger(String(o.batch), '--batch', 1),
           threads: threads ?? 0,
           repeat: o.repeat ? parseInteger(String(o.repeat), '--repeat', 1) : undefined,
-        });
+        })) };
       } else if (what === 'infer' || what === 'train') {
         const { benchModel } = await import('../bench/model.js');
         result = await benchModel({

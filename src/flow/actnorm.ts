@@ -1,5 +1,6 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
+import { channelAffine, channelAffineInverse } from '../tensor/fused.js';
 import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
 
 /**
@@ -44,10 +45,10 @@ export class ActNorm implements FlowLayer {
     this.initialized = true;
   }
 
-  /** The affine map without log-determinant (as used inside the coupling nets). */
-  apply(x: Tensor): Tensor {
+  /** The affine map without log-determinant (as used inside the coupling nets), optionally + ReLU. */
+  apply(x: Tensor, relu = false): Tensor {
     this.maybeInit(x);
-    return T.mul(T.add(x, this.bias), T.exp(this.logs));
+    return channelAffine(x, this.bias, this.logs, 1, relu);
   }
 
   private ld(x: Tensor, sign: number): Tensor {
@@ -60,7 +61,7 @@ export class ActNorm implements FlowLayer {
   }
 
   inverse(y: Tensor): FlowResult {
-    const out = T.sub(T.mul(y, T.exp(T.neg(this.logs))), this.bias);
+    const out = channelAffineInverse(y, this.bias, this.logs, 1);
     return { out, logdet: this.ld(y, -1) };
   }
 }

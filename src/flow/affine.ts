@@ -5,6 +5,7 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
+import { affineFromNet, channelAffine, sumLogScale } from '../tensor/fused.js';
 import type { Rng } from '../tensor/random.js';
 import { ActNorm } from './actnorm.js';
 import { normalInit } from './init.js';
@@ -24,7 +25,7 @@ export class ZeroConv {
     return [['weight', this.weight], ['bias', this.bias], ['logs', this.logs]];
   }
   apply(x: Tensor): Tensor {
-    return T.mul(T.conv2d(x, this.weight, this.bias), T.exp(T.scale(this.logs, 3)));
+    return channelAffine(T.conv2d(x, this.weight), this.bias, this.logs, 3);
   }
 }
 
@@ -39,8 +40,8 @@ export class ConvActNorm {
   parameters(): [string, Tensor][] {
     return [['weight', this.weight], ...this.actnorm.parameters().map(([n, t]): [string, Tensor] => [`actnorm.${n}`, t])];
   }
-  apply(x: Tensor): Tensor {
-    return this.actnorm.apply(T.conv2d(x, this.weight));
+  apply(x: Tensor, relu = false): Tensor {
+    return this.actnorm.apply(T.conv2d(x, this.weight), relu);
   }
 }
 
@@ -62,17 +63,8 @@ export class CouplingNet {
     return out;
   }
   apply(x: Tensor): Tensor {
-    return this.l4.apply(T.relu(this.l2.apply(T.relu(this.l0.apply(x)))));
+    return this.l4.apply(this.l2.apply(this.l0.apply(x, true), true));
   }
-}
-
-/** shift = g[:, 0::2]; scale = sigmoid(g[:, 1::2] + 2) + eps (the "cross" split). */
-export function shiftScale(g: Tensor, eps: number): { shift: Tensor; scale: Tensor } {
-  return { shift: T.evenChannels(g), scale: T.addScalar(T.sigmoid(T.addScalar(T.oddChannels(g), 2)), eps) };
-}
-
-function sumLog(scale: Tensor): Tensor {
-  return T.sum(T.log(scale), [1, 2, 3]);
 }
 
 export class CondAffine implements FlowLayer {
@@ -107,30 +99,23 @@ export class CondAffine implements FlowLayer {
 
   forward(x: Tensor, condIn: Tensor | null): FlowResult {
     const cond = this.requireCond(condIn, x);
-    // injector
-    const inj = shiftScale(this.fFeatures.apply(cond), this.eps);
-    const h = T.mul(T.add(x, inj.shift), inj.scale);
-    let logdet = sumLog(inj.scale);
-    // coupling
+    // injector: affine map predicted from the conditioning alone
+    const inj = this.fFeatures.apply(cond);
+    const h = affineFromNet(x, inj, this.eps);
+    // coupling: z2 transformed by a map predicted from z1 and the conditioning
     const z1 = T.slice(h, 1, 0, this.nn);
-    const z2 = T.slice(h, 1, this.nn, this.channels);
-    const cp = shiftScale(this.fAffine.apply(T.concat([z1, cond], 1)), this.eps);
-    const z2o = T.mul(T.add(z2, cp.shift), cp.scale);
-    logdet = T.add(logdet, sumLog(cp.scale));
-    return { out: T.concat([z1, z2o], 1), logdet };
+    const cp = this.fAffine.apply(T.concat([z1, cond], 1));
+    const z2 = affineFromNet(T.slice(h, 1, this.nn, this.channels), cp, this.eps);
+    return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
   inverse(y: Tensor, condIn: Tensor | null): FlowResult {
     const cond = this.requireCond(condIn, y);
     const z1 = T.slice(y, 1, 0, this.nn);
-    const z2 = T.slice(y, 1, this.nn, this.channels);
-    const cp = shiftScale(this.fAffine.apply(T.concat([z1, cond], 1)), this.eps);
-    const z2i = T.sub(T.div(z2, cp.scale), cp.shift);
-    let logdet = T.neg(sumLog(cp.scale));
-    const h = T.concat([z1, z2i], 1);
-    const inj = shiftScale(this.fFeatures.apply(cond), this.eps);
-    const x = T.sub(T.div(h, inj.scale), inj.shift);
-    logdet = T.sub(logdet, sumLog(inj.scale));
-    return { out: x, logdet };
+    const cp = this.fAffine.apply(T.concat([z1, cond], 1));
+    const z2 = affineFromNet(T.slice(y, 1, this.nn, this.channels), cp, this.eps, true);
+    const inj = this.fFeatures.apply(cond);
+    const x = affineFromNet(T.concat([z1, z2], 1), inj, this.eps, true);
+    return { out: x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(inj, this.eps))) };
   }
 }

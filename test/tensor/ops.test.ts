@@ -195,3 +195,27 @@ test('noGrad records no tape; backward frees the tape', () => {
   assert.ok(x.grad);
   assert.throws(() => T.sum(Tensor.zeros([2])).backward(), /does not require grad/);
 });
+
+test('fused flow ops: forward equals the unfused chain; gradients match finite differences', async () => {
+  const F = await import('../../src/tensor/fused.js');
+  const x = R([2, 3, 4, 5]);
+  const b = R([1, 3, 1, 1], 0.5);
+  const s = R([1, 3, 1, 1], 0.3);
+  const want = T.mul(T.add(x, b), T.exp(T.scale(s, 3)));
+  assert.ok(relErr(F.channelAffine(x, b, s, 3).data, want.data) < 1e-14);
+  assert.ok(relErr(F.channelAffine(x, b, s, 1, true).data, T.relu(T.mul(T.add(x, b), T.exp(s))).data) < 1e-14);
+  assert.ok(relErr(F.channelAffineInverse(F.channelAffine(x, b, s, 2), b, s, 2).data, x.data) < 1e-14);
+  gradcheck((p, q, r2) => F.channelAffine(p, q, r2, 3), [x, b, s]);
+  gradcheck((p, q, r2) => F.channelAffine(p, q, r2, 1, true), [R([2, 3, 4, 5]), R([3], 0.5), R([3], 0.3)]);
+  gradcheck((p, q, r2) => F.channelAffineInverse(p, q, r2, 1), [R([2, 3, 2, 3]), R([1, 3, 1, 1]), R([1, 3, 1, 1], 0.3)]);
+  const h = R([2, 3, 3, 2]);
+  const raw = R([2, 6, 3, 2]);
+  const shift = T.evenChannels(raw);
+  const scale = T.addScalar(T.sigmoid(T.addScalar(T.oddChannels(raw), 2)), 1e-4);
+  assert.ok(relErr(F.affineFromNet(h, raw, 1e-4).data, T.mul(T.add(h, shift), scale).data) < 1e-14);
+  assert.ok(relErr(F.affineFromNet(F.affineFromNet(h, raw, 1e-4), raw, 1e-4, true).data, h.data) < 1e-13);
+  assert.ok(relErr(F.sumLogScale(raw, 1e-4).data, T.sum(T.log(scale), [1, 2, 3]).data) < 1e-14);
+  gradcheck((p, q) => F.affineFromNet(p, q, 1e-4), [h, raw]);
+  gradcheck((p, q) => F.affineFromNet(p, q, 1e-4, true), [R([2, 3, 3, 2]), R([2, 6, 3, 2])]);
+  gradcheck((q) => F.sumLogScale(q, 1e-4), [R([2, 6, 3, 2])]);
+});

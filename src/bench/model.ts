@@ -1,0 +1,122 @@
+/**
+ * Whole-model benchmarks on published architectures with random weights:
+ * `infer` times sampling at τ = 0.9, `train` one full optimisation step (dequantised NLL,
+ * backward, Adam). Median after warm-up; peak RSS of the process.
+ */
+import { Tensor, noGrad } from '../tensor/tensor.js';
+import * as T from '../tensor/index.js';
+import { Rng } from '../tensor/random.js';
+import { SRFlowNet } from '../models/srflow.js';
+import { parseConfig, makeOpt } from '../models/config.js';
+import { Adam } from '../train/adam.js';
+import { backendInfo } from '../kernels/index.js';
+import { UsageError } from '../cli/errors.js';
+
+export const PRESETS: Record<string, { scale: number; nb: number; K: number; L: number; blocks: number[] }> = {
+  paper4x: { scale: 4, nb: 23, K: 16, L: 3, blocks: [1, 8, 15, 22] },
+  paper8x: { scale: 8, nb: 23, K: 16, L: 4, blocks: [1, 3, 5, 7] },
+  small4x: { scale: 4, nb: 4, K: 2, L: 3, blocks: [0, 1, 2, 3] },
+  default4x: { scale: 4, nb: 6, K: 4, L: 3, blocks: [1, 2, 4, 5] },
+};
+
+/** A model of a preset with random weights everywhere (no layer an identity). */
+export function presetModel(name: string, seed = 0): SRFlowNet {
+  const p = PRESETS[name];
+  if (!p) throw new UsageError(`Expected one of ${Object.keys(PRESETS).join(', ')} for --preset but received ${JSON.stringify(name)}`);
+  const net = new SRFlowNet(parseConfig(makeOpt({ ...p, quant: 32 })), seed);
+  const rng = new Rng(seed + 1);
+  for (const [n, t] of net.parameters()) {
+    if (/(\.4|conv)\.(weight|bias)$/.test(n) && n.startsWith('flow')) rng.fillNormal(t.data, 1e-3);
+    else if (/logs$/.test(n)) rng.fillNormal(t.data, 1e-2);
+    else if (/actnorm\.bias$/.test(n)) rng.fillNormal(t.data, 1e-2);
+  }
+  net.markLoaded();
+  return net;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+export interface ModelBenchOptions {
+  mode: 'infer' | 'train';
+  preset: string;
+  lrSize: number;
+  batch: number;
+  samples: number;
+  repeat?: number;
+  lowMemory?: boolean;
+  quiet?: boolean;
+}
+
+export async function benchModel(o: ModelBenchOptions): Promise<Record<string, unknown>> {
+  const net = presetModel(o.preset);
+  const m = 2 ** net.config.flow.L / net.scale;
+  if (m > 1 && o.lrSize % m) throw new UsageError(`Expected --lr-size divisible by ${m} for ${o.preset} but received ${o.lrSize}`);
+  const rng = new Rng(5);
+  const lr = Tensor.zeros([o.batch, 3, o.lrSize, o.lrSize]);
+  rng.fillUniform(lr.data);
+  const repeat = o.repeat ?? (o.mode === 'infer' ? 3 : 5);
+  const times: number[] = [];
+  let cacheBytes = 0;
+  let params = 0;
+  for (const p of net.parameters().values()) params += p.size;
+  let run: () => void;
+  if (o.mode === 'infer') {
+    run = () => {
+      const cache = net.prepareConditioning(lr);
+      cacheBytes = cache.conds.reduce((s, c) => s + c.size * 4, 0);
+      for (let s = 0; s < o.samples; s++) {
+        const z = net.drawLatents(lr.shape, 0.9, new Rng(s));
+        noGrad(() => net.decodeCached(z, cache));
+      }
+    };
+  } else {
+    const hr = Tensor.zeros([o.batch, 3, o.lrSize * net.scale, o.lrSize * net.scale]);
+    rng.fillUniform(hr.data);
+    net.ctx.training = true;
+    const adam = new Adam([{ name: 'flow', params: net.flowParameters() }, { name: 'rrdb', params: net.rrdbParameters() }], { lr: 1e-5 });
+    run = () => {
+      const noise = Tensor.zeros(hr.shape);
+      rng.fillUniform(noise.data, -0.5 / 32, 0.5 / 32);
+      const { loss } = net.loss(hr, lr, { noise, quant: 32 });
+      adam.zeroGrad();
+      loss.backward();
+      adam.step();
+      void T;
+    };
+  }
+  const log = (s: string) => !o.quiet && process.stderr.write(s);
+  log(`warm-up (${o.preset}, ${o.mode}, LR ${o.lrSize}×${o.lrSize}, batch ${o.batch}${o.mode === 'infer' ? `, ${o.samples} sample(s)` : ''}) ...\n`);
+  run();
+  for (let i = 0; i < repeat; i++) {
+    const t0 = performance.now();
+    run();
+    times.push((performance.now() - t0) / 1000);
+    log(`  run ${i + 1}/${repeat}: ${times[i].toFixed(3)} s\n`);
+  }
+  const { name } = backendInfo();
+  return {
+    bench: o.mode,
+    preset: o.preset,
+    lr_size: o.lrSize,
+    batch: o.batch,
+    ...(o.mode === 'infer' ? { samples: o.samples, cache_mib: +(cacheBytes / 1048576).toFixed(1) } : { low_memory: !!o.lowMemory }),
+    median_s: +median(times).toFixed(4),
+    min_s: +Math.min(...times).toFixed(4),
+    peak_rss_mib: +(process.resourceUsage().maxRSS / 1024).toFixed(1),
+    parameters: params,
+    backend: name,
+    threads: await threadsInUse(),
+  };
+}
+
+async function threadsInUse(): Promise<number> {
+  try {
+    const n = await import('../kernels/native.js');
+    return (n as unknown as { getNumThreads?: () => number }).getNumThreads?.() ?? 1;
+  } catch {
+    return 1;
+  }
+}
