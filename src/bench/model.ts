@@ -66,7 +66,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
   if (o.mode === 'infer') {
     run = () => {
       const cache = net.prepareConditioning(lr);
-      cacheBytes = cache.conds.reduce((s, c) => s + c.size * 4, 0);
+      cacheBytes = cache.bytes;
       for (let s = 0; s < o.samples; s++) {
         const z = net.drawLatents(lr.shape, 0.9, new Rng(s));
         noGrad(() => net.decodeCached(z, cache));

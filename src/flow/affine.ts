@@ -65,6 +65,21 @@ export class CouplingNet {
   apply(x: Tensor): Tensor {
     return this.l4.apply(this.l2.apply(this.l0.apply(x, true), true));
   }
+  /** The rest of the net given the first conv's output (before its ActNorm). */
+  applyAfterFirstConv(pre: Tensor): Tensor {
+    return this.l4.apply(this.l2.apply(this.l0.actnorm.apply(pre, true), true));
+  }
+}
+
+/**
+ * What a conditional affine step needs from the conditioning alone, computed once per LR image:
+ * the injector net's output and the conditioning half of the coupling net's first conv
+ * (conv(cat(z1, u), W) = conv(z1, W_z) + conv(u, W_u)).
+ */
+export interface AffineCache {
+  inj: Tensor;
+  u0: Tensor;
+  wz: Tensor;
 }
 
 export class CondAffine implements FlowLayer {
@@ -107,6 +122,36 @@ export class CondAffine implements FlowLayer {
     const cp = this.fAffine.apply(T.concat([z1, cond], 1));
     const z2 = affineFromNet(T.slice(h, 1, this.nn, this.channels), cp, this.eps);
     return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
+  }
+
+  /** Precompute the conditioning-only parts (inference). */
+  precompute(condIn: Tensor): AffineCache {
+    const cond = this.requireCond(condIn, condIn);
+    const w = this.fAffine.l0.weight;
+    const wz = T.slice(w, 1, 0, this.nn);
+    const wu = T.slice(w, 1, this.nn, this.nn + this.condChannels);
+    return { inj: this.fFeatures.apply(cond), u0: T.conv2d(cond, wu), wz };
+  }
+
+  /** The coupling net's output for z1 against a precomputed conditioning. */
+  private couplingCached(z1: Tensor, c: AffineCache): Tensor {
+    return this.fAffine.applyAfterFirstConv(T.add(T.conv2d(z1, c.wz), c.u0));
+  }
+
+  forwardCached(x: Tensor, c: AffineCache): FlowResult {
+    const h = affineFromNet(x, c.inj, this.eps);
+    const z1 = T.slice(h, 1, 0, this.nn);
+    const cp = this.couplingCached(z1, c);
+    const z2 = affineFromNet(T.slice(h, 1, this.nn, this.channels), cp, this.eps);
+    return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(c.inj, this.eps), sumLogScale(cp, this.eps)) };
+  }
+
+  inverseCached(y: Tensor, c: AffineCache): FlowResult {
+    const z1 = T.slice(y, 1, 0, this.nn);
+    const cp = this.couplingCached(z1, c);
+    const z2 = affineFromNet(T.slice(y, 1, this.nn, this.channels), cp, this.eps, true);
+    const x = affineFromNet(T.concat([z1, z2], 1), c.inj, this.eps, true);
+    return { out: x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(c.inj, this.eps))) };
   }
 
   inverse(y: Tensor, condIn: Tensor | null): FlowResult {

@@ -3,7 +3,7 @@ import * as T from '../tensor/index.js';
 import type { Rng } from '../tensor/random.js';
 import { ActNorm } from './actnorm.js';
 import { InvConv1x1 } from './invconv.js';
-import { CondAffine } from './affine.js';
+import { CondAffine, type AffineCache } from './affine.js';
 import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
 
 /**
@@ -31,21 +31,21 @@ export class FlowStep implements FlowLayer {
     return out;
   }
 
-  forward(x: Tensor, cond: Tensor | null): FlowResult {
+  forward(x: Tensor, cond: Tensor | null, cache?: AffineCache): FlowResult {
     const a = this.actnorm.forward(x);
     const b = this.invconv.forward(a.out);
     let logdet = T.add(a.logdet, b.logdet);
     if (!this.affine) return { out: b.out, logdet };
-    const c = this.affine.forward(b.out, cond);
+    const c = cache ? this.affine.forwardCached(b.out, cache) : this.affine.forward(b.out, cond);
     logdet = T.add(logdet, c.logdet);
     return { out: c.out, logdet };
   }
 
-  inverse(y: Tensor, cond: Tensor | null): FlowResult {
+  inverse(y: Tensor, cond: Tensor | null, cache?: AffineCache): FlowResult {
     let h = y;
     let logdet: Tensor | null = null;
     if (this.affine) {
-      const c = this.affine.inverse(h, cond);
+      const c = cache ? this.affine.inverseCached(h, cache) : this.affine.inverse(h, cond);
       h = c.out;
       logdet = c.logdet;
     }

@@ -79,11 +79,13 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
   const ds = isObj(raw.datasets) ? raw.datasets : {};
   const dtr: Obj = isObj(ds.train) ? ds.train : {};
   const dval: Obj = isObj(ds.val) ? ds.val : {};
-  const tr: Obj = isObj(raw.train) ? raw.train : {};
+  const tr0: Obj = isObj(raw.train) ? raw.train : {};
   const path: Obj = isObj(raw.path) ? raw.path : {};
   const rel = (p: string | null) => (p ? resolve(baseDir, p) : null);
   const name = pick(raw.name, 'name', 'srflow', isStr, 'a non-empty string');
-  const stage = overrides.stage ?? pick<Stage>(tr.stage, 'train.stage', 'flow', (x) => x === 'rrdb' || x === 'flow', '"rrdb" or "flow"');
+  const stage = overrides.stage ?? pick<Stage>(tr0.stage, 'train.stage', 'flow', (x) => x === 'rrdb' || x === 'flow', '"rrdb" or "flow"');
+  // stage-specific overrides: train.rrdb / train.flow sections win over train.* for that stage
+  const tr: Obj = { ...tr0, ...(isObj(tr0[stage]) ? (tr0[stage] as Obj) : {}) };
   const trainDir = pick<string | null>(dtr.dataroot_GT, 'datasets.train.dataroot_GT', null, isStr, 'a folder path');
   if (!trainDir) throw new Error('Expected a folder of HR training images for datasets.train.dataroot_GT but received none');
   const scale = model.scale;
@@ -97,7 +99,7 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
     model,
     stage,
     name,
-    outDir: rel(pick<string | null>(path.out_dir, 'path.out_dir', null, isStr, 'a folder path')) ?? resolve(baseDir, 'runs', `${name}-${stage}`),
+    outDir: rel(pick<string | null>(path.out_dir, 'path.out_dir', null, isStr, 'a folder path')) ?? resolve(process.cwd(), 'runs', `${name}-${stage}`),
     pretrainRrdb: rel(pick<string | null>(path.pretrain_rrdb ?? path.pretrain_model_G, 'path.pretrain_rrdb', null, isStr, 'a file path')),
     data: {
       trainDir: rel(trainDir) as string,

@@ -245,7 +245,7 @@ export class Trainer {
           continue;
         }
         const cache = this.net.prepareConditioning(lr);
-        const enc = noGrad(() => this.net.encodeWith(hr, cache.conds, { quant: o.model.quant }));
+        const enc = this.net.encodeCached(hr, cache, { quant: o.model.quant });
         add('nll_bpd', enc.nll.data[0] / 3);
         const zero = this.net.decodeCached(this.net.drawLatents(lr.shape, 0, new Rng(0)), cache).sr;
         const sr0 = clip(planarOf(zero));
