@@ -67,9 +67,11 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
     run = () => {
       const cache = net.prepareConditioning(lr);
       cacheBytes = cache.bytes;
-      for (let s = 0; s < o.samples; s++) {
-        const z = net.drawLatents(lr.shape, 0.9, new Rng(s));
-        noGrad(() => net.decodeCached(z, cache));
+      // samples decoded in batches of up to 4 against the one conditioning (as SRFlowModel.sampleMany)
+      for (let s0 = 0; s0 < o.samples; s0 += o.batch === 1 ? 4 : 1) {
+        const k = o.batch === 1 ? Math.min(4, o.samples - s0) : 1;
+        const z = net.drawLatents([k * o.batch, ...lr.shape.slice(1)], 0.9, new Rng(s0));
+        noGrad(() => net.decodeCached(z, cache, { logdet: false }));
       }
     };
   } else {

@@ -146,11 +146,12 @@ export class CondAffine implements FlowLayer {
     return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(c.inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
-  inverseCached(y: Tensor, c: AffineCache): FlowResult {
+  inverseCached(y: Tensor, c: AffineCache, needLogdet = true): FlowResult {
     const z1 = T.slice(y, 1, 0, this.nn);
     const cp = this.couplingCached(z1, c);
     const z2 = affineFromNet(T.slice(y, 1, this.nn, this.channels), cp, this.eps, true);
     const x = affineFromNet(T.concat([z1, z2], 1), c.inj, this.eps, true);
+    if (!needLogdet) return { out: x, logdet: Tensor.zeros([1], x.dtype) };
     return { out: x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(c.inj, this.eps))) };
   }
 

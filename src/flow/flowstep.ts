@@ -41,11 +41,11 @@ export class FlowStep implements FlowLayer {
     return { out: c.out, logdet };
   }
 
-  inverse(y: Tensor, cond: Tensor | null, cache?: AffineCache): FlowResult {
+  inverse(y: Tensor, cond: Tensor | null, cache?: AffineCache, needLogdet = true): FlowResult {
     let h = y;
     let logdet: Tensor | null = null;
     if (this.affine) {
-      const c = cache ? this.affine.inverseCached(h, cache) : this.affine.inverse(h, cond);
+      const c = cache ? this.affine.inverseCached(h, cache, needLogdet) : this.affine.inverse(h, cond);
       h = c.out;
       logdet = c.logdet;
     }

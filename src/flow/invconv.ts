@@ -1,4 +1,4 @@
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, isGradEnabled, parameterVersion } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import type { Rng } from '../tensor/random.js';
 import { orthogonal } from './init.js';
@@ -17,8 +17,25 @@ export class InvConv1x1 implements FlowLayer {
     return [['weight', this.weight]];
   }
 
+  /**
+   * Inference cache of log|det W| and W⁻¹ (valid for one weight array and parameter version; never
+   * used while recording a tape, so gradients always flow through the real ops).
+   */
+  private cache: { data: unknown; version: number; logdet: Tensor; inv: Tensor } | null = null;
+
+  private cached(): { logdet: Tensor; inv: Tensor } | null {
+    if (isGradEnabled() || this.weight.dtype !== 'float32') return null;
+    const v = parameterVersion();
+    if (!this.cache || this.cache.data !== this.weight.data || this.cache.version !== v) {
+      const c = this.channels;
+      this.cache = { data: this.weight.data, version: v, logdet: T.logAbsDet(this.weight), inv: T.reshape(T.inverse(this.weight), [c, c, 1, 1]) };
+    }
+    return this.cache;
+  }
+
   private ld(x: Tensor, sign: number): Tensor {
-    return T.scale(T.logAbsDet(this.weight), sign * x.shape[2] * x.shape[3]);
+    const c = this.cached();
+    return T.scale(c ? c.logdet : T.logAbsDet(this.weight), sign * x.shape[2] * x.shape[3]);
   }
 
   forward(x: Tensor): FlowResult {
@@ -28,6 +45,7 @@ export class InvConv1x1 implements FlowLayer {
 
   inverse(y: Tensor): FlowResult {
     const c = this.channels;
-    return { out: T.conv2d(y, T.reshape(T.inverse(this.weight), [c, c, 1, 1])), logdet: this.ld(y, -1) };
+    const inv = this.cached()?.inv ?? T.reshape(T.inverse(this.weight), [c, c, 1, 1]);
+    return { out: T.conv2d(y, inv), logdet: this.ld(y, -1) };
   }
 }

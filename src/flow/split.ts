@@ -47,10 +47,11 @@ export class Split2d implements FlowLayer {
     return { out: z1, logdet: logNormal(z2, mean, logs), latent };
   }
 
-  inverse(z1: Tensor, _cond: Tensor | null, latent?: Tensor): FlowResult {
+  inverse(z1: Tensor, _cond: Tensor | null, latent?: Tensor, needLogdet = true): FlowResult {
     if (!latent) throw new Error('Expected a latent for the split layer inverse but received none');
     const { mean, logs } = this.prior(z1);
     const z2 = T.add(mean, T.mul(T.exp(logs), latent));
-    return { out: T.concat([z1, z2], 1), logdet: T.neg(logNormal(z2, mean, logs)) };
+    const out = T.concat([z1, z2], 1);
+    return { out, logdet: needLogdet ? T.neg(logNormal(z2, mean, logs)) : Tensor.zeros([1], out.dtype) };
   }
 }

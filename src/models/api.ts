@@ -28,6 +28,18 @@ export function toTensor(t: TensorLike | Tensor, name: string): Tensor {
   return new Tensor(t.data, t.shape);
 }
 
+function stackBatch(ts: Tensor[]): Tensor {
+  const per = ts[0].size;
+  const data = new Float32Array(per * ts.length);
+  ts.forEach((t, i) => data.set(t.data, i * per));
+  return new Tensor(data, [ts.length, ...ts[0].shape.slice(1)]);
+}
+
+function sliceBatch(t: Tensor, i: number): Tensor {
+  const per = t.size / t.shape[0];
+  return new Tensor(t.data.slice(i * per, (i + 1) * per), [1, ...t.shape.slice(1)]);
+}
+
 function perSample(t: Tensor): Float32Array {
   return Float32Array.from(t.data);
 }
@@ -91,15 +103,21 @@ export class SRFlowModel {
    * `count` samples for each (temperature, seed) in `draws`: sample i of a draw uses seed + i.
    * The LR image is conditioned once and every sample decoded against it.
    */
-  sampleMany(lr: TensorLike | Tensor, draws: { temperature: number; seed: number }[], count: number): Tensor[] {
+  sampleMany(lr: TensorLike | Tensor, draws: { temperature: number; seed: number }[], count: number, opts: { batch?: number } = {}): Tensor[] {
     const L = toTensor(lr, 'lr');
     this.net.checkLr(L);
     const cond = this.net.prepareConditioning(L);
     const out: Tensor[] = [];
+    const B = L.shape[0];
+    // with one LR image, decode up to `batch` samples at once against the shared conditioning
+    const group = B === 1 ? Math.max(1, opts.batch ?? 4) : 1;
     for (const d of draws) {
-      for (let i = 0; i < count; i++) {
-        const latents = this.net.drawLatents(L.shape, d.temperature, new Rng(d.seed + i));
-        out.push(this.net.decodeCached(latents, cond).sr);
+      for (let i0 = 0; i0 < count; i0 += group) {
+        const k = Math.min(group, count - i0);
+        const per = Array.from({ length: k }, (_v, j) => this.net.drawLatents(L.shape, d.temperature, new Rng(d.seed + i0 + j)));
+        const latents = per[0].map((_z, li) => (k === 1 ? per[0][li] : stackBatch(per.map((p) => p[li]))));
+        const sr = this.net.decodeCached(latents, cond, { logdet: false }).sr;
+        for (let j = 0; j < k; j++) out.push(k === 1 ? sr : sliceBatch(sr, j));
       }
     }
     return out;

@@ -269,9 +269,11 @@ export class SRFlowNet {
   }
 
   /** Decode latents against a prepared conditioning (inference; no tape). */
-  decodeCached(latents: Tensor[], cache: ConditioningCache): { sr: Tensor; logdet: Tensor } {
-    const B = cache.lrShape[0];
-    const shapes = this.latentShapes(cache.lrShape);
+  decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean } = {}): { sr: Tensor; logdet: Tensor } {
+    const needLogdet = opts.logdet !== false;
+    // a cache of batch 1 decodes any number of samples at once (latent batch = samples)
+    const B = cache.lrShape[0] === 1 && latents.length ? latents[0].shape[0] : cache.lrShape[0];
+    const shapes = this.latentShapes([B, ...cache.lrShape.slice(1)]);
     if (latents.length !== shapes.length || latents.some((z, i) => z.shape.some((d, j) => d !== shapes[i][j]))) {
       throw new Error(`Expected latents of shapes ${JSON.stringify(shapes)} but received ${JSON.stringify(latents.map((z) => z.shape))}`);
     }
@@ -281,9 +283,9 @@ export class SRFlowNet {
       let logdet: Tensor = Tensor.zeros([B], h.dtype);
       for (let i = this.layers.length - 1; i >= 0; i--) {
         const layer = this.layers[i];
-        let r;
-        if (layer instanceof Split2d) r = layer.inverse(h, null, lat.pop());
-        else if (layer instanceof FlowStep) r = layer.inverse(h, null, cache.steps.get(i));
+        let r: { out: Tensor; logdet: Tensor };
+        if (layer instanceof Split2d) r = layer.inverse(h, null, lat.pop(), needLogdet);
+        else if (layer instanceof FlowStep) r = layer.inverse(h, null, cache.steps.get(i), needLogdet);
         else r = layer.inverse(h);
         h = r.out;
         logdet = T.add(logdet, r.logdet);

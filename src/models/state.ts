@@ -1,5 +1,5 @@
 /** Loading a state_dict (published parameter names) into a model, with errors naming every problem. */
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, bumpParameterVersion } from '../tensor/tensor.js';
 import type { SRFlowNet } from './srflow.js';
 
 export interface TensorData {
@@ -41,5 +41,6 @@ export function loadStateDict(model: SRFlowNet, state: Map<string, TensorData>, 
     }
     p.data = t.data.byteOffset % 4 === 0 ? t.data : Float32Array.from(t.data);
   }
+  bumpParameterVersion();
   model.markLoaded();
 }

@@ -101,15 +101,16 @@ const sig = (v: number) => 1 / (1 + Math.exp(-v));
  */
 export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = false): Tensor {
   const [n, c, hw] = dims(h);
-  if (raw.shape[1] !== 2 * c || raw.shape[0] !== n || raw.shape[2] * raw.shape[3] !== hw) {
+  if (raw.shape[1] !== 2 * c || (raw.shape[0] !== n && raw.shape[0] !== 1) || raw.shape[2] * raw.shape[3] !== hw) {
     throw new Error(`Expected a net output of shape [${n},${2 * c},${h.shape[2]},${h.shape[3]}] for affineFromNet but received [${raw.shape.join(',')}]`);
   }
+  const rb = raw.shape[0] === n ? 1 : 0; // raw batch stride factor: 0 broadcasts one conditioning over the batch
   const H = h.data;
   const R = raw.data;
   const out = allocLike(H, H.length);
   for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
     const o = (b * c + ch) * hw;
-    const rs = (b * 2 * c + 2 * ch) * hw; // shift channel
+    const rs = (rb * b * 2 * c + 2 * ch) * hw; // shift channel
     const rc = rs + hw; // scale channel
     if (!inverse) for (let i = 0; i < hw; i++) out[o + i] = (H[o + i] + R[rs + i]) * (sig(R[rc + i] + 2) + eps);
     else for (let i = 0; i < hw; i++) out[o + i] = H[o + i] / (sig(R[rc + i] + 2) + eps) - R[rs + i];
@@ -119,7 +120,7 @@ export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = fal
     const gr = raw.requiresGrad ? allocLike(R, R.length) : null;
     for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
       const o = (b * c + ch) * hw;
-      const rs = (b * 2 * c + 2 * ch) * hw;
+      const rs = (rb * b * 2 * c + 2 * ch) * hw;
       const rc = rs + hw;
       for (let i = 0; i < hw; i++) {
         const s = sig(R[rc + i] + 2);
@@ -128,14 +129,14 @@ export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = fal
         if (!inverse) {
           if (gh) gh[o + i] = gi * scale;
           if (gr) {
-            gr[rs + i] = gi * scale;
-            gr[rc + i] = gi * (H[o + i] + R[rs + i]) * s * (1 - s);
+            gr[rs + i] += gi * scale;
+            gr[rc + i] += gi * (H[o + i] + R[rs + i]) * s * (1 - s);
           }
         } else {
           if (gh) gh[o + i] = gi / scale;
           if (gr) {
-            gr[rs + i] = -gi;
-            gr[rc + i] = (-gi * H[o + i] / (scale * scale)) * s * (1 - s);
+            gr[rs + i] -= gi;
+            gr[rc + i] += (-gi * H[o + i] / (scale * scale)) * s * (1 - s);
           }
         }
       }

@@ -30,6 +30,15 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+let paramVersion = 0;
+/** A counter bumped whenever parameters change in place (optimiser steps, loading), for caches. */
+export function parameterVersion(): number {
+  return paramVersion;
+}
+export function bumpParameterVersion(): void {
+  paramVersion++;
+}
+
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const s of shape) n *= s;

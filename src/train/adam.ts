@@ -5,7 +5,7 @@
  * Parameters are grouped (SRFlow uses a flow group and an RRDB group); each group has its own lr,
  * which the learning-rate schedule sets. State can be exported and restored for exact resume.
  */
-import type { Tensor } from '../tensor/tensor.js';
+import { bumpParameterVersion, type Tensor } from '../tensor/tensor.js';
 
 export interface AdamOptions {
   lr: number;
@@ -52,6 +52,7 @@ export class Adam {
   /** One update of every trainable parameter that has a gradient. */
   step(): void {
     this.step_++;
+    bumpParameterVersion();
     const { beta1: b1, beta2: b2, eps, weightDecay: wd } = this;
     for (const grp of this.groups) {
       if (!grp.trainable) continue;
