@@ -82,7 +82,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
     run = () => {
       const noise = Tensor.zeros(hr.shape);
       rng.fillUniform(noise.data, -0.5 / 32, 0.5 / 32);
-      const { loss } = net.loss(hr, lr, { noise, quant: 32 });
+      const { loss } = net.loss(hr, lr, { noise, quant: 32, lowMemory: o.lowMemory });
       adam.zeroGrad();
       loss.backward();
       adam.step();

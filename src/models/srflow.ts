@@ -11,6 +11,7 @@ import type { AffineCache } from '../flow/affine.js';
 import { Split2d } from '../flow/split.js';
 import { Squeeze } from '../flow/squeeze.js';
 import { logNormal } from '../flow/gaussian.js';
+import { lowMemoryNll } from '../flow/lowmem.js';
 import type { FlowContext, FlowLayer } from '../flow/layer.js';
 import { normalInit } from '../flow/init.js';
 import { RRDBNet, type RRDBOutput } from './rrdbnet.js';
@@ -300,9 +301,21 @@ export class SRFlowNet {
   }
 
   /** Mean NLL loss of hr (+ noise) given lr, in training mode, with the tape recorded. */
-  loss(hr: Tensor, lr: Tensor, opts: { noise?: Tensor; quant?: number } = {}): { loss: Tensor; nll: Tensor } {
+  loss(hr: Tensor, lr: Tensor, opts: { noise?: Tensor; quant?: number; lowMemory?: boolean; frozenRrdb?: boolean } = {}): { loss: Tensor; nll: Tensor } {
     this.checkPair(hr, lr);
-    const conds = this.conditioning(this.rrdb.forward(lr));
+    const rrdb = () => this.conditioning(this.rrdb.forward(lr));
+    const conds = opts.frozenRrdb ? noGrad(rrdb) : rrdb();
+    return this.lossFromConditioning(hr, conds, opts);
+  }
+
+  /** Mean NLL given the conditioning maps; `lowMemory` recomputes flow activations by inversion. */
+  lossFromConditioning(hr: Tensor, conds: Tensor[], opts: { noise?: Tensor; quant?: number; lowMemory?: boolean } = {}): { loss: Tensor; nll: Tensor } {
+    if (opts.lowMemory) {
+      const x = opts.noise ? T.add(hr, opts.noise) : hr;
+      const constLd = opts.quant ? -Math.log(opts.quant) * hr.shape[2] * hr.shape[3] : 0;
+      const nll = lowMemoryNll({ layers: this.layers, levelIndex: this.levelOf.map((l) => l - 1) }, x, conds, constLd);
+      return { loss: T.mean(nll), nll };
+    }
     const r = this.encodeWith(hr, conds, opts);
     return { loss: T.mean(r.nll), nll: r.nll };
   }

@@ -177,11 +177,7 @@ export class Trainer {
         noise = Tensor.zeros(hr.shape);
         this.noiseRng.fillUniform(noise.data, -0.5 / quant, 0.5 / quant);
       }
-      const conds = frozen
-        ? noGrad(() => this.net.conditioning(this.net.rrdb.forward(lrT)))
-        : this.net.conditioning(this.net.rrdb.forward(lrT));
-      const r = this.net.encodeWith(hr, conds, { noise, quant: this.o.train.dequantize ? quant : undefined });
-      loss = T.mean(r.nll);
+      loss = this.net.loss(hr, lrT, { noise, quant: this.o.train.dequantize ? quant : undefined, lowMemory: this.o.train.lowMemory, frozenRrdb: frozen }).loss;
     }
     this.adam.zeroGrad();
     const value = loss.item();
