@@ -1,0 +1,234 @@
+// N-API bindings for the srflow native kernels. All calls are synchronous: the JS thread takes
+// part in the computation and returns when the pool is done.
+#include <napi.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common.h"
+
+namespace {
+
+using srf::IsaImpl;
+
+const IsaImpl* g_isa = nullptr;
+
+int best_level() {  // 2 = avx512, 1 = avx2, 0 = scalar
+#if defined(SRF_X86) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
+    return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+  return 0;
+}
+
+int parse_level(const std::string& s) {
+  if (s == "avx512") return 2;
+  if (s == "avx2") return 1;
+  if (s == "scalar" || s == "none" || s == "portable") return 0;
+  return -1;
+}
+
+const IsaImpl* isa_for(int level) {
+#if defined(SRF_X86)
+  if (level >= 2) return &srf::isa_avx512;
+  if (level == 1) return &srf::isa_avx2;
+#endif
+  (void)level;
+  return &srf::isa_scalar;
+}
+
+void select_isa(int want) {
+  const int best = best_level();
+  g_isa = isa_for(want < 0 || want > best ? best : want);
+}
+
+const IsaImpl& isa() {
+  if (!g_isa) {
+    const char* e = std::getenv("SRFLOW_SIMD");
+    select_isa(e && *e ? parse_level(e) : -1);
+  }
+  return *g_isa;
+}
+
+float* f32(const Napi::CallbackInfo& info, size_t i, const char* what, size_t expect, bool nullable = false) {
+  Napi::Value v = info[i];
+  if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), std::string("Expected a Float32Array for ") + what);
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  if (a.ElementLength() != expect)
+    throw Napi::RangeError::New(info.Env(), std::string("Expected ") + std::to_string(expect) + " elements for " +
+                                                what + " but received " + std::to_string(a.ElementLength()));
+  return a.Data();
+}
+
+int int_arg(const Napi::CallbackInfo& info, size_t i, const char* what, int min) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("Expected a number for ") + what);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= min) || d > 2147483647.0 || d != static_cast<double>(static_cast<long long>(d)))
+    throw Napi::RangeError::New(info.Env(), std::string("Invalid ") + what);
+  return static_cast<int>(d);
+}
+
+struct Geom {
+  int n, cin, h, w, cout, kh, kw, pad, oh, ow;
+};
+
+Geom geom(const Napi::CallbackInfo& info, size_t i) {
+  Geom g;
+  g.n = int_arg(info, i, "n", 1);
+  g.cin = int_arg(info, i + 1, "cin", 1);
+  g.h = int_arg(info, i + 2, "h", 1);
+  g.w = int_arg(info, i + 3, "w", 1);
+  g.cout = int_arg(info, i + 4, "cout", 1);
+  g.kh = int_arg(info, i + 5, "kh", 1);
+  g.kw = int_arg(info, i + 6, "kw", 1);
+  g.pad = int_arg(info, i + 7, "pad", 0);
+  g.oh = g.h + 2 * g.pad - g.kh + 1;
+  g.ow = g.w + 2 * g.pad - g.kw + 1;
+  if (g.oh < 1 || g.ow < 1) throw Napi::RangeError::New(info.Env(), "convolution output would be empty");
+  return g;
+}
+
+size_t sz(long long a, long long b = 1, long long c = 1, long long d = 1) { return (size_t)(a * b * c * d); }
+
+// conv2d(x, w, bias|null, n, cin, h, w, cout, kh, kw, pad, out)
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  Geom g = geom(info, 3);
+  srf::ConvFwdJob j;
+  j.x = f32(info, 0, "x", sz(g.n, g.cin, g.h, g.w));
+  j.W = f32(info, 1, "w", sz(g.cout, g.cin, g.kh, g.kw));
+  j.bias = f32(info, 2, "bias", sz(g.cout), true);
+  j.out = f32(info, 11, "out", sz(g.n, g.cout, g.oh, g.ow));
+  j.n = g.n;
+  j.cin = g.cin;
+  j.h = g.h;
+  j.w = g.w;
+  j.kh = g.kh;
+  j.kw = g.kw;
+  j.padh = g.pad;
+  j.padw = g.pad;
+  j.oh = g.oh;
+  j.ow = g.ow;
+  j.M = g.cout;
+  j.flip = false;
+  j.wcin = g.cin;
+  j.accumulate = false;
+  isa().conv_fwd(j);
+  return info.Env().Undefined();
+}
+
+// conv2dBackwardData(gy, w, n, cin, h, w, cout, kh, kw, pad, gx, accumulate)
+Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
+  Geom g = geom(info, 2);
+  srf::ConvFwdJob j;
+  j.x = f32(info, 0, "gy", sz(g.n, g.cout, g.oh, g.ow));
+  j.W = f32(info, 1, "w", sz(g.cout, g.cin, g.kh, g.kw));
+  j.out = f32(info, 10, "gx", sz(g.n, g.cin, g.h, g.w));
+  j.accumulate = info[11].ToBoolean().Value();
+  j.bias = nullptr;
+  // Transposed convolution of gy with flipped, transposed weights: padding kh-1-pad.
+  j.n = g.n;
+  j.cin = g.cout;
+  j.h = g.oh;
+  j.w = g.ow;
+  j.kh = g.kh;
+  j.kw = g.kw;
+  j.padh = g.kh - 1 - g.pad;
+  j.padw = g.kw - 1 - g.pad;
+  j.oh = g.h;
+  j.ow = g.w;
+  j.M = g.cin;
+  j.flip = true;
+  j.wcin = g.cin;
+  isa().conv_fwd(j);
+  return info.Env().Undefined();
+}
+
+// conv2dBackwardFilter(gy, x, n, cin, h, w, cout, kh, kw, pad, gw, gb|null, accumulate)
+Napi::Value Conv2dBackwardFilter(const Napi::CallbackInfo& info) {
+  Geom g = geom(info, 2);
+  srf::ConvBwfJob j;
+  j.gy = f32(info, 0, "gy", sz(g.n, g.cout, g.oh, g.ow));
+  j.x = f32(info, 1, "x", sz(g.n, g.cin, g.h, g.w));
+  j.gw = f32(info, 10, "gw", sz(g.cout, g.cin, g.kh, g.kw));
+  j.gb = f32(info, 11, "gb", sz(g.cout), true);
+  j.accumulate = info[12].ToBoolean().Value();
+  j.n = g.n;
+  j.cin = g.cin;
+  j.h = g.h;
+  j.w = g.w;
+  j.cout = g.cout;
+  j.kh = g.kh;
+  j.kw = g.kw;
+  j.pad = g.pad;
+  j.oh = g.oh;
+  j.ow = g.ow;
+  isa().conv_bwf(j);
+  return info.Env().Undefined();
+}
+
+// matmul(a, b, m, k, n, transA, transB, out, accumulate)
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  srf::GemmJob j;
+  j.m = int_arg(info, 2, "m", 0);
+  j.k = int_arg(info, 3, "k", 0);
+  j.n = int_arg(info, 4, "n", 0);
+  j.ta = info[5].ToBoolean().Value();
+  j.tb = info[6].ToBoolean().Value();
+  j.a = f32(info, 0, "a", sz(j.m, j.k));
+  j.b = f32(info, 1, "b", sz(j.k, j.n));
+  j.out = f32(info, 7, "out", sz(j.m, j.n));
+  j.accumulate = info[8].ToBoolean().Value();
+  isa().gemm(j);
+  return info.Env().Undefined();
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  srf::set_num_threads(int_arg(info, 0, "threads", 0));
+  return Napi::Number::New(info.Env(), srf::num_threads());
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), srf::num_threads()); }
+
+Napi::Value SimdLevel(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), isa().name); }
+
+// setSimd(level): force 'avx512' | 'avx2' | 'scalar' (capped at what the CPU supports) or
+// 'auto'; returns the level in use.
+Napi::Value SetSimd(const Napi::CallbackInfo& info) {
+  std::string s = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string("auto");
+  const int lv = s == "auto" ? -1 : parse_level(s);
+  if (lv < 0 && s != "auto") throw Napi::RangeError::New(info.Env(), "unknown SIMD level " + s);
+  select_isa(lv);
+  return Napi::String::New(info.Env(), isa().name);
+}
+
+Napi::Value SupportedSimd(const Napi::CallbackInfo& info) {
+  Napi::Array a = Napi::Array::New(info.Env());
+  const int best = best_level();
+  const char* names[] = {"scalar", "avx2", "avx512"};
+  for (int i = 0; i <= best; ++i) a.Set(i, names[i]);
+  return a;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("conv2d", Napi::Function::New(env, Conv2d, "conv2d"));
+  exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData, "conv2dBackwardData"));
+  exports.Set("conv2dBackwardFilter", Napi::Function::New(env, Conv2dBackwardFilter, "conv2dBackwardFilter"));
+  exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("simdLevel", Napi::Function::New(env, SimdLevel, "simdLevel"));
+  exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
+  exports.Set("supportedSimd", Napi::Function::New(env, SupportedSimd, "supportedSimd"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(srflow_native, Init)

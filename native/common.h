@@ -1,0 +1,78 @@
+// Shared declarations for the srflow native kernels: job descriptions, the thread pool,
+// per-thread scratch memory and the per-ISA entry points.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace srf {
+
+// A stride-1 2-D convolution computed as out[b, m, :, :] = sum_k A[m, k] * col_k(x[b]) where
+// col_k is the im2col row of k = (ci, ky, kx). Used for the forward pass (A = W) and for the
+// backward-data pass (a transposed convolution: A = W transposed and flipped, x = gy).
+struct ConvFwdJob {
+  const float* x;  // n x cin x h x w
+  int n, cin, h, w;
+  int kh, kw, padh, padw;  // padding may be negative (backward-data of a 1x1 conv with pad > 0)
+  int oh, ow;
+  int M;              // output channels
+  const float* W;     // forward weights [cout][cin_fwd][kh][kw]
+  bool flip;          // false: A[m][k] = W[m][k]; true (backward-data): A[ci][(co,ky,kx)] = W[co][ci][kh-1-ky][kw-1-kx]
+  int wcin;           // cin of the forward weights (== M when flip)
+  const float* bias;  // per output channel, or null
+  float* out;         // n x M x oh x ow
+  bool accumulate;
+};
+
+// gw[co][ci][ky][kx] (+)= sum_{b,y,x} gy[b,co,y,x] * xpad[b,ci,y+ky,x+kx]; gb[co] (+)= sum gy.
+struct ConvBwfJob {
+  const float* gy;  // n x cout x oh x ow
+  const float* x;   // n x cin x h x w
+  int n, cin, h, w, cout, kh, kw, pad, oh, ow;
+  float* gw;
+  float* gb;  // or null
+  bool accumulate;
+};
+
+// out[m,n] (+)= op(a)[m,k] * op(b)[k,n] (row-major).
+struct GemmJob {
+  const float* a;
+  const float* b;
+  int m, k, n;
+  bool ta, tb;
+  float* out;
+  bool accumulate;
+};
+
+// ---- thread pool (pool.cc) ----
+// Runs fn(ctx, chunk, tid) for chunk in [0, nchunks) on the pool (the calling thread takes
+// part as tid 0), handing chunks out dynamically. Blocks until all chunks are done.
+constexpr int kMaxThreads = 256;
+typedef void (*ChunkFn)(void* ctx, int chunk, int tid);
+void parallel_run(int nchunks, ChunkFn fn, void* ctx);
+int num_threads();
+void set_num_threads(int n);
+
+// ---- per-thread grow-only scratch (pool.cc) ----
+enum ScratchSlot { SLOT_A = 0, SLOT_B = 1, SLOT_C = 2, SLOT_X = 3, SLOT_G = 4, SLOT_S = 5, NUM_SLOTS = 6 };
+// 64-byte aligned buffer of at least nfloats floats owned by the calling thread; contents are
+// preserved only until the next call with the same slot on the same thread.
+float* scratch(int slot, size_t nfloats);
+
+// Integer tuning knob from the environment (SRFLOW_TUNE_<name>), else def. Read once per call site.
+int tune(const char* name, int def);
+
+// ---- per-ISA entry points ----
+struct IsaImpl {
+  const char* name;
+  void (*conv_fwd)(const ConvFwdJob&);
+  void (*conv_bwf)(const ConvBwfJob&);
+  void (*gemm)(const GemmJob&);
+};
+extern const IsaImpl isa_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const IsaImpl isa_avx2;
+extern const IsaImpl isa_avx512;
+#define SRF_X86 1
+#endif
+
+}  // namespace srf

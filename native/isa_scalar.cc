@@ -1,0 +1,97 @@
+// Portable kernels (plain C++, auto-vectorised by the compiler for the baseline ISA).
+#include <cstdint>
+#include <cstring>
+
+#include "common.h"
+
+namespace srf {
+namespace scalar {
+
+constexpr int MR = 4;
+constexpr int NR = 8;
+
+static int kc_max() { static const int v = tune("KC", 256); return v; }
+static int nct_max() { static const int v = tune("NCT", 32); return v; }
+static int mpb_max() { static const int v = tune("MPB", 64); return v; }
+static int pb_bwf() { static const int v = (tune("PB", 128) + 15) / 16 * 16; return v; }
+static int loop_order() { static const int v = tune("ORDER", 1) - 1; return v; }
+#define LOOP_ORDER loop_order()
+#define KC_MAX kc_max()
+#define NCT_MAX nct_max()
+#define MPB_MAX mpb_max()
+#define PB_BWF pb_bwf()
+
+static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
+                int mode, const float* bias) {
+  float c[MR][NR] = {};
+  for (int p = 0; p < kc; ++p) {
+    for (int i = 0; i < MR; ++i) {
+      const float a = A[i];
+      for (int jj = 0; jj < NR; ++jj) c[i][jj] += a * B[jj];
+    }
+    A += MR;
+    B += NR;
+  }
+  for (int i = 0; i < mr; ++i) {
+    float* cr = C + i * ldc;
+    for (int jj = 0; jj < nv; ++jj) {
+      float r = c[i][jj];
+      if (mode == 1) r += cr[jj];
+      else if (mode == 2) r += bias[i];
+      cr[jj] = r;
+    }
+  }
+}
+
+static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr) {
+  float c[MR][NR] = {};
+  for (int p = 0; p < kc; ++p) {
+    for (int i = 0; i < MR; ++i) {
+      const float a = rows[i][p];
+      for (int jj = 0; jj < NR; ++jj) c[i][jj] += a * B[jj];
+    }
+    B += NR;
+  }
+  for (int i = 0; i < mr; ++i) {
+    float* cr = C + i * ldc;
+    for (int jj = 0; jj < NR; ++jj) cr[jj] += c[i][jj];
+  }
+}
+
+static inline void row_load(float* dst, const float* src, int lo, int hi) {
+  for (int l = 0; l < NR; ++l) dst[l] = (l >= lo && l < hi) ? src[l] : 0.f;
+}
+
+struct RowMask {
+  int lo, hi;
+};
+struct SegEnt {
+  long off;
+  RowMask m;
+};
+static inline RowMask make_mask(int lo, int hi) { return RowMask{lo, hi}; }
+
+static inline void row_pack1(float* dst, const float* plane, const SegEnt& e) {
+  for (int l = 0; l < NR; ++l) dst[l] = 0.f;
+  for (int l = e.m.lo; l < e.m.hi; ++l) dst[l] = plane[e.off + l];
+}
+
+static inline void row_pack(float* dst, const float* plane, const SegEnt* e, int nseg) {
+  for (int l = 0; l < NR; ++l) dst[l] = 0.f;
+  for (int g = 0; g < nseg; ++g)
+    for (int l = e[g].m.lo; l < e[g].m.hi; ++l) dst[l] = plane[e[g].off + l];
+}
+
+constexpr int TB = 4;
+static inline void transpose_tile(const float* s, long lds, float* d, long ldd) {
+  for (int r = 0; r < TB; ++r)
+    for (int c = 0; c < TB; ++c) d[c * ldd + r] = s[r * lds + c];
+}
+
+#include "engine.inc"
+
+}  // namespace scalar
+
+const IsaImpl isa_scalar = {"scalar", scalar::conv_fwd, scalar::conv_bwf, scalar::gemm};
+
+}  // namespace srf

@@ -1,0 +1,189 @@
+// Persistent thread pool (workers spin briefly, then sleep on a condition variable) and
+// per-thread grow-only scratch buffers.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#elif defined(__aarch64__)
+static inline void cpu_relax() { asm volatile("yield" ::: "memory"); }
+#else
+static inline void cpu_relax() {}
+#endif
+
+namespace srf {
+
+namespace {
+
+constexpr int kSpinMicros = 150;  // how long an idle worker spins before sleeping
+
+class Pool {
+ public:
+  explicit Pool(int nt) : nt_(nt < 1 ? 1 : nt) {
+    for (int t = 1; t < nt_; ++t) workers_.emplace_back([this, t] { loop(t); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      gen_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    for (auto& th : workers_) th.join();
+  }
+  int size() const { return nt_; }
+
+  void run(int nchunks, ChunkFn fn, void* ctx) {
+    if (nchunks <= 0) return;
+    // Serial when there is one thread or one chunk, or when another JS thread (a worker_threads
+    // Worker with its own instance of the addon) is already using the pool.
+    std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+    if (nt_ == 1 || nchunks == 1 || !busy.owns_lock()) {
+      for (int c = 0; c < nchunks; ++c) fn(ctx, c, 0);
+      return;
+    }
+    fn_ = fn;
+    ctx_ = ctx;
+    nchunks_ = nchunks;
+    next_.store(0, std::memory_order_relaxed);
+    pending_.store(nt_ - 1, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      gen_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    work(0);
+    int spins = 0;
+    while (pending_.load(std::memory_order_acquire) != 0) {
+      if (++spins < 20000) cpu_relax();
+      else std::this_thread::yield();
+    }
+  }
+
+ private:
+  void work(int tid) {
+    for (;;) {
+      int c = next_.fetch_add(1, std::memory_order_relaxed);
+      if (c >= nchunks_) break;
+      fn_(ctx_, c, tid);
+    }
+  }
+  void loop(int tid) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t g = gen_.load(std::memory_order_acquire);
+      if (g == seen) {
+        auto t0 = std::chrono::steady_clock::now();
+        int spins = 0;
+        while ((g = gen_.load(std::memory_order_acquire)) == seen) {
+          cpu_relax();
+          if ((++spins & 63) == 0 &&
+              std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(kSpinMicros)) {
+            std::unique_lock<std::mutex> lk(mu_);
+            cv_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
+            g = gen_.load(std::memory_order_acquire);
+            break;
+          }
+        }
+      }
+      seen = g;
+      if (stop_) return;
+      work(tid);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  int nt_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_, run_mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> gen_{0};
+  bool stop_ = false;
+  ChunkFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  int nchunks_ = 0;
+  std::atomic<int> next_{0};
+  std::atomic<int> pending_{0};
+};
+
+std::mutex g_pool_mu;
+Pool* g_pool = nullptr;
+
+int default_threads() {
+  const char* e = std::getenv("SRFLOW_THREADS");
+  if (e && *e) {
+    int v = std::atoi(e);
+    if (v >= 1) return v > kMaxThreads ? kMaxThreads : v;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc ? static_cast<int>(hc) : 1;
+}
+
+Pool& pool() {
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  if (!g_pool) g_pool = new Pool(default_threads());
+  return *g_pool;
+}
+
+struct ScratchSet {
+  float* p[NUM_SLOTS] = {};
+  size_t cap[NUM_SLOTS] = {};
+  ~ScratchSet() {
+    for (int i = 0; i < NUM_SLOTS; ++i) std::free(p[i]);
+  }
+};
+thread_local ScratchSet t_scratch;
+
+}  // namespace
+
+void parallel_run(int nchunks, ChunkFn fn, void* ctx) { pool().run(nchunks, fn, ctx); }
+
+int num_threads() { return pool().size(); }
+
+void set_num_threads(int n) {
+  if (n < 1) n = default_threads();
+  if (n > kMaxThreads) n = kMaxThreads;
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  if (g_pool && g_pool->size() == n) return;
+  delete g_pool;
+  g_pool = new Pool(n);
+}
+
+int tune(const char* name, int def) {
+  char key[96];
+  std::snprintf(key, sizeof key, "SRFLOW_TUNE_%s", name);
+  const char* e = std::getenv(key);
+  if (e && *e) {
+    int v = std::atoi(e);
+    if (v > 0) return v;
+  }
+  return def;
+}
+
+float* scratch(int slot, size_t nfloats) {
+  ScratchSet& s = t_scratch;
+  if (nfloats > s.cap[slot]) {
+    std::free(s.p[slot]);
+    size_t cap = nfloats + nfloats / 4 + 64;
+    size_t bytes = (cap * sizeof(float) + 63) & ~size_t(63);
+    s.p[slot] = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (!s.p[slot]) {
+      s.cap[slot] = 0;
+      std::abort();
+    }
+    s.cap[slot] = bytes / sizeof(float);
+  }
+  return s.p[slot];
+}
+
+}  // namespace srf
