@@ -35,7 +35,7 @@ class Pool {
   ~Pool() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_release);
       gen_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
@@ -52,30 +52,38 @@ class Pool {
       for (int c = 0; c < nchunks; ++c) fn(ctx, c, 0);
       return;
     }
-    fn_ = fn;
-    ctx_ = ctx;
-    nchunks_ = nchunks;
-    next_.store(0, std::memory_order_relaxed);
-    pending_.store(nt_ - 1, std::memory_order_relaxed);
+    const uint32_t g = ++job_;
+    fn_.store(fn, std::memory_order_relaxed);
+    ctx_.store(ctx, std::memory_order_relaxed);
+    nchunks_.store(nchunks, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    state_.store(uint64_t(g) << 32, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);
       gen_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
-    work(0);
+    work(0, g, fn, ctx, nchunks);
+    // Wait for the chunks, not for the workers: a worker that wakes late finds no chunk left.
     int spins = 0;
-    while (pending_.load(std::memory_order_acquire) != 0) {
+    while (done_.load(std::memory_order_acquire) != nchunks) {
       if (++spins < 20000) cpu_relax();
       else std::this_thread::yield();
     }
   }
 
  private:
-  void work(int tid) {
+  // Claims chunks of job g until none is left (or the job has been replaced).
+  void work(int tid, uint32_t g, ChunkFn fn, void* ctx, int nchunks) {
+    uint64_t st = state_.load(std::memory_order_acquire);
     for (;;) {
-      int c = next_.fetch_add(1, std::memory_order_relaxed);
-      if (c >= nchunks_) break;
-      fn_(ctx_, c, tid);
+      if (uint32_t(st >> 32) != g) return;
+      const int c = int(uint32_t(st));
+      if (c >= nchunks) return;
+      if (!state_.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      fn(ctx, c, tid);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      st = state_.load(std::memory_order_acquire);
     }
   }
   void loop(int tid) {
@@ -97,9 +105,14 @@ class Pool {
         }
       }
       seen = g;
-      if (stop_) return;
-      work(tid);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      if (stop_.load(std::memory_order_acquire)) return;
+      // The job fields are read before claiming a chunk; a successful claim proves they belong
+      // to the job of the claimed chunk (the next job is published only after it completes).
+      const uint64_t st = state_.load(std::memory_order_acquire);
+      ChunkFn fn = fn_.load(std::memory_order_relaxed);
+      void* ctx = ctx_.load(std::memory_order_relaxed);
+      const int n = nchunks_.load(std::memory_order_relaxed);
+      work(tid, uint32_t(st >> 32), fn, ctx, n);
     }
   }
 
@@ -108,12 +121,13 @@ class Pool {
   std::mutex mu_, run_mu_;
   std::condition_variable cv_;
   std::atomic<uint64_t> gen_{0};
-  bool stop_ = false;
-  ChunkFn fn_ = nullptr;
-  void* ctx_ = nullptr;
-  int nchunks_ = 0;
-  std::atomic<int> next_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  uint32_t job_ = 0;
+  std::atomic<uint64_t> state_{0};  // (job << 32) | next chunk
+  std::atomic<ChunkFn> fn_{nullptr};
+  std::atomic<void*> ctx_{nullptr};
+  std::atomic<int> nchunks_{0};
+  std::atomic<int> done_{0};
 };
 
 std::mutex g_pool_mu;
