@@ -71,7 +71,7 @@ export function lowMemoryNll(flow: LowMemoryFlow, x: Tensor, conds: Tensor[], co
       // logdet is per sample ([B]) or shared by all samples ([] / [1]): its gradient is gObj or Σ gObj
       const gLd = allocLike(r.logdet.data, r.logdet.size);
       if (r.logdet.size === B) gLd.set(gObj);
-      else gLd[0] = gObj.reduce((a, v) => a + v, 0);
+      else for (let b = 0; b < B; b++) gLd[0] += gObj[b];
       const loss = T.add(T.sum(T.mul(r.out, new Tensor(gy, r.out.shape))), T.sum(T.mul(r.logdet, new Tensor(gLd, r.logdet.shape))));
       loss.backward();
       gy = xl.grad ?? allocLike(xl.data, xl.size);

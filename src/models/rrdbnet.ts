@@ -39,7 +39,7 @@ class DenseBlock {
     const feats = [x];
     for (let i = 0; i < 4; i++) feats.push(T.leakyRelu(this.convs[i].apply(feats.length === 1 ? x : T.concat(feats, 1)), 0.2));
     const x5 = this.convs[4].apply(T.concat(feats, 1));
-    return T.add(T.scale(x5, 0.2), x);
+    return T.axpy(0.2, x5, x);
   }
   parameters(): [string, Tensor][] {
     return this.convs.flatMap((c, i) => c.parameters().map(([n, t]): [string, Tensor] => [`conv${i + 1}.${n}`, t]));
@@ -54,7 +54,7 @@ class RRDB {
   apply(x: Tensor): Tensor {
     let h = x;
     for (const r of this.rdbs) h = r.apply(h);
-    return T.add(T.scale(h, 0.2), x);
+    return T.axpy(0.2, h, x);
   }
   parameters(): [string, Tensor][] {
     return this.rdbs.flatMap((r, i) => r.parameters().map(([n, t]): [string, Tensor] => [`RDB${i + 1}.${n}`, t]));
@@ -110,7 +110,7 @@ export class RRDBNet {
       t = b.apply(t);
       if (flow.stackBlocks.includes(i)) blocks.set(`block_${i}`, t);
     });
-    const last = T.add(t, this.trunkConv.apply(t));
+    const last = T.axpy(1, this.trunkConv.apply(t), t);
     const raw = new Map<string, Tensor>();
     raw.set('last_lr_fea', last);
     raw.set('fea_up1', last);

@@ -236,10 +236,37 @@ export function sigmoid(a: Tensor): Tensor {
   return unary(a, (x) => 1 / (1 + Math.exp(-x)), (_x, y) => y * (1 - y));
 }
 export function relu(a: Tensor): Tensor {
-  return unary(a, (x) => (x > 0 ? x : 0), (x) => (x > 0 ? 1 : 0));
+  return leakyRelu(a, 0);
 }
+/** max(x, 0) + slope · min(x, 0); tight loops (the RRDB applies it to every dense-block conv). */
 export function leakyRelu(a: Tensor, slope = 0.2): Tensor {
-  return unary(a, (x) => (x > 0 ? x : x * slope), (x) => (x > 0 ? 1 : slope));
+  const A = a.data;
+  const out = allocLike(A, A.length);
+  for (let i = 0; i < A.length; i++) {
+    const v = A[i];
+    out[i] = v > 0 ? v : v * slope;
+  }
+  return result(out, a.shape, [a], (g) => {
+    const ga = allocLike(g, g.length);
+    for (let i = 0; i < g.length; i++) ga[i] = A[i] > 0 ? g[i] : g[i] * slope;
+    accumulateGrad(a, ga, true);
+  });
+}
+/** a·x + y for same-shaped x, y (residual connections: 0.2·x5 + x). */
+export function axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
+  if (x.size !== y.size) throw new Error(`Expected same-sized tensors for axpy but received [${x.shape.join(',')}] and [${y.shape.join(',')}]`);
+  const X = x.data;
+  const Y = y.data;
+  const out = allocLike(X, X.length);
+  for (let i = 0; i < X.length; i++) out[i] = alpha * X[i] + Y[i];
+  return result(out, y.shape, [x, y], (g) => {
+    if (x.requiresGrad) {
+      const gx = allocLike(g, g.length);
+      for (let i = 0; i < g.length; i++) gx[i] = alpha * g[i];
+      accumulateGrad(x, gx, true);
+    }
+    accumulateGrad(y, g, false);
+  });
 }
 export function neg(a: Tensor): Tensor {
   return unary(a, (x) => -x, () => -1);
@@ -252,7 +279,14 @@ export function abs(a: Tensor): Tensor {
 }
 /** a · s + t for constants s, t. */
 export function affineScalar(a: Tensor, s: number, t = 0): Tensor {
-  return unary(a, (x) => x * s + t, () => s);
+  const A = a.data;
+  const out = allocLike(A, A.length);
+  for (let i = 0; i < A.length; i++) out[i] = A[i] * s + t;
+  return result(out, a.shape, [a], (g) => {
+    const ga = allocLike(g, g.length);
+    for (let i = 0; i < g.length; i++) ga[i] = g[i] * s;
+    accumulateGrad(a, ga, true);
+  });
 }
 export function scale(a: Tensor, s: number): Tensor {
   return affineScalar(a, s, 0);

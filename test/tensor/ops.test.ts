@@ -44,6 +44,9 @@ test('gradients: unary ops', () => {
   gradcheck((x) => T.leakyRelu(x, 0.2), [R([3, 7])]);
   gradcheck((x) => T.affineScalar(x, -1.5, 2), [R([6])]);
   gradcheck((x) => T.square(x), [R([6])]);
+  gradcheck((x, y) => T.axpy(0.3, x, y), [R([2, 3]), R([2, 3])]);
+  gradcheck((x) => T.axpy(0.5, x, x), [R([4])]);
+  gradcheck((x) => T.relu(x), [R([9])]);
 });
 
 test('sum/mean over chosen axes', () => {
