@@ -1,0 +1,55 @@
+/**
+ * srflow: SRFlow super-resolution in TypeScript. The package's root exports.
+ *
+ * @example
+ *   import { upscale, loadModel } from 'srflow';
+ *   const model = await loadModel('models/srflow-4x.safetensors');
+ *   const { images } = await upscale('photo.jpg', { model, temperature: 0.8, samples: 3, output: 'png' });
+ */
+export { loadModel, loadNet, createModel, SRFlowModel, MODEL_FORMAT, MODEL_FORMAT_VERSION } from './models/api.js';
+export type { TensorLike, SampleOptions, LoadOptions } from './models/api.js';
+export { parseConfig, loadConfigFile, makeOpt } from './models/config.js';
+export type { ModelConfig, FlowConfig } from './models/config.js';
+
+export {
+  upscale,
+  superResolve,
+  upscaleLoaded,
+  makeDraws,
+  projectConsistent,
+  uncertaintyMap,
+  defaultModelPath,
+  DefaultModelMissingError,
+  bytesPerLrPixel,
+  sizeMultiple,
+  DEFAULT_MAX_MEMORY_MB,
+  DEFAULT_OVERLAP,
+} from './upscale/index.js';
+export type {
+  UpscaleOptions,
+  UpscaleResult,
+  OutputForm,
+  Draw,
+  Progress,
+  Stage,
+  SuperResolveOptions,
+  SuperResolveResult,
+  ConsistencyOptions,
+  ConsistencyResult,
+  UncertaintyMap,
+} from './upscale/index.js';
+
+export { Tensor, noGrad } from './tensor/tensor.js';
+export { Rng } from './tensor/random.js';
+
+export { imresize, downscale, upscaleBicubic } from './data/bicubic.js';
+export type { ImresizeOptions } from './data/bicubic.js';
+
+export { psnr, lrPsnr, ssim, diversity, bitsPerDim } from './metrics/index.js';
+export type { PsnrOptions, SsimOptions } from './metrics/index.js';
+
+export { loadImage, saveImage, encodeImage, toRawPixels, formatFromPath } from './io/image.js';
+export type { Planar, RawPixels, LoadedImage, SaveableImage, ImageFormat, EncodeOptions } from './io/image.js';
+
+export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export type { RawTensor, SafetensorsFile } from './io/safetensors.js';
