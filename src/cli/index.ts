@@ -6,6 +6,9 @@ import { UsageError } from './errors.js';
 import { registerBench } from './bench.js';
 import { registerVerify } from './verify.js';
 import { registerInfo } from './info.js';
+import { registerUpscale } from './upscale.js';
+import { registerEval } from './eval.js';
+import { registerLatent } from './latent.js';
 import { registerTrain } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -22,6 +25,9 @@ export function buildProgram(): Command {
   registerBench(program);
   registerVerify(program);
   registerInfo(program);
+  registerUpscale(program);
+  registerEval(program);
+  registerLatent(program);
   registerTrain(program);
   for (const c of program.commands) c.exitOverride();
   return program;

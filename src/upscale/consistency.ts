@@ -7,7 +7,9 @@
  * not quantised) or `maxIterations` (default 50), or until an iteration no longer improves it.
  * The result is clipped to [0, 1]; when clipping costs consistency (an LR value that no image in
  * [0, 1] reproduces, e.g. next to saturated pixels), further iterations clip after every step
- * (projections onto convex sets).
+ * (projections onto convex sets). Photos reach the target in a few iterations; an LR that no image
+ * in [0, 1] downscales to (e.g. 8-bit noise with full-range neighbours) stops short of it, and the
+ * LR-PSNR reached is returned.
  */
 import type { Planar } from '../io/image.js';
 import { downscale, upscaleBicubic } from '../data/bicubic.js';
