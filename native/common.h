@@ -69,7 +69,7 @@ struct IsaImpl {
   void (*gemm)(const GemmJob&);
 };
 extern const IsaImpl isa_scalar;
-#if defined(__x86_64__) || defined(_M_X64)
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(SRF_NO_X86)
 extern const IsaImpl isa_avx2;
 extern const IsaImpl isa_avx512;
 #define SRF_X86 1
