@@ -1,11 +1,14 @@
 /**
  * Kernel selection: the native C++ addon when it loads, else the TypeScript reference kernels.
  * SRFLOW_BACKEND=reference forces the reference kernels; SRFLOW_BACKEND=native fails loudly if
- * the addon is missing.
+ * the addon is missing; SRFLOW_BACKEND=wasm uses the WebAssembly build of the same C++ kernels
+ * (wasm/, threads: SRFLOW_THREADS, default all cores). A browser installs its kernels with
+ * setKernels() before first use.
  */
 import type { Kernels } from './types.js';
 import { referenceKernels } from './reference.js';
 import { loadNative } from './native.js';
+import { createWasmKernelsSync, wasmNodeSpawner, WASM_FILE, WASM_THREADS_FILE } from './wasm.js';
 
 let active: Kernels | null = null;
 let why = '';
@@ -15,6 +18,10 @@ export function kernels(): Kernels {
   const want = process.env.SRFLOW_BACKEND ?? 'auto';
   if (want === 'reference') {
     active = referenceKernels;
+    return active;
+  }
+  if (want === 'wasm') {
+    active = loadWasmNode();
     return active;
   }
   const r = loadNative();
@@ -27,6 +34,32 @@ export function kernels(): Kernels {
     active = referenceKernels;
   }
   return active;
+}
+
+/** Node: the wasm kernels from the committed modules (wasm/ at the package root), compiled synchronously. */
+function loadWasmNode(): Kernels {
+  const fs = process.getBuiltinModule('node:fs') as typeof import('node:fs');
+  const os = process.getBuiltinModule('node:os') as typeof import('node:os');
+  const wt = process.getBuiltinModule('node:worker_threads') as typeof import('node:worker_threads');
+  // src/kernels/index.ts (tsx) and dist/kernels/index.js are both two levels below the root.
+  const dir = new URL('../../wasm/', import.meta.url);
+  const env = Number.parseInt(process.env.SRFLOW_THREADS ?? '', 10);
+  const threads = Number.isInteger(env) && env >= 1 ? Math.min(env, 64) : os.availableParallelism();
+  try {
+    return createWasmKernelsSync(fs.readFileSync(new URL(WASM_FILE, dir)), {
+      threads,
+      threadsBytes: threads > 1 ? fs.readFileSync(new URL(WASM_THREADS_FILE, dir)) : undefined,
+      spawn: wasmNodeSpawner(wt),
+    });
+  } catch (e) {
+    throw new Error(`SRFLOW_BACKEND=wasm but the wasm kernels could not be loaded: ${(e as Error).message}`);
+  }
+}
+
+/** Installs the kernels every later kernels() call returns (a browser's wasm kernels; tests). */
+export function setKernels(k: Kernels): void {
+  active = k;
+  why = '';
 }
 
 /** Name of the active backend and, when the native one failed to load, why. */

@@ -1,0 +1,152 @@
+// WebAssembly SIMD-128 kernels (MR x NR = 4 x 8 register tile: 8 f32x4 accumulators), the wasm
+// counterpart of isa_avx2.cc: only the micro-kernels and packing helpers are written here; the
+// blocked GEMM / convolution engine is the shared ../engine.inc.
+#include <wasm_simd128.h>
+
+#include <cstdint>
+
+#include "../common.h"
+#include "wasm_isa.h"
+
+namespace srf {
+namespace simd128 {
+
+constexpr int NV = 2;
+constexpr int MR = 4;
+constexpr int NR = 4 * NV;
+
+static int kc_max() { static const int v = tune("KC", 256); return v; }
+static int nct_max() { static const int v = tune("NCT", 32); return v; }
+static int mpb_max() { static const int v = tune("MPB", 64); return v; }
+static int pb_bwf() { static const int v = (tune("PB", 128) + 15) / 16 * 16; return v; }
+static int loop_order() { static const int v = tune("ORDER", 1) - 1; return v; }
+#define LOOP_ORDER loop_order()
+#define KC_MAX kc_max()
+#define NCT_MAX nct_max()
+#define MPB_MAX mpb_max()
+#define PB_BWF pb_bwf()
+
+static inline void store_rows(const v128_t (&c)[MR][NV], float* C, long ldc, int mr, int nv, int mode,
+                              const float* bias) {
+  if (nv >= NR) {
+    for (int i = 0; i < MR; ++i) {
+      if (i >= mr) break;
+      float* cr = C + i * ldc;
+      for (int v = 0; v < NV; ++v) {
+        v128_t r = c[i][v];
+        if (mode == 1) r = wasm_f32x4_add(r, wasm_v128_load(cr + 4 * v));
+        else if (mode == 2) r = wasm_f32x4_add(r, wasm_f32x4_splat(bias[i]));
+        wasm_v128_store(cr + 4 * v, r);
+      }
+    }
+  } else {
+    alignas(16) float t[NR];
+    for (int i = 0; i < MR; ++i) {
+      if (i >= mr) break;
+      float* cr = C + i * ldc;
+      for (int v = 0; v < NV; ++v) wasm_v128_store(t + 4 * v, c[i][v]);
+      for (int jj = 0; jj < nv; ++jj) {
+        float r = t[jj];
+        if (mode == 1) r += cr[jj];
+        else if (mode == 2) r += bias[i];
+        cr[jj] = r;
+      }
+    }
+  }
+}
+
+static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
+                int mode, const float* bias) {
+  v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (int p = 0; p < kc; ++p) {
+    const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 4);
+    const v128_t a0 = wasm_v128_load32_splat(A), a1 = wasm_v128_load32_splat(A + 1);
+    const v128_t a2 = wasm_v128_load32_splat(A + 2), a3 = wasm_v128_load32_splat(A + 3);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+    A += MR;
+    B += NR;
+  }
+  const v128_t c[MR][NV] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+  store_rows(c, C, ldc, mr, nv, mode, bias);
+}
+
+static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr) {
+  v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+  for (int p = 0; p < kc; ++p) {
+    const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 4);
+    const v128_t a0 = wasm_v128_load32_splat(r0 + p), a1 = wasm_v128_load32_splat(r1 + p);
+    const v128_t a2 = wasm_v128_load32_splat(r2 + p), a3 = wasm_v128_load32_splat(r3 + p);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+    B += NR;
+  }
+  const v128_t c[MR][NV] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+  store_rows(c, C, ldc, mr, NR, 1, nullptr);
+}
+
+static inline void row_load(float* dst, const float* src, int lo, int hi) {
+  if (lo == 0 && hi == NR) {
+    for (int v = 0; v < NV; ++v) wasm_v128_store(dst + 4 * v, wasm_v128_load(src + 4 * v));
+    return;
+  }
+  for (int l = 0; l < NR; ++l) dst[l] = (l >= lo && l < hi) ? src[l] : 0.f;
+}
+
+struct RowMask {
+  int lo, hi;
+};
+struct SegEnt {
+  long off;
+  RowMask m;
+};
+static inline RowMask make_mask(int lo, int hi) { return RowMask{lo, hi}; }
+
+static inline void row_pack1(float* dst, const float* plane, const SegEnt& e) {
+  const float* src = plane + e.off;
+  if (e.m.lo == 0 && e.m.hi == NR) {
+    for (int v = 0; v < NV; ++v) wasm_v128_store(dst + 4 * v, wasm_v128_load(src + 4 * v));
+    return;
+  }
+  for (int l = 0; l < NR; ++l) dst[l] = 0.f;
+  for (int l = e.m.lo; l < e.m.hi; ++l) dst[l] = src[l];
+}
+
+static inline void row_pack(float* dst, const float* plane, const SegEnt* e, int nseg) {
+  for (int l = 0; l < NR; ++l) dst[l] = 0.f;
+  for (int g = 0; g < nseg; ++g)
+    for (int l = e[g].m.lo; l < e[g].m.hi; ++l) dst[l] = plane[e[g].off + l];
+}
+
+constexpr int TB = 4;
+static inline void transpose_tile(const float* s, long lds, float* d, long ldd) {
+  const v128_t r0 = wasm_v128_load(s), r1 = wasm_v128_load(s + lds);
+  const v128_t r2 = wasm_v128_load(s + 2 * lds), r3 = wasm_v128_load(s + 3 * lds);
+  const v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+  const v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+  wasm_v128_store(d, wasm_i64x2_shuffle(t0, t2, 0, 2));
+  wasm_v128_store(d + ldd, wasm_i64x2_shuffle(t0, t2, 1, 3));
+  wasm_v128_store(d + 2 * ldd, wasm_i64x2_shuffle(t1, t3, 0, 2));
+  wasm_v128_store(d + 3 * ldd, wasm_i64x2_shuffle(t1, t3, 1, 3));
+}
+
+#include "../engine.inc"
+
+}  // namespace simd128
+
+const IsaImpl isa_simd128 = {"simd128", simd128::conv_fwd, simd128::conv_bwf, simd128::gemm};
+
+}  // namespace srf
