@@ -17,7 +17,7 @@ import type { SRFlowModel } from '../models/api.js';
 import { fillLatentField } from './noise.js';
 import { ceilTo, clip01, crop, padReflect } from './pad.js';
 import { axisWeights, floorTo, planTiles, type Tile } from './tiles.js';
-import { bytesPerLrPixel, chooseTile, DECODE_BATCH } from './memory.js';
+import { bytesPerLrPixel, chooseTile, DECODE_BATCH, TILE_GC_FACTOR } from './memory.js';
 import { projectConsistent } from './consistency.js';
 
 export interface Draw {
@@ -149,7 +149,7 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
   if (opts.tile !== undefined) {
     tile = floorTo(opts.tile, m);
     if (tile >= Hp && tile >= Wp) tile = null;
-    estimatedBytes = choice.fixedBytes + bytesPerLrPixel(model.config, batch) * (tile === null ? Hp * Wp : tile * tile);
+    estimatedBytes = choice.fixedBytes + bytesPerLrPixel(model.config, batch) * (tile === null ? Hp * Wp : TILE_GC_FACTOR * tile * tile);
   } else {
     tile = choice.tile;
     estimatedBytes = choice.estimatedBytes;
@@ -244,6 +244,7 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
   for (let k = 0; k < draws.length; k++) {
     samples.push(clip01(crop({ data: whole[k], channels: 3, height: HS, width: WS }, 0, 0, h * s, w * s)));
     whole[k] = new Float32Array(0);
+    if (!single) acc[k] = whole[k]; // release the accumulator before the next copy
   }
 
   let cons: SuperResolveResult['consistency'] = null;

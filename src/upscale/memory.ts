@@ -19,11 +19,21 @@
  *   nb 4, K 4, nf 32, hidden 32, C_cond 96:                    23 200 / 32 400 vs  26 400 /  39 500
  *   nb 1, K 1, nf 8, hidden 8, C_cond 16:                       4 000 /  9 600 vs   9 400 /  13 400
  *   8x, L 4, nb 2, K 2, nf 16, hidden 16, C_cond 48:           43 700 / 54 800 vs  57 300 /  85 800
- * The estimate errs on the large side (by 5–60 %); the kernels and caches change, so re-measure
- * when they do.
+ * The estimate errs on the large side (by 5–60 %) for one piece. Tiled, the garbage of the
+ * previous tile is not always collected before the next one peaks: the published 4x model on a
+ * 184×124 LR with a 1024 MB budget (before the allowances below) ran 6 tiles of 94 px and peaked
+ * at 1206 MB RSS, i.e. ≈ 107 000 bytes per tile pixel on top of a 258 MB baseline (Node, sharp
+ * and the 158 MB of weights). Hence the budget also covers a 128 MB runtime allowance and the
+ * per-tile estimate is taken × 1.25 when tiling. The kernels and caches change: re-measure when
+ * they do.
  */
 import type { ModelConfig } from '../models/config.js';
 import { condChannels } from '../models/config.js';
+
+/** Node, sharp and the engine's code, measured at ≈ 100 MB RSS before any work. */
+export const RUNTIME_BYTES = 128 * 1048576;
+/** Allowance for garbage of the previous tile not yet collected when the next one peaks. */
+export const TILE_GC_FACTOR = 1.25;
 
 /** Samples decoded at once against one tile's conditioning. */
 export const DECODE_BATCH = 4;
@@ -63,19 +73,20 @@ export interface TileChoice {
 }
 
 /**
- * Largest tile whose estimated peak (model weights + fixed buffers + one tile's working memory)
- * fits `budgetBytes`; null when the whole (padded) image fits.
+ * Largest tile whose estimated peak (runtime + model weights + whole-image buffers + one tile's
+ * working memory) fits `budgetBytes`; null when the whole (padded) image fits.
  */
 export function chooseTile(
   cfg: ModelConfig,
   opts: { height: number; width: number; m: number; outputs: number; batch: number; weightBytes: number; budgetBytes: number; minTile: number },
 ): TileChoice {
   const per = bytesPerLrPixel(cfg, opts.batch);
-  const fixed = opts.weightBytes + fixedBytesPerLrPixel(cfg, opts.outputs) * opts.height * opts.width;
+  const fixed = RUNTIME_BYTES + opts.weightBytes + fixedBytesPerLrPixel(cfg, opts.outputs) * opts.height * opts.width;
   const whole = fixed + per * opts.height * opts.width;
   if (whole <= opts.budgetBytes) return { tile: null, estimatedBytes: whole, fixedBytes: fixed, overBudget: false };
-  const area = (opts.budgetBytes - fixed) / per;
+  const tiled = per * TILE_GC_FACTOR;
+  const area = (opts.budgetBytes - fixed) / tiled;
   const side = area > 0 ? Math.floor(Math.sqrt(area) / opts.m) * opts.m : 0;
   const tile = Math.max(opts.minTile, side);
-  return { tile, estimatedBytes: fixed + per * tile * tile, fixedBytes: fixed, overBudget: side < opts.minTile };
+  return { tile, estimatedBytes: fixed + tiled * tile * tile, fixedBytes: fixed, overBudget: side < opts.minTile };
 }
