@@ -86,7 +86,7 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('evaluate a model on a folder of HR images: PSNR, SSIM, LR-PSNR, diversity, NLL, bicubic baseline')
     .requiredOption('--hr <dir>', 'folder of HR images (PNG, JPEG, WebP); LR = MATLAB bicubic ↓scale (8-bit path)')
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package)')
+    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
     .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
     .option('--temperatures <list>', 'comma list of temperatures', '0,0.8')
     .option('--samples <n>', 'samples per temperature (diversity needs ≥ 2)', '1')

@@ -44,7 +44,7 @@ export function registerLatent(program: Command): void {
   const enc = program
     .command('encode')
     .description('encode an HR image (given its LR) into the latents of the flow, with its NLL')
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package)')
+    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
     .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
     .requiredOption('--hr <image>', 'HR image')
     .option('--lr <image>', 'LR image, exactly HR / scale (default: MATLAB bicubic of the HR)')
@@ -116,7 +116,7 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
   const dec = program
     .command('decode')
     .description('decode latents (from encode) against an LR image into an SR image')
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package)')
+    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
     .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
     .requiredOption('--lr <image>', 'LR image (the size the latents were made for)')
     .requiredOption('--latents <file>', 'latents file from srflow encode')
