@@ -42,6 +42,7 @@ build() {  # build <name> <extra cflags...> -- <extra ldflags...>
     wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
       --enable-sign-ext --enable-threads "wasm/$name.wasm" -o "wasm/$name.wasm"
   fi
+  chmod 644 "wasm/$name.wasm"
   echo "wasm/$name.wasm: $(wc -c <"wasm/$name.wasm") bytes"
 }
 

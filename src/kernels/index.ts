@@ -42,7 +42,7 @@ function loadWasmNode(): Kernels {
   const os = process.getBuiltinModule('node:os') as typeof import('node:os');
   const wt = process.getBuiltinModule('node:worker_threads') as typeof import('node:worker_threads');
   // src/kernels/index.ts (tsx) and dist/kernels/index.js are both two levels below the root.
-  const dir = new URL('../../wasm/', import.meta.url);
+  const dir = new URL(/* @vite-ignore */ '../../wasm/', import.meta.url);
   const env = Number.parseInt(process.env.SRFLOW_THREADS ?? '', 10);
   const threads = Number.isInteger(env) && env >= 1 ? Math.min(env, 64) : os.availableParallelism();
   try {

@@ -1,0 +1,125 @@
+/**
+ * End to end in real headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
+ * build the page (web/), serve it cross-origin isolated on a free localhost port, reject a
+ * non-image and a too-large image, upscale a 24×24 image to 96×96 samples that differ, save a
+ * screenshot to docs/screenshots/web.png, and cancel a long run.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const haveChromium = existsSync(CHROMIUM);
+
+/** A small synthetic photo-like RGB test image (gradient sky, a disc, stripes) as PNG. */
+async function testPng(w: number, h: number): Promise<Buffer> {
+  const raw = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = 3 * (y * w + x);
+      const u = x / w;
+      const v = y / h;
+      let r = 90 + 120 * v;
+      let g = 140 + 80 * u;
+      let b = 230 - 60 * v;
+      if ((u - 0.62) ** 2 + (v - 0.38) ** 2 < 0.05) [r, g, b] = [240, 190, 40];
+      if (v > 0.7) [r, g, b] = (Math.floor(x / Math.max(1, w / 8)) % 2 ? [60, 130, 50] : [90, 160, 70]);
+      raw[i] = r;
+      raw[i + 1] = g;
+      raw[i + 2] = b;
+    }
+  }
+  return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+}
+
+test('web page in headless Chromium: upscale, uncertainty, errors, cancel, screenshot', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async () => {
+  const t0 = Date.now();
+  const b = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web/vite.config.ts'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(b.status, 0, `vite build failed:\n${b.stdout}\n${b.stderr}`);
+  const { serve } = await import('../../web/serve.js');
+  const { chromium } = await import('playwright-core');
+  const { server, url } = await serve({ port: 0 });
+  const profile = mkdtempSync(join(tmpdir(), 'srflow-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const errors: string[] = [];
+  try {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.on('pageerror', (e) => errors.push(e.message));
+    const state = () => page.evaluate(() => document.body.dataset.state);
+    const waitState = (states: string[], timeout = 60_000) =>
+      page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout, polling: 50 });
+
+    await page.goto(url);
+    await waitState(['ready', 'error']);
+    assert.equal(await state(), 'ready', await page.textContent('#status') ?? '');
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'served cross-origin isolated');
+    assert.match((await page.textContent('#backend')) ?? '', /WebAssembly SIMD, \d+ thread/);
+    assert.match((await page.textContent('#model-badge')) ?? '', /untrained demo model|model: srflow-4x/);
+
+    // clear messages for a file that is not an image and for a too-large image
+    await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') });
+    await waitState(['error']);
+    assert.match((await page.textContent('#status')) ?? '', /not an image/);
+    await page.setInputFiles('#file', { name: 'big.png', mimeType: 'image/png', buffer: await testPng(600, 520) });
+    await waitState(['error']);
+    assert.match((await page.textContent('#status')) ?? '', /600×520: too large .*at most 512×512/);
+    assert.equal(await page.isDisabled('#run'), true);
+
+    // 24×24 → 96×96, three samples
+    await page.setInputFiles('#file', { name: 'scene.png', mimeType: 'image/png', buffer: await testPng(24, 24) });
+    await waitState(['ready']);
+    await page.fill('#samples', '3');
+    await page.click('#run');
+    await waitState(['done', 'error']);
+    assert.equal(await state(), 'done', (await page.textContent('#status')) ?? '');
+    const out = await page.evaluate(() => {
+      const cs = [...document.querySelectorAll<HTMLCanvasElement>('canvas.sample')];
+      const px = cs.map((c) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
+      let diff = 0;
+      for (let i = 0; i < px[0].length; i++) diff += Math.abs(px[0][i] - px[1][i]);
+      const u = document.querySelector<HTMLCanvasElement>('#uncertainty')!;
+      const links = [...document.querySelectorAll<HTMLAnchorElement>('a.dl')].map((a) => a.href);
+      return { sizes: cs.map((c) => [c.width, c.height]), meanAbsDiff: diff / px[0].length, std: [u.width, u.height], links };
+    });
+    assert.deepEqual(out.sizes, [[96, 96], [96, 96], [96, 96]]);
+    assert.ok(out.meanAbsDiff > 0.5, `samples 1 and 2 differ (mean |Δ| = ${out.meanAbsDiff})`);
+    assert.deepEqual(out.std, [96, 96]);
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLAnchorElement>('a.dl')].every((a) => a.href.startsWith('blob:')), null, { timeout: 10_000 });
+    assert.equal(out.links.length, 5);
+    mkdirSync(join(ROOT, 'docs/screenshots'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'docs/screenshots/web.png'), fullPage: true });
+    const doneText = await page.textContent('#timing');
+
+    // cancel a long run: the worker is stopped, no result arrives, and a fresh one gets ready
+    await page.setInputFiles('#file', { name: 'large.png', mimeType: 'image/png', buffer: await testPng(320, 320) });
+    await waitState(['ready']);
+    await page.fill('#samples', '8');
+    await page.click('#run');
+    await waitState(['running']);
+    await page.waitForFunction(() => /Working/.test(document.getElementById('status')!.textContent ?? ''), null, { timeout: 10_000 });
+    assert.equal(await page.isEnabled('#cancel'), true);
+    await page.click('#cancel');
+    assert.equal(await state(), 'cancelled');
+    assert.match((await page.textContent('#status')) ?? '', /Cancelled/);
+    await page.waitForFunction(() => !(document.getElementById('run') as HTMLButtonElement).disabled, null, { timeout: 30_000 });
+    assert.equal(await page.textContent('#timing'), doneText, 'no result after cancel');
+    assert.equal(await state(), 'cancelled');
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    server.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+  assert.ok(Date.now() - t0 < 90_000, `took ${Date.now() - t0} ms`);
+});

@@ -1,0 +1,373 @@
+/**
+ * The page: loads the model once, runs the inference worker (worker.ts) and shows the samples,
+ * a before/after comparison, the mean and the uncertainty map. Cancel terminates the worker and
+ * starts a fresh one with the model already in memory. `document.body.dataset.state` is
+ * loading | ready | running | done | cancelled | error (tests wait on it).
+ */
+import wasmUrl from '../../wasm/srflow-kernels.wasm?url';
+import wasmThreadsUrl from '../../wasm/srflow-kernels-threads.wasm?url';
+import type { FromWorker, ModelInfo, Rgba, ToWorker } from './protocol.js';
+
+/** Largest accepted input side (LR pixels): the output is 4× larger per side. */
+const MAX_SIDE = 512;
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const ui = {
+  badge: $('model-badge'),
+  backend: $('backend'),
+  drop: $('drop'),
+  dropText: $('drop-text'),
+  file: $<HTMLInputElement>('file'),
+  temperature: $<HTMLInputElement>('temperature'),
+  temperatureOut: $<HTMLOutputElement>('temperature-out'),
+  samples: $<HTMLInputElement>('samples'),
+  seed: $<HTMLInputElement>('seed'),
+  run: $<HTMLButtonElement>('run'),
+  cancel: $<HTMLButtonElement>('cancel'),
+  progress: $<HTMLProgressElement>('progress'),
+  status: $('status'),
+  results: $('results'),
+  before: $<HTMLCanvasElement>('before'),
+  after: $<HTMLCanvasElement>('after'),
+  afterTag: $('after-tag'),
+  divider: $('divider'),
+  split: $<HTMLInputElement>('split'),
+  samplesRow: $('samples-row'),
+  statsRow: $('stats-row'),
+  stdWhite: $('std-white'),
+  timing: $('timing'),
+};
+
+type State = 'loading' | 'ready' | 'running' | 'done' | 'cancelled' | 'error';
+let worker: Worker | null = null;
+let workerReady = false;
+let info: ModelInfo | null = null;
+let model: { bytes: ArrayBuffer; name: string; untrained: boolean } | null = null;
+let image: { rgba: Rgba; bitmap: ImageBitmap; name: string } | null = null;
+let runId = 0;
+let running = false;
+let lastResult: Extract<FromWorker, { type: 'result' }> | null = null;
+let selected = 0;
+const objectUrls: string[] = [];
+
+function setState(s: State): void {
+  document.body.dataset.state = s;
+  ui.run.disabled = !(workerReady && image && !running);
+  ui.cancel.disabled = !running;
+}
+
+function status(text: string, kind: '' | 'error' | 'warn' = ''): void {
+  ui.status.textContent = text;
+  ui.status.className = kind;
+}
+
+function fail(text: string): void {
+  status(text, 'error');
+  setState('error');
+}
+
+function threadsWanted(): number {
+  if (!globalThis.crossOriginIsolated) return 1;
+  return Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
+}
+
+// ------------------------------------------------------------------------------------------
+// model and worker
+
+async function fetchModel(): Promise<void> {
+  status('Downloading the model…');
+  const mres = await fetch('model/model.json');
+  if (!mres.ok) throw new Error(`no model description (model/model.json: HTTP ${mres.status})`);
+  const desc = (await mres.json()) as { file: string; name: string; untrained: boolean };
+  const res = await fetch(`model/${desc.file}`);
+  if (!res.ok || !res.body) throw new Error(`cannot download the model (HTTP ${res.status})`);
+  const total = Number(res.headers.get('content-length')) || 0;
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    got += value.byteLength;
+    if (total) {
+      ui.progress.value = got / total;
+      status(`Downloading the model… ${(got / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MiB`);
+    }
+  }
+  const bytes = new Uint8Array(got);
+  let off = 0;
+  for (const p of parts) {
+    bytes.set(p, off);
+    off += p.byteLength;
+  }
+  model = { bytes: bytes.buffer, name: desc.name, untrained: desc.untrained };
+}
+
+function startWorker(): void {
+  if (!model) return;
+  workerReady = false;
+  const w = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+  worker = w;
+  w.onmessage = (ev: MessageEvent<FromWorker>) => {
+    if (w !== worker) return;
+    onWorkerMessage(ev.data);
+  };
+  w.onerror = (ev) => {
+    if (w !== worker) return;
+    running = false;
+    fail(`The worker failed: ${ev.message || 'unknown error'}`);
+  };
+  const init: ToWorker = {
+    type: 'init',
+    model: model.bytes, // copied: the page keeps its copy for a restart after cancel
+    name: model.name,
+    untrained: model.untrained,
+    wasm: new URL(wasmUrl, location.href).href,
+    wasmThreads: new URL(wasmThreadsUrl, location.href).href,
+    threads: threadsWanted(),
+  };
+  w.postMessage(init);
+}
+
+function onWorkerMessage(m: FromWorker): void {
+  if (m.type === 'ready') {
+    workerReady = true;
+    info = m.info;
+    ui.badge.textContent = m.info.untrained
+      ? 'untrained demo model (random weights: results are not meaningful)'
+      : `model: ${m.info.name} (${(m.info.parameters / 1e6).toFixed(1)} M parameters)`;
+    ui.badge.classList.toggle('untrained', m.info.untrained);
+    ui.backend.textContent = `WebAssembly SIMD, ${m.threads} thread${m.threads > 1 ? 's' : ''}${globalThis.crossOriginIsolated ? '' : ' (page not cross-origin isolated: one thread)'}`;
+    if (document.body.dataset.state === 'loading') {
+      ui.progress.value = 0;
+      status(image ? 'Ready.' : 'Ready: choose an image.');
+      setState('ready');
+    } else setState((document.body.dataset.state as State) ?? 'ready');
+    return;
+  }
+  if (m.type === 'error') {
+    if (m.id !== -1 && m.id !== runId) return;
+    running = false;
+    fail(m.id === -1 ? `Cannot start: ${m.message}` : `Upscaling failed: ${m.message}`);
+    return;
+  }
+  if (m.id !== runId) return;
+  if (m.type === 'progress') {
+    ui.progress.value = m.done / m.total;
+    status(`Working: ${m.stage}…`);
+    return;
+  }
+  running = false;
+  ui.progress.value = 1;
+  lastResult = m;
+  status(`Done: ${m.samples.length} sample${m.samples.length > 1 ? 's' : ''} of ${m.samples[0].width}×${m.samples[0].height} in ${m.seconds.toFixed(1)} s.`);
+  showResult(m);
+  setState('done');
+}
+
+// ------------------------------------------------------------------------------------------
+// input image
+
+async function takeFile(file: File): Promise<void> {
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    image = null;
+    fail(`Cannot read “${file.name}”: not an image this browser can decode (use PNG, JPEG, WebP, GIF or BMP).`);
+    return;
+  }
+  if (bitmap.width > MAX_SIDE || bitmap.height > MAX_SIDE) {
+    image = null;
+    fail(`“${file.name}” is ${bitmap.width}×${bitmap.height}: too large for the browser (at most ${MAX_SIDE}×${MAX_SIDE}; the output would be ${bitmap.width * 4}×${bitmap.height * 4}). Crop or shrink it first.`);
+    return;
+  }
+  if (bitmap.width < 2 || bitmap.height < 2) {
+    image = null;
+    fail(`“${file.name}” is ${bitmap.width}×${bitmap.height}: too small (at least 2×2).`);
+    return;
+  }
+  const c = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const g = c.getContext('2d')!;
+  g.drawImage(bitmap, 0, 0);
+  const d = g.getImageData(0, 0, bitmap.width, bitmap.height);
+  image = { rgba: { width: d.width, height: d.height, data: d.data }, bitmap, name: file.name.replace(/\.[^.]*$/, '') || 'image' };
+  const preview = document.createElement('canvas');
+  preview.width = bitmap.width;
+  preview.height = bitmap.height;
+  preview.getContext('2d')!.drawImage(bitmap, 0, 0);
+  const scale = Math.max(1, Math.floor(128 / Math.max(bitmap.width, bitmap.height)));
+  preview.style.width = `${bitmap.width * scale}px`;
+  ui.dropText.replaceChildren(preview, document.createElement('br'), `${file.name}: ${bitmap.width}×${bitmap.height} → ${bitmap.width * 4}×${bitmap.height * 4} (click or drop to change)`);
+  if (workerReady) {
+    status('Ready.');
+    setState('ready');
+  } else setState((document.body.dataset.state as State) ?? 'loading');
+}
+
+function run(): void {
+  if (!worker || !workerReady || !image || running) return;
+  const samples = Math.max(1, Math.min(8, Math.floor(Number(ui.samples.value) || 1)));
+  ui.samples.value = String(samples);
+  const temperature = Number(ui.temperature.value);
+  const seed = Math.max(0, Math.floor(Number(ui.seed.value) || 0));
+  running = true;
+  runId++;
+  ui.progress.value = 0;
+  status('Working…');
+  setState('running');
+  const data = new Uint8ClampedArray(image.rgba.data);
+  const msg: ToWorker = { type: 'run', id: runId, image: { width: image.rgba.width, height: image.rgba.height, data }, temperature, samples, seed };
+  worker.postMessage(msg, [data.buffer]);
+}
+
+function cancel(): void {
+  if (!running) return;
+  running = false;
+  runId++;
+  worker?.terminate();
+  worker = null;
+  ui.progress.value = 0;
+  status('Cancelled.', 'warn');
+  setState('cancelled');
+  startWorker(); // the model stays in memory: a fresh worker is ready in a moment
+}
+
+// ------------------------------------------------------------------------------------------
+// output
+
+function toCanvas(img: Rgba): HTMLCanvasElement {
+  const c = document.createElement('canvas');
+  c.width = img.width;
+  c.height = img.height;
+  c.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
+  return c;
+}
+
+function downloadLink(c: HTMLCanvasElement, file: string): HTMLAnchorElement {
+  const a = document.createElement('a');
+  a.className = 'dl';
+  a.textContent = 'download PNG';
+  a.download = file;
+  a.href = '#';
+  c.toBlob((b) => {
+    if (!b) return;
+    const url = URL.createObjectURL(b);
+    objectUrls.push(url);
+    a.href = url;
+  }, 'image/png');
+  return a;
+}
+
+function tile(c: HTMLCanvasElement, caption: string, file: string): HTMLElement {
+  const f = document.createElement('figure');
+  f.className = 'tile';
+  const cap = document.createElement('figcaption');
+  const label = document.createElement('span');
+  label.textContent = caption;
+  cap.append(label, downloadLink(c, file));
+  f.append(c, cap);
+  return f;
+}
+
+function drawCompare(): void {
+  if (!lastResult || !image) return;
+  const s = lastResult.samples[selected];
+  for (const c of [ui.before, ui.after]) {
+    c.width = s.width;
+    c.height = s.height;
+  }
+  const b = ui.before.getContext('2d')!;
+  b.imageSmoothingEnabled = true;
+  b.imageSmoothingQuality = 'high';
+  b.drawImage(image.bitmap, 0, 0, s.width, s.height);
+  ui.after.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(s.data), s.width, s.height), 0, 0);
+  ui.afterTag.textContent = `sample ${selected + 1}`;
+  applySplit();
+  ui.samplesRow.querySelectorAll('.tile').forEach((t, i) => t.classList.toggle('selected', i === selected));
+}
+
+function applySplit(): void {
+  const p = Number(ui.split.value);
+  ui.after.style.clipPath = `inset(0 0 0 ${p}%)`;
+  ui.divider.style.left = `${p}%`;
+}
+
+function showResult(m: Extract<FromWorker, { type: 'result' }>): void {
+  for (const u of objectUrls.splice(0)) URL.revokeObjectURL(u);
+  const base = image?.name ?? 'image';
+  const tau = Number(ui.temperature.value).toFixed(2);
+  ui.samplesRow.replaceChildren(
+    ...m.samples.map((s, i) => {
+      const c = toCanvas(s);
+      c.className = 'sample';
+      c.title = 'compare this sample';
+      const t = tile(c, `sample ${i + 1} (τ = ${tau})`, `${base}_x4_t${tau}_s${i + 1}.png`);
+      c.addEventListener('click', () => {
+        selected = i;
+        drawCompare();
+      });
+      return t;
+    }),
+  );
+  const mean = toCanvas(m.mean);
+  mean.id = 'mean';
+  const std = toCanvas(m.std);
+  std.id = 'uncertainty';
+  ui.statsRow.replaceChildren(
+    tile(mean, `mean of ${m.samples.length}`, `${base}_x4_mean.png`),
+    tile(std, m.samples.length > 1 ? 'uncertainty (std across samples)' : 'uncertainty (needs ≥ 2 samples)', `${base}_x4_uncertainty.png`),
+  );
+  ui.stdWhite.textContent = m.stdMax > 0 ? `${(m.stdMax * 255).toFixed(1)} / 255` : '–';
+  ui.timing.textContent = `${m.samples[0].width}×${m.samples[0].height}, ${m.seconds.toFixed(1)} s`;
+  selected = 0;
+  ui.results.hidden = false;
+  drawCompare();
+}
+
+// ------------------------------------------------------------------------------------------
+// wiring
+
+ui.temperature.addEventListener('input', () => (ui.temperatureOut.value = Number(ui.temperature.value).toFixed(2)));
+ui.split.addEventListener('input', applySplit);
+ui.run.addEventListener('click', run);
+ui.cancel.addEventListener('click', cancel);
+ui.drop.addEventListener('click', () => ui.file.click());
+ui.drop.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' || e.key === ' ') ui.file.click();
+});
+ui.file.addEventListener('change', () => {
+  const f = ui.file.files?.[0];
+  if (f) void takeFile(f);
+});
+ui.drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  ui.drop.classList.add('over');
+});
+ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
+ui.drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  ui.drop.classList.remove('over');
+  const f = e.dataTransfer?.files?.[0];
+  if (f) void takeFile(f);
+});
+
+async function main(): Promise<void> {
+  setState('loading');
+  if (typeof Worker === 'undefined' || typeof WebAssembly === 'undefined' || typeof OffscreenCanvas === 'undefined') {
+    fail('This browser lacks Web Workers, WebAssembly or OffscreenCanvas: use a current Chrome, Edge, Firefox or Safari.');
+    return;
+  }
+  try {
+    await fetchModel();
+  } catch (e) {
+    fail(`Cannot load the model: ${(e as Error).message}`);
+    return;
+  }
+  status('Starting the engine…');
+  startWorker();
+}
+
+void main();
+void info;

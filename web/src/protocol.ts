@@ -1,0 +1,27 @@
+/** Messages between the page (main.ts) and the inference worker (worker.ts). */
+
+export interface ModelInfo {
+  name: string;
+  /** true: the random-weight demo model (no trained model was found at build time). */
+  untrained: boolean;
+  scale: number;
+  parameters: number;
+  /** Size multiple of LR inputs (2^L / scale): inputs are padded by reflection to it. */
+  multiple: number;
+}
+
+export interface Rgba {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray;
+}
+
+export type ToWorker =
+  | { type: 'init'; model: ArrayBuffer; untrained: boolean; name: string; wasm: string; wasmThreads: string; threads: number }
+  | { type: 'run'; id: number; image: Rgba; temperature: number; samples: number; seed: number };
+
+export type FromWorker =
+  | { type: 'ready'; info: ModelInfo; backend: string; threads: number }
+  | { type: 'progress'; id: number; done: number; total: number; stage: string }
+  | { type: 'result'; id: number; samples: Rgba[]; mean: Rgba; std: Rgba; stdMax: number; seconds: number }
+  | { type: 'error'; id: number; message: string };
