@@ -56,6 +56,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `srflow --help | head` closes stdout early: exit quietly instead of crashing on EPIPE
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const isMain = process.argv[1] && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href;
 if (isMain) {
   main(process.argv).then((code) => {
