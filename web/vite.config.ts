@@ -5,12 +5,13 @@
  *   a stub that throws if ever called.
  * - The model: models/srflow-4x.safetensors when it exists, else an untrained tiny demo model
  *   generated here (web/make-demo-model.ts); emitted as dist/model/ with model/model.json.
+ *   SRFLOW_WEB_MODEL=path/to/model.safetensors builds the page with another native model file.
  */
 import { defineConfig, type Plugin } from 'vite';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const web = fileURLToPath(new URL('.', import.meta.url));
@@ -27,7 +28,7 @@ function nodeStub(): Plugin {
     },
     load(id) {
       if (id !== STUB) return null;
-      const names = ['readFileSync', 'writeFileSync', 'openSync', 'readSync', 'closeSync', 'fstatSync', 'renameSync', 'writeSync', 'unlinkSync', 'existsSync', 'statSync', 'mkdirSync', 'readdirSync', 'createRequire', 'basename', 'dirname', 'join', 'resolve', 'readFile', 'writeFile', 'Worker', 'parentPort', 'workerData', 'availableParallelism', 'cpus', 'fileURLToPath', 'pathToFileURL'];
+      const names = ['readFileSync', 'writeFileSync', 'openSync', 'readSync', 'closeSync', 'fstatSync', 'renameSync', 'writeSync', 'unlinkSync', 'existsSync', 'statSync', 'mkdirSync', 'readdirSync', 'createRequire', 'basename', 'dirname', 'join', 'resolve', 'readFile', 'writeFile', 'Worker', 'parentPort', 'workerData', 'availableParallelism', 'cpus', 'fileURLToPath', 'pathToFileURL', 'crc32', 'inflateRawSync', 'inflateSync', 'gunzipSync', 'deflateRawSync', 'getBuiltinModule'];
       const body = names.map((n) => `export function ${n}() { throw new Error('node:${n} is not available in the browser'); }`).join('\n');
       return `${body}\nexport default {};\n`;
     },
@@ -39,7 +40,7 @@ function srflowModel(): Plugin {
     name: 'srflow-model',
     apply: 'build',
     generateBundle() {
-      const trained = join(root, 'models', 'srflow-4x.safetensors');
+      const trained = process.env.SRFLOW_WEB_MODEL ? resolve(process.env.SRFLOW_WEB_MODEL) : join(root, 'models', 'srflow-4x.safetensors');
       let bytes: Buffer;
       let untrained = false;
       if (existsSync(trained)) {
@@ -61,7 +62,7 @@ function srflowModel(): Plugin {
       this.emitFile({
         type: 'asset',
         fileName: 'model/model.json',
-        source: JSON.stringify({ file: 'srflow-4x.safetensors', name: untrained ? 'untrained demo model' : 'srflow-4x', untrained }),
+        source: JSON.stringify({ file: 'srflow-4x.safetensors', name: untrained ? 'untrained demo model' : basename(trained, '.safetensors'), untrained }),
       });
     },
   };

@@ -11,8 +11,14 @@
 namespace srf {
 namespace simd128 {
 
-constexpr int NV = 2;
-constexpr int MR = 4;
+#ifndef SRF_SIMD128_MR
+#define SRF_SIMD128_MR 4
+#endif
+#ifndef SRF_SIMD128_NV
+#define SRF_SIMD128_NV 2
+#endif
+constexpr int NV = SRF_SIMD128_NV;
+constexpr int MR = SRF_SIMD128_MR;
 constexpr int NR = 4 * NV;
 
 static int kc_max() { static const int v = tune("KC", 256); return v; }
@@ -57,44 +63,48 @@ static inline void store_rows(const v128_t (&c)[MR][NV], float* C, long ldc, int
 
 static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
                 int mode, const float* bias) {
-  v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  v128_t c[MR][NV];
+#pragma clang loop unroll(full)
+  for (int i = 0; i < MR; ++i)
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_splat(0.f);
   for (int p = 0; p < kc; ++p) {
-    const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 4);
-    const v128_t a0 = wasm_v128_load32_splat(A), a1 = wasm_v128_load32_splat(A + 1);
-    const v128_t a2 = wasm_v128_load32_splat(A + 2), a3 = wasm_v128_load32_splat(A + 3);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
-    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
-    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
-    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
-    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
-    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
-    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+    v128_t b[NV];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; ++v) b[v] = wasm_v128_load(B + 4 * v);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; ++i) {
+      const v128_t a = wasm_v128_load32_splat(A + i);
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_add(c[i][v], wasm_f32x4_mul(a, b[v]));
+    }
     A += MR;
     B += NR;
   }
-  const v128_t c[MR][NV] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
   store_rows(c, C, ldc, mr, nv, mode, bias);
 }
 
 static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr) {
-  v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+  v128_t c[MR][NV];
+  const float* r[MR];
+#pragma clang loop unroll(full)
+  for (int i = 0; i < MR; ++i) {
+    r[i] = rows[i];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_splat(0.f);
+  }
   for (int p = 0; p < kc; ++p) {
-    const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 4);
-    const v128_t a0 = wasm_v128_load32_splat(r0 + p), a1 = wasm_v128_load32_splat(r1 + p);
-    const v128_t a2 = wasm_v128_load32_splat(r2 + p), a3 = wasm_v128_load32_splat(r3 + p);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
-    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
-    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
-    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
-    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
-    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
-    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+    v128_t b[NV];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; ++v) b[v] = wasm_v128_load(B + 4 * v);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; ++i) {
+      const v128_t a = wasm_v128_load32_splat(r[i] + p);
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_add(c[i][v], wasm_f32x4_mul(a, b[v]));
+    }
     B += NR;
   }
-  const v128_t c[MR][NV] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
   store_rows(c, C, ldc, mr, NR, 1, nullptr);
 }
 

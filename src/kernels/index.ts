@@ -2,7 +2,7 @@
  * Kernel selection: the native C++ addon when it loads, else the TypeScript reference kernels.
  * SRFLOW_BACKEND=reference forces the reference kernels; SRFLOW_BACKEND=native fails loudly if
  * the addon is missing; SRFLOW_BACKEND=wasm uses the WebAssembly build of the same C++ kernels
- * (wasm/, threads: SRFLOW_THREADS, default all cores). A browser installs its kernels with
+ * (wasm/, threads: SRFLOW_THREADS, default all cores; SRFLOW_SIMD=scalar: its portable path). A browser installs its kernels with
  * setKernels() before first use.
  */
 import type { Kernels } from './types.js';
@@ -46,11 +46,13 @@ function loadWasmNode(): Kernels {
   const env = Number.parseInt(process.env.SRFLOW_THREADS ?? '', 10);
   const threads = Number.isInteger(env) && env >= 1 ? Math.min(env, 64) : os.availableParallelism();
   try {
-    return createWasmKernelsSync(fs.readFileSync(new URL(WASM_FILE, dir)), {
+    const k = createWasmKernelsSync(fs.readFileSync(new URL(WASM_FILE, dir)), {
       threads,
       threadsBytes: threads > 1 ? fs.readFileSync(new URL(WASM_THREADS_FILE, dir)) : undefined,
       spawn: wasmNodeSpawner(wt),
     });
+    if (process.env.SRFLOW_SIMD === 'scalar') k.setSimd('scalar'); // the portable C++ path, auto-vectorised
+    return k;
   } catch (e) {
     throw new Error(`SRFLOW_BACKEND=wasm but the wasm kernels could not be loaded: ${(e as Error).message}`);
   }

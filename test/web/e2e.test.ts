@@ -17,8 +17,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const haveChromium = existsSync(CHROMIUM);
 
-/** A small synthetic photo-like RGB test image (gradient sky, a disc, stripes) as PNG. */
-async function testPng(w: number, h: number): Promise<Buffer> {
+/** A small synthetic photo-like RGB test image (gradient sky, a disc, stripes): raw RGB bytes. */
+function testRaw(w: number, h: number): Buffer {
   const raw = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
@@ -35,7 +35,31 @@ async function testPng(w: number, h: number): Promise<Buffer> {
       raw[i + 2] = b;
     }
   }
-  return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  return raw;
+}
+
+async function testPng(w: number, h: number): Promise<Buffer> {
+  return sharp(testRaw(w, h), { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+}
+
+/** Sample 1 of the same image, model, τ and seed computed here by the CLI's engine (native or reference kernels). */
+async function cliSample(w: number, h: number, temperature: number, seed: number): Promise<Uint8Array> {
+  const { loadModel } = await import('../../src/models/api.js');
+  const { superResolve } = await import('../../src/upscale/engine.js');
+  const model = await loadModel(join(ROOT, 'web/dist/model/srflow-4x.safetensors'));
+  const raw = testRaw(w, h);
+  const n = w * h;
+  const data = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) data[c * n + i] = raw[3 * i + c] / 255;
+  const r = await superResolve(model, { data, channels: 3, height: h, width: w }, { draws: [{ temperature, seed }], maxMemoryMB: 1024 });
+  const s = r.samples[0];
+  const N = s.width * s.height;
+  const out = new Uint8Array(4 * N);
+  for (let i = 0; i < N; i++) {
+    for (let c = 0; c < 3; c++) out[4 * i + c] = Math.round(s.data[c * N + i] * 255);
+    out[4 * i + 3] = 255;
+  }
+  return out;
 }
 
 test('web page in headless Chromium: upscale, uncertainty, errors, cancel, screenshot', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async () => {
@@ -65,7 +89,7 @@ test('web page in headless Chromium: upscale, uncertainty, errors, cancel, scree
     assert.equal(await state(), 'ready', await page.textContent('#status') ?? '');
     assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'served cross-origin isolated');
     assert.match((await page.textContent('#backend')) ?? '', /WebAssembly SIMD, \d+ thread/);
-    assert.match((await page.textContent('#model-badge')) ?? '', /untrained demo model|model: srflow-4x/);
+    assert.match((await page.textContent('#model-badge')) ?? '', /untrained demo model|model: /);
 
     // clear messages for a file that is not an image and for a too-large image
     await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') });
@@ -90,11 +114,16 @@ test('web page in headless Chromium: upscale, uncertainty, errors, cancel, scree
       for (let i = 0; i < px[0].length; i++) diff += Math.abs(px[0][i] - px[1][i]);
       const u = document.querySelector<HTMLCanvasElement>('#uncertainty')!;
       const links = [...document.querySelectorAll<HTMLAnchorElement>('a.dl')].map((a) => a.href);
-      return { sizes: cs.map((c) => [c.width, c.height]), meanAbsDiff: diff / px[0].length, std: [u.width, u.height], links };
+      return { sizes: cs.map((c) => [c.width, c.height]), meanAbsDiff: diff / px[0].length, std: [u.width, u.height], links, first: px[0] };
     });
     assert.deepEqual(out.sizes, [[96, 96], [96, 96], [96, 96]]);
     assert.ok(out.meanAbsDiff > 0.5, `samples 1 and 2 differ (mean |Δ| = ${out.meanAbsDiff})`);
     assert.deepEqual(out.std, [96, 96]);
+    // the page computes what the CLI's engine computes (up to float rounding of the kernels)
+    const want = await cliSample(24, 24, 0.8, 0);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(want[i] - out.first[i]));
+    assert.ok(worst <= 2, `page sample 1 vs the CLI engine: max |Δ| = ${worst}/255`);
     await page.waitForFunction(() => [...document.querySelectorAll<HTMLAnchorElement>('a.dl')].every((a) => a.href.startsWith('blob:')), null, { timeout: 10_000 });
     assert.equal(out.links.length, 5);
     mkdirSync(join(ROOT, 'docs/screenshots'), { recursive: true });

@@ -49,6 +49,8 @@ let running = false;
 let lastResult: Extract<FromWorker, { type: 'result' }> | null = null;
 let selected = 0;
 const objectUrls: string[] = [];
+/** Seconds per LR pixel and sample measured by the last run (for estimates), 0 before one. */
+let rate = 0;
 
 function setState(s: State): void {
   document.body.dataset.state = s;
@@ -66,8 +68,11 @@ function fail(text: string): void {
   setState('error');
 }
 
+/** Threads: all cores (at most 8) when cross-origin isolated, else 1; `?threads=N` overrides. */
 function threadsWanted(): number {
   if (!globalThis.crossOriginIsolated) return 1;
+  const asked = Number(new URLSearchParams(location.search).get('threads'));
+  if (Number.isInteger(asked) && asked >= 1) return Math.min(asked, 16);
   return Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
 }
 
@@ -161,7 +166,9 @@ function onWorkerMessage(m: FromWorker): void {
   running = false;
   ui.progress.value = 1;
   lastResult = m;
-  status(`Done: ${m.samples.length} sample${m.samples.length > 1 ? 's' : ''} of ${m.samples[0].width}×${m.samples[0].height} in ${m.seconds.toFixed(1)} s.`);
+  if (image) rate = m.seconds / (image.rgba.width * image.rgba.height * m.samples.length);
+  const tiles = m.tiles > 1 ? ` (${m.tiles} tiles)` : '';
+  status(`Done: ${m.samples.length} sample${m.samples.length > 1 ? 's' : ''} of ${m.samples[0].width}×${m.samples[0].height} in ${m.seconds.toFixed(1)} s${tiles}.`);
   showResult(m);
   setState('done');
 }
@@ -201,7 +208,10 @@ async function takeFile(file: File): Promise<void> {
   preview.style.width = `${bitmap.width * scale}px`;
   ui.dropText.replaceChildren(preview, document.createElement('br'), `${file.name}: ${bitmap.width}×${bitmap.height} → ${bitmap.width * 4}×${bitmap.height * 4} (click or drop to change)`);
   if (workerReady) {
-    status('Ready.');
+    const px = bitmap.width * bitmap.height;
+    if (rate > 0 && rate * px > 20) status(`Ready. Estimated ${Math.round(rate * px)} s per sample on this device (Cancel stops it).`, 'warn');
+    else if (rate === 0 && px > 128 * 128) status('Ready. A large image: expect a minute or more per sample (Cancel stops it).', 'warn');
+    else status('Ready.');
     setState('ready');
   } else setState((document.body.dataset.state as State) ?? 'loading');
 }

@@ -1,9 +1,10 @@
 /// <reference lib="webworker" />
 /**
  * The inference worker: the engine (src/) over the WebAssembly kernels. It loads the model once
- * (init), then answers run requests: pad the LR image by reflection to the model's size
- * multiple, condition once, decode N samples at temperature τ, crop, and compute the mean and
- * the uncertainty map. Cancelling is done by the page terminating this worker.
+ * (init), then answers run requests with the CLI's engine (src/upscale/engine.ts: reflection
+ * padding to the model's size multiple, memory-bounded seamless tiles, N samples at temperature
+ * τ with seeds seed..seed+N-1, crop), plus the mean and the uncertainty map. Cancelling is done
+ * by the page terminating this worker.
  */
 import { createWasmKernels } from '../../src/kernels/wasm.js';
 import { setKernels } from '../../src/kernels/index.js';
@@ -11,9 +12,8 @@ import { parseSafetensors } from '../../src/io/safetensors.js';
 import { parseConfig } from '../../src/models/config.js';
 import { SRFlowNet } from '../../src/models/srflow.js';
 import { loadStateDict } from '../../src/models/state.js';
-import { Tensor, noGrad } from '../../src/tensor/tensor.js';
-import { Rng } from '../../src/tensor/random.js';
-import { ceilTo, clip01, crop, padReflect } from '../../src/upscale/pad.js';
+import { SRFlowModel } from '../../src/models/api.js';
+import { superResolve } from '../../src/upscale/engine.js';
 import { uncertaintyMap } from '../../src/upscale/uncertainty.js';
 import type { Planar } from '../../src/io/image.js';
 import type { FromWorker, Rgba, ToWorker } from './protocol.js';
@@ -72,32 +72,34 @@ async function init(m: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   });
 }
 
-function run(m: Extract<ToWorker, { type: 'run' }>): void {
+/** Memory budget for the tile layout (the CLI's model of peak memory; see src/upscale/memory.ts). */
+const MAX_MEMORY_MB = 1024;
+
+// src/upscale/engine.ts yields between tiles with setImmediate, which browsers lack.
+const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+if (typeof g.setImmediate !== 'function') g.setImmediate = (fn: () => void) => setTimeout(fn, 0);
+
+const STAGES: Record<string, string> = { condition: 'conditioning on the image', decode: 'decoding samples', consistency: 'LR consistency' };
+
+async function run(m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   if (!net) throw new Error('the model is not loaded');
   const t0 = performance.now();
-  const s = net.scale;
-  const mult = Math.max(1, 2 ** net.config.flow.L / s);
-  const lr = toPlanar(m.image);
-  const h = lr.height;
-  const w = lr.width;
-  const lrP = padReflect(lr, ceilTo(h, mult), ceilTo(w, mult));
-  const L = new Tensor(lrP.data, [1, 3, lrP.height, lrP.width]);
-  const total = m.samples + 2;
-  post({ type: 'progress', id: m.id, done: 0, total, stage: 'conditioning on the image' });
-  const samples: Planar[] = [];
-  noGrad(() => {
-    net!.checkLr(L);
-    const cond = net!.prepareConditioning(L);
-    for (let i = 0; i < m.samples; i++) {
-      post({ type: 'progress', id: m.id, done: i + 1, total, stage: `sample ${i + 1} of ${m.samples}` });
-      const latents = net!.drawLatents(L.shape, m.temperature, new Rng(m.seed + i));
-      const sr = net!.decodeCached(latents, cond, { logdet: false }).sr;
-      const whole: Planar = { data: sr.data as Float32Array, channels: 3, height: lrP.height * s, width: lrP.width * s };
-      samples.push(clip01(crop(whole, 0, 0, h * s, w * s)));
-    }
+  const model = new SRFlowModel(net);
+  const draws = Array.from({ length: m.samples }, (_v, i) => ({ temperature: m.temperature, seed: m.seed + i }));
+  post({ type: 'progress', id: m.id, done: 0, total: 1, stage: 'starting' });
+  // The CLI's engine: reflection padding to the model's size multiple, tiles within the memory
+  // budget (seamless: the latent noise is a function of the pixel position), crop, clip.
+  const r = await superResolve(model, toPlanar(m.image), {
+    draws,
+    maxMemoryMB: MAX_MEMORY_MB,
+    onProgress: (p) => {
+      const tiles = p.tiles > 1 ? `, tile ${p.tile + 1} of ${p.tiles}` : '';
+      post({ type: 'progress', id: m.id, done: p.done, total: p.total + 1, stage: `${STAGES[p.stage] ?? p.stage}${tiles}` });
+    },
   });
-  post({ type: 'progress', id: m.id, done: m.samples + 1, total, stage: 'uncertainty map' });
-  const n = h * s * w * s;
+  const samples = r.samples;
+  const { height: H, width: W } = samples[0];
+  const n = H * W;
   const mean = new Float32Array(3 * n);
   for (const p of samples) for (let i = 0; i < mean.length; i++) mean[i] += p.data[i] / samples.length;
   let std: Rgba;
@@ -107,12 +109,12 @@ function run(m: Extract<ToWorker, { type: 'run' }>): void {
     std = toRgba(u.map);
     stdMax = u.whiteStd;
   } else {
-    std = toRgba({ data: new Float32Array(n), channels: 1, height: h * s, width: w * s });
+    std = toRgba({ data: new Float32Array(n), channels: 1, height: H, width: W });
   }
   const out = samples.map(toRgba);
-  const meanRgba = toRgba({ data: mean, channels: 3, height: h * s, width: w * s });
+  const meanRgba = toRgba({ data: mean, channels: 3, height: H, width: W });
   post(
-    { type: 'result', id: m.id, samples: out, mean: meanRgba, std, stdMax, seconds: (performance.now() - t0) / 1000 },
+    { type: 'result', id: m.id, samples: out, mean: meanRgba, std, stdMax, seconds: (performance.now() - t0) / 1000, tiles: r.tiles },
     [...out.map((o) => o.data.buffer), meanRgba.data.buffer, std.data.buffer],
   );
 }
@@ -121,7 +123,7 @@ ctx.onmessage = async (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   try {
     if (m.type === 'init') await init(m);
-    else run(m);
+    else await run(m);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     post({ type: 'error', id: m.type === 'run' ? m.id : -1, message: /out of memory|Out of memory|allocation failed|Array buffer allocation/i.test(msg) ? `Out of memory: ${msg}. Try a smaller image or fewer samples.` : msg });
