@@ -76,3 +76,18 @@ extern const IsaImpl isa_avx512;
 #endif
 
 }  // namespace srf
+
+#ifdef SRF_PROF
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <string>
+namespace srf {
+inline double prof_now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+struct ProfTab {
+  std::map<std::string, std::pair<double, long>> m;
+  ~ProfTab() { for (auto& kv : m) std::fprintf(stderr, "prof %-10s %8.3f ms avg (%ld)\n", kv.first.c_str(), kv.second.first / kv.second.second * 1e3, kv.second.second); }
+};
+inline void prof_add(const char* n, double dt) { static ProfTab t; auto& e = t.m[n]; e.first += dt; e.second++; }
+}  // namespace srf
+#endif

@@ -33,12 +33,14 @@ constexpr int NV = SRF_AVX512_NV;
 constexpr int MR = SRF_AVX512_MR;
 constexpr int NR = 16 * NV;
 
-static int kc_max() { static const int v = tune("KC", 384); return v; }
-static int nct_max() { static const int v = tune("NCT", 8); return v; }
+static int kc_max() { static const int v = tune("KC", 768); return v; }
+static int nct_max() { static const int v = tune("NCT", 4); return v; }
 static int mpb_max() { static const int v = tune("MPB", 32); return v; }
 static int pb_bwf() { static const int v = (tune("PB", 128) + 15) / 16 * 16; return v; }
 static int loop_order() { static const int v = tune("ORDER", 1) - 1; return v; }
 #define LOOP_ORDER loop_order()
+static long a_private_max() { static const long v = tune("APRIV", 262144); return v; }
+#define A_PRIVATE_MAX a_private_max()
 #define KC_MAX kc_max()
 #define NCT_MAX nct_max()
 #define MPB_MAX mpb_max()

@@ -16,6 +16,8 @@ static int mpb_max() { static const int v = tune("MPB", 64); return v; }
 static int pb_bwf() { static const int v = (tune("PB", 128) + 15) / 16 * 16; return v; }
 static int loop_order() { static const int v = tune("ORDER", 1) - 1; return v; }
 #define LOOP_ORDER loop_order()
+static long a_private_max() { static const long v = tune("APRIV", 262144); return v; }
+#define A_PRIVATE_MAX a_private_max()
 #define KC_MAX kc_max()
 #define NCT_MAX nct_max()
 #define MPB_MAX mpb_max()

@@ -57,7 +57,9 @@ class Pool {
     ctx_.store(ctx, std::memory_order_relaxed);
     nchunks_.store(nchunks, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
-    state_.store(uint64_t(g) << 32, std::memory_order_release);
+    for (int t = 0; t < nt_; ++t)
+      slots_[t].v.store((uint64_t(g) << 32) | uint32_t(slot_begin(t, nchunks)), std::memory_order_relaxed);
+    job_gen_.store(g, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);
       gen_.fetch_add(1, std::memory_order_release);
@@ -73,17 +75,26 @@ class Pool {
   }
 
  private:
-  // Claims chunks of job g until none is left (or the job has been replaced).
+  int slot_begin(int t, int n) const { return (int)((long)n * t / nt_); }
+
+  // Claims chunks of job g until none is left (or the job has been replaced): first from this
+  // thread's own contiguous share of the chunks (so that a thread tends to touch the same data
+  // on every call), then from the other threads' shares.
   void work(int tid, uint32_t g, ChunkFn fn, void* ctx, int nchunks) {
-    uint64_t st = state_.load(std::memory_order_acquire);
-    for (;;) {
-      if (uint32_t(st >> 32) != g) return;
-      const int c = int(uint32_t(st));
-      if (c >= nchunks) return;
-      if (!state_.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-      fn(ctx, c, tid);
-      done_.fetch_add(1, std::memory_order_acq_rel);
-      st = state_.load(std::memory_order_acquire);
+    for (int k = 0; k < nt_; ++k) {
+      const int s = (tid + k) % nt_;
+      const int end = slot_begin(s + 1, nchunks);
+      std::atomic<uint64_t>& slot = slots_[s].v;
+      uint64_t st = slot.load(std::memory_order_acquire);
+      for (;;) {
+        if (uint32_t(st >> 32) != g) return;
+        const int c = int(uint32_t(st));
+        if (c >= end) break;
+        if (!slot.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+        fn(ctx, c, tid);
+        done_.fetch_add(1, std::memory_order_acq_rel);
+        st = slot.load(std::memory_order_acquire);
+      }
     }
   }
   void loop(int tid) {
@@ -108,11 +119,11 @@ class Pool {
       if (stop_.load(std::memory_order_acquire)) return;
       // The job fields are read before claiming a chunk; a successful claim proves they belong
       // to the job of the claimed chunk (the next job is published only after it completes).
-      const uint64_t st = state_.load(std::memory_order_acquire);
+      const uint32_t jg = job_gen_.load(std::memory_order_acquire);
       ChunkFn fn = fn_.load(std::memory_order_relaxed);
       void* ctx = ctx_.load(std::memory_order_relaxed);
       const int n = nchunks_.load(std::memory_order_relaxed);
-      work(tid, uint32_t(st >> 32), fn, ctx, n);
+      work(tid, jg, fn, ctx, n);
     }
   }
 
@@ -123,7 +134,11 @@ class Pool {
   std::atomic<uint64_t> gen_{0};
   std::atomic<bool> stop_{false};
   uint32_t job_ = 0;
-  std::atomic<uint64_t> state_{0};  // (job << 32) | next chunk
+  struct alignas(128) Slot {
+    std::atomic<uint64_t> v{0};  // (job << 32) | next chunk of this thread's share
+  };
+  Slot slots_[kMaxThreads];
+  std::atomic<uint32_t> job_gen_{0};
   std::atomic<ChunkFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
   std::atomic<int> nchunks_{0};
