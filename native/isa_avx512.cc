@@ -1,4 +1,4 @@
-// AVX-512 kernels (MR x NR = 12 x 32 register tile). Compiled for the whole file with a target
+// AVX-512 kernels (MR x NR = 8 x 32 register tile). Compiled for the whole file with a target
 // pragma, called only when the CPU supports AVX-512 F/BW/DQ/VL (selected at run time).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"

@@ -192,12 +192,15 @@ test('every SIMD path matches the float64 reference', { skip: !addon }, () => {
 test('larger convolution exercises depth blocking and many column blocks', { skip: !addon }, () => {
   const K = loaded.kernels!;
   const A = addon!;
-  // K = 96*9 = 864 > one depth block; 24x24 pixels over several column blocks.
+  // K = 96*9 = 864 > one depth block; 24x24 pixels over several column blocks and p-blocks.
   const d = prepare({ g: { n: 2, cin: 96, h: 24, w: 24, cout: 40, kh: 3, kw: 3, pad: 1 }, bias: true });
+  // Weights too large for per-thread packing (480 x 576 floats): packed once, shared.
+  const big = prepare({ g: { n: 1, cin: 64, h: 5, w: 7, cout: 480, kh: 3, kw: 3, pad: 1 }, bias: true });
   try {
     for (const level of A.supportedSimd()) {
       A.setSimd(level);
       checkConv(K, d, level);
+      checkConv(K, big, level);
     }
   } finally {
     A.setSimd('auto');
