@@ -207,6 +207,37 @@ test('larger convolution exercises depth blocking and many column blocks', { ski
   }
 });
 
+test('every kernel is bit-for-bit deterministic: repeated calls and 1 vs 2 threads agree exactly', { skip: !addon }, () => {
+  // Training resumes must be exact, so no result may depend on which thread ran which chunk.
+  const K = loaded.kernels!;
+  const t0 = getNumThreads();
+  const d = prepare({ g: { n: 3, cin: 40, h: 19, w: 23, cout: 36, kh: 3, kw: 3, pad: 1 }, bias: true });
+  const { g } = d.c;
+  const run = () => {
+    const y = new Float32Array(d.want.y.length);
+    K.conv2d(d.x, d.w, d.b, g, y);
+    const gx = new Float32Array(d.x.length);
+    K.conv2dBackwardData(d.gy, d.w, g, gx, false);
+    const gw = new Float32Array(d.w.length);
+    const gb = new Float32Array(g.cout);
+    K.conv2dBackwardFilter(d.gy, d.x, g, gw, gb, false);
+    const mm = new Float32Array(37 * 29);
+    K.matmul(d.x.subarray(0, 37 * 51), d.w.subarray(0, 51 * 29), 37, 51, 29, false, false, mm, false);
+    return [y, gx, gw, gb, mm];
+  };
+  try {
+    setNumThreads(2);
+    const first = run();
+    for (let r = 0; r < 5; r++) {
+      run().forEach((a, i) => assert.deepEqual(a, first[i], `output ${i} differs on repeat ${r}`));
+    }
+    setNumThreads(1);
+    run().forEach((a, i) => assert.deepEqual(a, first[i], `output ${i} differs between 1 and 2 threads`));
+  } finally {
+    setNumThreads(t0);
+  }
+});
+
 test('Float32Array views with a byteOffset are read and written in place', { skip: !addon }, () => {
   const K = loaded.kernels!;
   const g: Conv2dGeom = { n: 1, cin: 3, h: 5, w: 6, cout: 4, kh: 3, kw: 3, pad: 1 };
