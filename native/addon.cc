@@ -189,6 +189,150 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- element-wise kernels (elementwise.cc) ----
+double* f64(const Napi::CallbackInfo& info, size_t i, const char* what, size_t expect) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(info.Env(), std::string("Expected a Float64Array for ") + what);
+  Napi::Float64Array a = v.As<Napi::Float64Array>();
+  if (a.ElementLength() != expect)
+    throw Napi::RangeError::New(info.Env(), std::string("Expected ") + std::to_string(expect) + " elements for " +
+                                                what + " but received " + std::to_string(a.ElementLength()));
+  return a.Data();
+}
+
+double num_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("Expected a number for ") + what);
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+size_t len_of(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), std::string("Expected a Float32Array for ") + what);
+  return v.As<Napi::Float32Array>().ElementLength();
+}
+
+// chan(info, i): n, c, hw at info[i..i+2]
+srf::ChanJob chan(const Napi::CallbackInfo& info, size_t i) {
+  srf::ChanJob j{};
+  j.n = int_arg(info, i, "n", 1);
+  j.c = int_arg(info, i + 1, "c", 1);
+  j.hw = int_arg(info, i + 2, "hw", 1);
+  return j;
+}
+
+// channelAffine(x, n, c, hw, bias, mul, relu, out)
+Napi::Value ChannelAffine(const Napi::CallbackInfo& info) {
+  srf::ChanJob j = chan(info, 1);
+  const size_t total = sz(j.n, j.c, j.hw);
+  j.x = f32(info, 0, "x", total);
+  const float* bias = f32(info, 4, "bias", sz(j.c));
+  const float* mul = f32(info, 5, "mul", sz(j.c));
+  j.out = f32(info, 7, "out", total);
+  srf::ew_channel_affine(j, bias, mul, info[6].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// channelAffineBackward(g, out, n, c, hw, mul, relu, gx|null, sb(f64 c), ss(f64 c))
+Napi::Value ChannelAffineBackward(const Napi::CallbackInfo& info) {
+  srf::ChanJob j = chan(info, 2);
+  const size_t total = sz(j.n, j.c, j.hw);
+  const float* g = f32(info, 0, "g", total);
+  j.out = f32(info, 1, "out", total);
+  const float* mul = f32(info, 5, "mul", sz(j.c));
+  float* gx = f32(info, 7, "gx", total, true);
+  double* sb = f64(info, 8, "sb", sz(j.c));
+  double* ss = f64(info, 9, "ss", sz(j.c));
+  srf::ew_channel_affine_bwd(j, g, mul, info[6].ToBoolean().Value(), gx, sb, ss);
+  return info.Env().Undefined();
+}
+
+// affineFromNet(h, raw, n, c, hw, rb, eps, inverse, out)
+Napi::Value AffineFromNet(const Napi::CallbackInfo& info) {
+  srf::ChanJob j = chan(info, 2);
+  const int rb = int_arg(info, 5, "rb", 0);
+  const size_t total = sz(j.n, j.c, j.hw);
+  j.x = f32(info, 0, "h", total);
+  const float* raw = f32(info, 1, "raw", sz(rb ? j.n : 1, 2 * j.c, j.hw));
+  j.out = f32(info, 8, "out", total);
+  srf::ew_affine_from_net(j, raw, rb ? 1 : 0, (float)num_arg(info, 6, "eps"), info[7].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// affineFromNetBackward(g, h, raw, n, c, hw, rb, eps, inverse, gh|null, gr|null)
+Napi::Value AffineFromNetBackward(const Napi::CallbackInfo& info) {
+  srf::ChanJob j = chan(info, 3);
+  const int rb = int_arg(info, 6, "rb", 0);
+  const size_t total = sz(j.n, j.c, j.hw);
+  const float* g = f32(info, 0, "g", total);
+  j.x = f32(info, 1, "h", total);
+  const size_t rsize = sz(rb ? j.n : 1, 2 * j.c, j.hw);
+  const float* raw = f32(info, 2, "raw", rsize);
+  float* gh = f32(info, 9, "gh", total, true);
+  float* gr = f32(info, 10, "gr", rsize, true);
+  srf::ew_affine_from_net_bwd(j, raw, rb ? 1 : 0, (float)num_arg(info, 7, "eps"), info[8].ToBoolean().Value(), g, gh, gr);
+  return info.Env().Undefined();
+}
+
+// sumLogScale(raw, n, c, hw, eps, out(f64 n)): c = half the channels of raw
+Napi::Value SumLogScale(const Napi::CallbackInfo& info) {
+  srf::ChanJob j = chan(info, 1);
+  const float* raw = f32(info, 0, "raw", sz(j.n, 2 * j.c, j.hw));
+  double* out = f64(info, 5, "out", sz(j.n));
+  srf::ew_sum_log_scale(raw, j.n, j.c, j.hw, (float)num_arg(info, 4, "eps"), out);
+  return info.Env().Undefined();
+}
+
+// sumLogScaleBackward(raw, n, c, hw, eps, g(n), gr): writes the scale channels of gr
+Napi::Value SumLogScaleBackward(const Napi::CallbackInfo& info) {
+  srf::ChanJob j = chan(info, 1);
+  const size_t rsize = sz(j.n, 2 * j.c, j.hw);
+  const float* raw = f32(info, 0, "raw", rsize);
+  const float* g = f32(info, 5, "g", sz(j.n));
+  float* gr = f32(info, 6, "gr", rsize);
+  srf::ew_sum_log_scale_bwd(raw, j.n, j.c, j.hw, (float)num_arg(info, 4, "eps"), g, gr);
+  return info.Env().Undefined();
+}
+
+// leakyRelu(x, slope, out)
+Napi::Value LeakyRelu(const Napi::CallbackInfo& info) {
+  const size_t n = len_of(info, 0, "x");
+  srf::ew_leaky_relu(f32(info, 0, "x", n), f32(info, 2, "out", n), (long)n, (float)num_arg(info, 1, "slope"));
+  return info.Env().Undefined();
+}
+
+// leakyReluBackward(g, x, slope, gx, accumulate)
+Napi::Value LeakyReluBackward(const Napi::CallbackInfo& info) {
+  const size_t n = len_of(info, 0, "g");
+  srf::ew_leaky_relu_bwd(f32(info, 0, "g", n), f32(info, 1, "x", n), f32(info, 3, "gx", n), (long)n,
+                         (float)num_arg(info, 2, "slope"), info[4].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// axpy(alpha, x, y, out): out = alpha*x + y
+Napi::Value Axpy(const Napi::CallbackInfo& info) {
+  const size_t n = len_of(info, 1, "x");
+  srf::ew_axpy((float)num_arg(info, 0, "alpha"), f32(info, 1, "x", n), f32(info, 2, "y", n), f32(info, 3, "out", n), (long)n);
+  return info.Env().Undefined();
+}
+
+// addInto(x, out): out += x
+Napi::Value AddInto(const Napi::CallbackInfo& info) {
+  const size_t n = len_of(info, 0, "x");
+  srf::ew_add_into(f32(info, 0, "x", n), f32(info, 1, "out", n), (long)n);
+  return info.Env().Undefined();
+}
+
+// adam(p, g, m, v, beta1, beta2, stepSize, bc2sqrt, eps, weightDecay)
+Napi::Value Adam(const Napi::CallbackInfo& info) {
+  const size_t n = len_of(info, 0, "p");
+  srf::ew_adam(f32(info, 0, "p", n), f32(info, 1, "g", n), f32(info, 2, "m", n), f32(info, 3, "v", n), (long)n,
+               num_arg(info, 4, "beta1"), num_arg(info, 5, "beta2"), num_arg(info, 6, "stepSize"),
+               num_arg(info, 7, "bc2sqrt"), num_arg(info, 8, "eps"), num_arg(info, 9, "weightDecay"));
+  return info.Env().Undefined();
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   srf::set_num_threads(int_arg(info, 0, "threads", 0));
   return Napi::Number::New(info.Env(), srf::num_threads());
@@ -221,6 +365,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData, "conv2dBackwardData"));
   exports.Set("conv2dBackwardFilter", Napi::Function::New(env, Conv2dBackwardFilter, "conv2dBackwardFilter"));
   exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
+  exports.Set("channelAffine", Napi::Function::New(env, ChannelAffine, "channelAffine"));
+  exports.Set("channelAffineBackward", Napi::Function::New(env, ChannelAffineBackward, "channelAffineBackward"));
+  exports.Set("affineFromNet", Napi::Function::New(env, AffineFromNet, "affineFromNet"));
+  exports.Set("affineFromNetBackward", Napi::Function::New(env, AffineFromNetBackward, "affineFromNetBackward"));
+  exports.Set("sumLogScale", Napi::Function::New(env, SumLogScale, "sumLogScale"));
+  exports.Set("sumLogScaleBackward", Napi::Function::New(env, SumLogScaleBackward, "sumLogScaleBackward"));
+  exports.Set("leakyRelu", Napi::Function::New(env, LeakyRelu, "leakyRelu"));
+  exports.Set("leakyReluBackward", Napi::Function::New(env, LeakyReluBackward, "leakyReluBackward"));
+  exports.Set("axpy", Napi::Function::New(env, Axpy, "axpy"));
+  exports.Set("addInto", Napi::Function::New(env, AddInto, "addInto"));
+  exports.Set("adam", Napi::Function::New(env, Adam, "adam"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("simdLevel", Napi::Function::New(env, SimdLevel, "simdLevel"));

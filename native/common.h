@@ -43,6 +43,29 @@ struct GemmJob {
   bool accumulate;
 };
 
+// ---- element-wise and per-channel kernels (elementwise.cc) ----
+// x and out are n x c x hw (NCHW with hw = H*W).
+struct ChanJob {
+  const float* x;
+  float* out;
+  int n, c;
+  long hw;
+};
+void ew_channel_affine(const ChanJob& j, const float* bias, const float* mul, bool relu);
+// j.out is the forward output; sb[c] = sum of g, ss[c] = sum of g*out (after the ReLU mask); gx may be null.
+void ew_channel_affine_bwd(const ChanJob& j, const float* g, const float* mul, bool relu, float* gx, double* sb, double* ss);
+// raw: (n or 1) x 2c x hw, shift = raw[:, 0::2], scale = sigmoid(raw[:, 1::2] + 2) + eps; rb = 1 or 0 (broadcast).
+void ew_affine_from_net(const ChanJob& j, const float* raw, int rb, float eps, bool inverse);
+// j.x is the forward input h; gh (overwritten) and gr (accumulated) may be null.
+void ew_affine_from_net_bwd(const ChanJob& j, const float* raw, int rb, float eps, bool inverse, const float* g, float* gh, float* gr);
+void ew_sum_log_scale(const float* raw, int n, int c, long hw, float eps, double* out);
+void ew_sum_log_scale_bwd(const float* raw, int n, int c, long hw, float eps, const float* g, float* gr);
+void ew_leaky_relu(const float* x, float* out, long n, float slope);
+void ew_leaky_relu_bwd(const float* g, const float* x, float* gx, long n, float slope, bool acc);
+void ew_axpy(float a, const float* x, const float* y, float* out, long n);
+void ew_add_into(const float* x, float* out, long n);
+void ew_adam(float* p, const float* g, float* m, float* v, long n, double b1, double b2, double step, double bc2s, double eps, double wd);
+
 // ---- thread pool (pool.cc) ----
 // Runs fn(ctx, chunk, tid) for chunk in [0, nchunks) on the pool (the calling thread takes
 // part as tid 0), handing chunks out dynamically. Blocks until all chunks are done.

@@ -3,7 +3,7 @@
  * predicted from the conditioning alone) followed by an affine coupling (the second half of the
  * channels transformed by a map predicted from the first half and the conditioning).
  */
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, isGradEnabled, parameterVersion } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import { affineFromNet, channelAffine, sumLogScale } from '../tensor/fused.js';
 import type { Rng } from '../tensor/random.js';
@@ -124,12 +124,25 @@ export class CondAffine implements FlowLayer {
     return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
+  private split: { version: number; wz: Tensor; wu: Tensor } | null = null;
+
+  /** The coupling net's first-conv weights split into their z1 and conditioning parts (cached per parameter version). */
+  private splitWeights(): { wz: Tensor; wu: Tensor } {
+    const v = parameterVersion();
+    const w = this.fAffine.l0.weight;
+    if (!this.split || this.split.version !== v || isGradEnabled()) {
+      const wz = T.slice(w, 1, 0, this.nn);
+      const wu = T.slice(w, 1, this.nn, this.nn + this.condChannels);
+      if (isGradEnabled()) return { wz, wu }; // on the tape: not cached
+      this.split = { version: v, wz, wu };
+    }
+    return this.split;
+  }
+
   /** Precompute the conditioning-only parts (inference). */
   precompute(condIn: Tensor): AffineCache {
     const cond = this.requireCond(condIn, condIn);
-    const w = this.fAffine.l0.weight;
-    const wz = T.slice(w, 1, 0, this.nn);
-    const wu = T.slice(w, 1, this.nn, this.nn + this.condChannels);
+    const { wz, wu } = this.splitWeights();
     return { inj: this.fFeatures.apply(cond), u0: T.conv2d(cond, wu), wz };
   }
 

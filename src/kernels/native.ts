@@ -8,12 +8,12 @@
  * lower instruction set).
  */
 import { createRequire } from 'node:module';
-import type { Buf, Conv2dGeom, Kernels } from './types.js';
+import type { Buf, Conv2dGeom, ElementwiseKernels, Kernels } from './types.js';
 import { convOutSize } from './types.js';
 import * as ref from './reference.js';
 
 /** The raw addon interface (native/addon.cc). */
-export interface NativeAddon {
+export interface NativeAddon extends ElementwiseKernels {
   conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, out: Float32Array): void;
   conv2dBackwardData(gy: Float32Array, w: Float32Array, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, gx: Float32Array, accumulate: boolean): void;
   conv2dBackwardFilter(gy: Float32Array, x: Float32Array, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, gw: Float32Array, gb: Float32Array | null, accumulate: boolean): void;
@@ -78,6 +78,7 @@ function makeKernels(a: NativeAddon): Kernels {
     get name() {
       return `native-${a.simdLevel()}`;
     },
+    ew: a,
     conv2d(x, w, bias, g, out) {
       const { oh, ow } = checkGeom(g, 'conv2d');
       checkLen('x', 'conv2d', x, g.n * g.cin * g.h * g.w);

@@ -2,7 +2,7 @@
  * SRFlowNet: RRDBNet conditioning + the multi-level conditional flow (`flowUpsamplerNet.layers`,
  * one flat list of squeezes, transition steps, flow steps and splits, indexed as published).
  */
-import { Tensor, noGrad } from '../tensor/tensor.js';
+import { Tensor, bumpParameterVersion, noGrad } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
 import { ActNorm } from '../flow/actnorm.js';
@@ -109,6 +109,7 @@ export class SRFlowNet {
 
   /** Mark ActNorms initialised according to their (loaded) biases. */
   markLoaded(): void {
+    bumpParameterVersion();
     for (const a of this.actNorms()) a.initialized = a.bias.data.some((v) => v !== 0);
   }
 

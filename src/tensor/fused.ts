@@ -3,6 +3,7 @@
  * of a chain of broadcast ops each allocating its own result and gradient.
  */
 import { Tensor, result, accumulateGrad, allocLike } from './tensor.js';
+import { ew } from './ew.js';
 
 function dims(x: Tensor): [number, number, number] {
   if (x.ndim !== 4) throw new Error(`Expected a 4-D NCHW tensor but received shape [${x.shape.join(',')}]`);
@@ -20,7 +21,10 @@ export function channelAffine(x: Tensor, bias: Tensor, logs: Tensor, k = 1, relu
   const out = allocLike(X, X.length);
   const e = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) e[ch] = Math.exp(k * logs.data[ch]);
-  for (let b = 0; b < n; b++) {
+  const K = ew(X, bias.data, logs.data);
+  const e32 = K ? Float32Array.from(e) : null;
+  if (K) K.channelAffine(X as Float32Array, n, c, hw, bias.data as Float32Array, e32!, relu, out as Float32Array);
+  else for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < c; ch++) {
       const o = (b * c + ch) * hw;
       const bv = bias.data[ch];
@@ -33,7 +37,15 @@ export function channelAffine(x: Tensor, bias: Tensor, logs: Tensor, k = 1, relu
     const gx = x.requiresGrad ? allocLike(X, X.length) : null;
     const gb = allocLike(bias.data, c);
     const gs = allocLike(logs.data, c);
-    for (let b = 0; b < n; b++) {
+    if (K && g instanceof Float32Array) {
+      const sb = new Float64Array(c);
+      const ss = new Float64Array(c);
+      K.channelAffineBackward(g, out as Float32Array, n, c, hw, e32!, relu, gx as Float32Array | null, sb, ss);
+      for (let ch = 0; ch < c; ch++) {
+        gb[ch] += sb[ch] * e[ch];
+        gs[ch] += k * ss[ch];
+      }
+    } else for (let b = 0; b < n; b++) {
       for (let ch = 0; ch < c; ch++) {
         const o = (b * c + ch) * hw;
         const ev = e[ch];
@@ -63,7 +75,14 @@ export function channelAffineInverse(y: Tensor, bias: Tensor, logs: Tensor, k = 
   const out = allocLike(Y, Y.length);
   const e = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) e[ch] = Math.exp(-k * logs.data[ch]);
-  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
+  // natively as the forward map: y·e⁻ − b = (y − b·e⁺)·e⁻
+  const K = ew(Y, bias.data, logs.data);
+  const e32 = K ? Float32Array.from(e) : null;
+  if (K) {
+    const b2 = new Float32Array(c);
+    for (let ch = 0; ch < c; ch++) b2[ch] = -bias.data[ch] / e[ch];
+    K.channelAffine(Y as Float32Array, n, c, hw, b2, e32!, false, out as Float32Array);
+  } else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
     const o = (b * c + ch) * hw;
     const bv = bias.data[ch];
     const ev = e[ch];
@@ -73,7 +92,16 @@ export function channelAffineInverse(y: Tensor, bias: Tensor, logs: Tensor, k = 
     const gy = y.requiresGrad ? allocLike(Y, Y.length) : null;
     const gb = allocLike(bias.data, c);
     const gs = allocLike(logs.data, c);
-    for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
+    if (K && g instanceof Float32Array) {
+      // Σ g and Σ g·y per channel (y in the place of the forward output), gy = g·e⁻
+      const sb = new Float64Array(c);
+      const ss = new Float64Array(c);
+      K.channelAffineBackward(g, Y as Float32Array, n, c, hw, e32!, false, gy as Float32Array | null, sb, ss);
+      for (let ch = 0; ch < c; ch++) {
+        gb[ch] -= sb[ch];
+        gs[ch] += -k * ss[ch] * e[ch];
+      }
+    } else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
       const o = (b * c + ch) * hw;
       const ev = e[ch];
       let sb = 0;
@@ -108,7 +136,9 @@ export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = fal
   const H = h.data;
   const R = raw.data;
   const out = allocLike(H, H.length);
-  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
+  const K = ew(H, R);
+  if (K) K.affineFromNet(H as Float32Array, R as Float32Array, n, c, hw, rb, eps, inverse, out as Float32Array);
+  else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
     const o = (b * c + ch) * hw;
     const rs = (rb * b * 2 * c + 2 * ch) * hw; // shift channel
     const rc = rs + hw; // scale channel
@@ -118,7 +148,8 @@ export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = fal
   return result(out, h.shape, [h, raw], (g) => {
     const gh = h.requiresGrad ? allocLike(H, H.length) : null;
     const gr = raw.requiresGrad ? allocLike(R, R.length) : null;
-    for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
+    if (K && g instanceof Float32Array) K.affineFromNetBackward(g, H as Float32Array, R as Float32Array, n, c, hw, rb, eps, inverse, gh as Float32Array | null, gr as Float32Array | null);
+    else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
       const o = (b * c + ch) * hw;
       const rs = (rb * b * 2 * c + 2 * ch) * hw;
       const rc = rs + hw;
@@ -152,7 +183,12 @@ export function sumLogScale(raw: Tensor, eps: number): Tensor {
   const c = c2 / 2;
   const R = raw.data;
   const out = allocLike(R, n);
-  for (let b = 0; b < n; b++) {
+  const K = ew(R);
+  if (K) {
+    const o64 = new Float64Array(n);
+    K.sumLogScale(R as Float32Array, n, c, hw, eps, o64);
+    out.set(o64);
+  } else for (let b = 0; b < n; b++) {
     let s = 0;
     for (let ch = 0; ch < c; ch++) {
       const rc = (b * c2 + 2 * ch + 1) * hw;
@@ -162,7 +198,8 @@ export function sumLogScale(raw: Tensor, eps: number): Tensor {
   }
   return result(out, [n], [raw], (g) => {
     const gr = allocLike(R, R.length);
-    for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
+    if (K && g instanceof Float32Array) K.sumLogScaleBackward(R as Float32Array, n, c, hw, eps, g, gr as Float32Array);
+    else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
       const rc = (b * c2 + 2 * ch + 1) * hw;
       for (let i = 0; i < hw; i++) {
         const s = sig(R[rc + i] + 2);

@@ -61,8 +61,12 @@ export function resizeNearest(x: Tensor, oh: number, ow: number): Tensor {
     const ib = p * h * w;
     const ob = p * oh * ow;
     for (let i = 0; i < oh; i++) {
-      const r = ib + ys[i] * w;
       const o = ob + i * ow;
+      if (i > 0 && ys[i] === ys[i - 1]) {
+        out.copyWithin(o, o - ow, o); // upsampling repeats rows: copy the row just written
+        continue;
+      }
+      const r = ib + ys[i] * w;
       for (let j = 0; j < ow; j++) out[o + j] = X[r + xs[j]];
     }
   }

@@ -3,6 +3,7 @@
  * Binary ops broadcast like NumPy; the gradient of a broadcast operand is summed back to its shape.
  */
 import { Tensor, result, accumulateGrad, allocLike, numel, type Buf } from './tensor.js';
+import { ew } from './ew.js';
 
 // ---------------------------------------------------------------- broadcasting machinery
 
@@ -165,9 +166,27 @@ function gradTo(t: Tensor, g: Buf, outShape: number[], owned: boolean): void {
 
 // ---------------------------------------------------------------- binary ops
 
+/**
+ * a + b where b equals a or is one sample broadcast over a's batch (the cached coupling input
+ * conv(z1) + conv(u)): copies and native adds instead of the strided broadcast loop.
+ */
+function addSameOrBatch(a: Tensor, b: Tensor): Buf | null {
+  if (a.ndim !== b.ndim || a.ndim < 2 || a.size < 4096) return null;
+  for (let i = 1; i < a.ndim; i++) if (a.shape[i] !== b.shape[i]) return null;
+  if (b.shape[0] !== a.shape[0] && b.shape[0] !== 1) return null;
+  const K = ew(a.data, b.data);
+  if (!K) return null;
+  const out = new Float32Array(a.size);
+  const A = a.data as Float32Array;
+  const per = b.shape[0] === 1 ? b.size : a.size;
+  for (let o = 0; o < a.size; o += per) K.axpy(1, A.subarray(o, o + per), b.data as Float32Array, out.subarray(o, o + per));
+  return out;
+}
+
 export function add(a: Tensor, b: Tensor): Tensor {
   sameDtype(a, b, 'add');
-  const { data, shape } = binaryData(a, b, 0);
+  const fast = addSameOrBatch(a, b);
+  const { data, shape } = fast ? { data: fast, shape: a.shape.slice() } : binaryData(a, b, 0);
   return result(data, shape, [a, b], (g) => {
     gradTo(a, g, shape, false);
     gradTo(b, g, shape, false);
@@ -242,13 +261,16 @@ export function relu(a: Tensor): Tensor {
 export function leakyRelu(a: Tensor, slope = 0.2): Tensor {
   const A = a.data;
   const out = allocLike(A, A.length);
-  for (let i = 0; i < A.length; i++) {
+  const K = ew(A);
+  if (K) K.leakyRelu(A as Float32Array, slope, out as Float32Array);
+  else for (let i = 0; i < A.length; i++) {
     const v = A[i];
     out[i] = v > 0 ? v : v * slope;
   }
   return result(out, a.shape, [a], (g) => {
     const ga = allocLike(g, g.length);
-    for (let i = 0; i < g.length; i++) ga[i] = A[i] > 0 ? g[i] : g[i] * slope;
+    if (K && g instanceof Float32Array) K.leakyReluBackward(g, A as Float32Array, slope, ga as Float32Array, false);
+    else for (let i = 0; i < g.length; i++) ga[i] = A[i] > 0 ? g[i] : g[i] * slope;
     accumulateGrad(a, ga, true);
   });
 }
@@ -258,7 +280,9 @@ export function axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
   const X = x.data;
   const Y = y.data;
   const out = allocLike(X, X.length);
-  for (let i = 0; i < X.length; i++) out[i] = alpha * X[i] + Y[i];
+  const K = ew(X, Y);
+  if (K) K.axpy(alpha, X as Float32Array, Y as Float32Array, out as Float32Array);
+  else for (let i = 0; i < X.length; i++) out[i] = alpha * X[i] + Y[i];
   return result(out, y.shape, [x, y], (g) => {
     if (x.requiresGrad) {
       const gx = allocLike(g, g.length);
@@ -379,19 +403,19 @@ export function slice(a: Tensor, axis: number, start: number, end: number, step 
   shape[ax] = count;
   const out = allocLike(a.data, outer * count * inner);
   const A = a.data;
+  // Runs of `inner` elements; short runs (weights sliced on their input channels) are copied by a
+  // plain loop, since a subarray view per run costs more than the copy.
+  const copy = (dst: Buf, di: number, src: Buf, si: number) => {
+    if (inner >= 64) dst.set(src.subarray(si, si + inner), di);
+    else for (let i = 0; i < inner; i++) dst[di + i] = src[si + i];
+  };
   for (let o = 0; o < outer; o++) {
-    for (let c = 0; c < count; c++) {
-      const src = (o * dim + start + c * step) * inner;
-      out.set(A.subarray(src, src + inner), (o * count + c) * inner);
-    }
+    for (let c = 0; c < count; c++) copy(out, (o * count + c) * inner, A, (o * dim + start + c * step) * inner);
   }
   return result(out, shape, [a], (g) => {
     const ga = allocLike(g, a.size);
     for (let o = 0; o < outer; o++) {
-      for (let c = 0; c < count; c++) {
-        const dst = (o * dim + start + c * step) * inner;
-        ga.set(g.subarray((o * count + c) * inner, (o * count + c + 1) * inner), dst);
-      }
+      for (let c = 0; c < count; c++) copy(ga, (o * dim + start + c * step) * inner, g, (o * count + c) * inner);
     }
     accumulateGrad(a, ga, true);
   });

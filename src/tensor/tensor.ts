@@ -8,6 +8,7 @@
  * nothing survives an iteration of a training loop but the parameters and their gradients.
  */
 import type { Buf } from '../kernels/types.js';
+import { ew } from './ew.js';
 
 export type { Buf };
 export type DType = 'float32' | 'float64';
@@ -183,7 +184,9 @@ export function accumulateGrad(t: Tensor, g: Buf, owned: boolean): void {
     return;
   }
   const a = t.grad;
-  for (let i = 0; i < a.length; i++) a[i] += g[i];
+  const K = a.length >= 4096 ? ew(a, g) : null;
+  if (K) K.addInto(g as Float32Array, a as Float32Array);
+  else for (let i = 0; i < a.length; i++) a[i] += g[i];
 }
 
 /**

@@ -6,6 +6,7 @@
  * which the learning-rate schedule sets. State can be exported and restored for exact resume.
  */
 import { bumpParameterVersion, type Tensor } from '../tensor/tensor.js';
+import { ew } from '../tensor/ew.js';
 
 export interface AdamOptions {
   lr: number;
@@ -73,7 +74,9 @@ export class Adam {
         const bc2s = Math.sqrt(1 - b2 ** t);
         const stepSize = grp.lr / bc1;
         const d = p.data;
-        for (let i = 0; i < d.length; i++) {
+        const K = ew(d, g);
+        if (K) K.adam(d as Float32Array, g as Float32Array, m, v, b1, b2, stepSize, bc2s, eps, wd);
+        else for (let i = 0; i < d.length; i++) {
           const gi = wd ? g[i] + wd * d[i] : g[i];
           const mi = (m[i] = b1 * m[i] + (1 - b1) * gi);
           const vi = (v[i] = b2 * v[i] + (1 - b2) * gi * gi);

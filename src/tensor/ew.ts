@@ -1,0 +1,23 @@
+/**
+ * Access to the backend's element-wise kernels (native only): `ew(a, b, ...)` returns them when
+ * every buffer given is float32 and the backend has them, else null (the caller's TypeScript loop
+ * runs: float64 gradient checks, the reference and wasm backends). SRFLOW_ELEMENTWISE=js forces the
+ * TypeScript loops (for side-by-side benchmarks and as an oracle in tests).
+ */
+import { kernels } from '../kernels/index.js';
+import type { Buf, ElementwiseKernels } from '../kernels/types.js';
+
+let forceJs = typeof process !== 'undefined' && process.env?.SRFLOW_ELEMENTWISE === 'js';
+
+/** Switch the native element-wise kernels off (true) or back on (false); returns the previous setting. */
+export function setElementwiseJs(on: boolean): boolean {
+  const prev = forceJs;
+  forceJs = on;
+  return prev;
+}
+
+export function ew(...bufs: (Buf | null)[]): ElementwiseKernels | null {
+  if (forceJs) return null;
+  for (const b of bufs) if (b !== null && !(b instanceof Float32Array)) return null;
+  return kernels().ew ?? null;
+}
