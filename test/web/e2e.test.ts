@@ -2,14 +2,15 @@
  * End to end in real headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
  * build the page (web/), serve it cross-origin isolated on a free localhost port, reject a
  * non-image and a too-large image, upscale a 24×24 image to 96×96 samples that differ, save a
- * screenshot to docs/screenshots/web.png, and cancel a long run.
+ * screenshot (to a temporary folder; SRFLOW_SCREENSHOT=docs/screenshots/web.png refreshes the
+ * committed one), and cancel a long run.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 
@@ -126,8 +127,13 @@ test('web page in headless Chromium: upscale, uncertainty, errors, cancel, scree
     assert.ok(worst <= 2, `page sample 1 vs the CLI engine: max |Δ| = ${worst}/255`);
     await page.waitForFunction(() => [...document.querySelectorAll<HTMLAnchorElement>('a.dl')].every((a) => a.href.startsWith('blob:')), null, { timeout: 10_000 });
     assert.equal(out.links.length, 5);
-    mkdirSync(join(ROOT, 'docs/screenshots'), { recursive: true });
-    await page.screenshot({ path: join(ROOT, 'docs/screenshots/web.png'), fullPage: true });
+    // The screenshot goes to a temporary folder, so test runs leave the work tree alone;
+    // SRFLOW_SCREENSHOT=docs/screenshots/web.png refreshes the committed one.
+    const shotPath = process.env.SRFLOW_SCREENSHOT ? join(ROOT, process.env.SRFLOW_SCREENSHOT) : join(mkdtempSync(join(tmpdir(), 'srflow-shot-')), 'web.png');
+    mkdirSync(dirname(shotPath), { recursive: true });
+    await page.screenshot({ path: shotPath, fullPage: true });
+    const shot = await sharp(shotPath).metadata();
+    assert.ok(shot.format === 'png' && (shot.width ?? 0) > 600 && (shot.height ?? 0) > 400, `screenshot ${shotPath}: ${shot.format} ${shot.width}×${shot.height}`);
     const doneText = await page.textContent('#timing');
 
     // cancel a long run: the worker is stopped, no result arrives, and a fresh one gets ready
