@@ -16,7 +16,7 @@ export const PRESETS: Record<string, { scale: number; nb: number; K: number; L: 
   paper4x: { scale: 4, nb: 23, K: 16, L: 3, blocks: [1, 8, 15, 22] },
   paper8x: { scale: 8, nb: 23, K: 16, L: 4, blocks: [1, 3, 5, 7] },
   small4x: { scale: 4, nb: 4, K: 2, L: 3, blocks: [0, 1, 2, 3] },
-  default4x: { scale: 4, nb: 6, K: 4, L: 3, blocks: [1, 2, 4, 5] },
+  default4x: { scale: 4, nb: 6, K: 3, L: 3, blocks: [1, 2, 4, 5] },
 };
 
 /** A model of a preset with random weights everywhere (no layer an identity). */

@@ -2,7 +2,7 @@
  * SRFlowNet: RRDBNet conditioning + the multi-level conditional flow (`flowUpsamplerNet.layers`,
  * one flat list of squeezes, transition steps, flow steps and splits, indexed as published).
  */
-import { Tensor, bumpParameterVersion, noGrad } from '../tensor/tensor.js';
+import { Tensor, accumulateGrad, bumpParameterVersion, noGrad, result, type Buf } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
 import { ActNorm } from '../flow/actnorm.js';
@@ -305,8 +305,39 @@ export class SRFlowNet {
   loss(hr: Tensor, lr: Tensor, opts: { noise?: Tensor; quant?: number; lowMemory?: boolean; frozenRrdb?: boolean } = {}): { loss: Tensor; nll: Tensor } {
     this.checkPair(hr, lr);
     const rrdb = () => this.conditioning(this.rrdb.forward(lr));
+    if (opts.lowMemory && !opts.frozenRrdb) return this.lossFromConditioning(hr, this.checkpointedConditioning(lr), opts);
     const conds = opts.frozenRrdb ? noGrad(rrdb) : rrdb();
     return this.lossFromConditioning(hr, conds, opts);
+  }
+
+  /**
+   * Gradient checkpointing of the RRDB (low-memory training): the conditioning maps are computed
+   * without a tape; once the backward pass has gathered the gradients of every map, the RRDB runs
+   * again with a tape and back-propagates them. The RRDB's activations then live only while its own
+   * backward runs, not during the flow's.
+   */
+  private checkpointedConditioning(lr: Tensor): Tensor[] {
+    const conds0 = noGrad(() => this.conditioning(this.rrdb.forward(lr)));
+    const grads: (Buf | null)[] = conds0.map(() => null);
+    const anchor = this.rrdb.parameters()[0][1]; // puts the hub on the tape; it receives no gradient from it
+    // The hub is the common parent of the maps, so its backward runs after all of theirs.
+    const hub = result(new Float32Array(1), [1], [anchor], () => {
+      const conds = this.conditioning(this.rrdb.forward(lr));
+      const root = result(new Float32Array(1), [1], conds, () => {
+        conds.forEach((c, j) => {
+          const g = grads[j];
+          if (g) accumulateGrad(c, g, true);
+        });
+      });
+      root.backward();
+      grads.fill(null);
+    });
+    return conds0.map((c, j) =>
+      result(c.data, c.shape, [hub], (g) => {
+        grads[j] = g;
+        accumulateGrad(hub, new Float32Array(1), true);
+      }),
+    );
   }
 
   /** Mean NLL given the conditioning maps; `lowMemory` recomputes flow activations by inversion. */
