@@ -2,7 +2,7 @@
  * RRDBNet, SRFlow's conditioning network: ESRGAN's residual-in-residual dense blocks at LR
  * resolution, upsampled feature maps, and the stacked conditioning maps the flow levels read.
  */
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, backwardMany, noGrad, type Buf } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import type { Rng } from '../tensor/random.js';
 import { kaimingNormal, torchDefaultConv } from '../flow/init.js';
@@ -110,6 +110,64 @@ export class RRDBNet {
       t = b.apply(t);
       if (flow.stackBlocks.includes(i)) blocks.set(`block_${i}`, t);
     });
+    return this.head(t, blocks, opts);
+  }
+
+  /**
+   * The conditioning maps with gradient checkpointing per RRDB block (low-memory training): the
+   * forward pass keeps only each block's input, without a tape; `backward(grads)` (the gradients of
+   * the returned maps, null for none) recomputes one block at a time with a local tape, so no more
+   * than one block's activations are alive at once. Parameter gradients accumulate as usual.
+   */
+  forwardCheckpointed(lr: Tensor, select: (o: RRDBOutput) => Tensor[]): { maps: Tensor[]; backward: (grads: (Buf | null)[]) => void } {
+    const stack = this.cfg.flow.stackBlocks;
+    const inputs: Tensor[] = [];
+    const maps = noGrad(() => {
+      const blocks = new Map<string, Tensor>();
+      let t = this.convFirst.apply(lr);
+      this.trunk.forEach((b, i) => {
+        inputs.push(t);
+        t = b.apply(t);
+        if (stack.includes(i)) blocks.set(`block_${i}`, t);
+      });
+      inputs.push(t);
+      return select(this.head(t, blocks));
+    });
+    const leaf = (t: Tensor) => Tensor.param(t.data, t.shape);
+    const backward = (grads: (Buf | null)[]) => {
+      // the head (trunk conv, upsampling, stacking) from leaves at the trunk's output and the stacked blocks
+      const nb = this.trunk.length;
+      const tOut = leaf(inputs[nb]);
+      const blockLeaves = new Map<number, Tensor>();
+      const blocks = new Map<string, Tensor>();
+      for (const k of stack) {
+        const b = leaf(inputs[k + 1]);
+        blockLeaves.set(k, b);
+        blocks.set(`block_${k}`, b);
+      }
+      const outs = select(this.head(tOut, blocks));
+      backwardMany(outs, grads);
+      let g: Buf | null = tOut.grad;
+      for (let i = nb - 1; i >= 0; i--) {
+        const bg = blockLeaves.get(i)?.grad ?? null;
+        if (bg) {
+          if (g) for (let j = 0; j < g.length; j++) g[j] += bg[j];
+          else g = bg;
+        }
+        if (!g) continue; // nothing flows into this block from above
+        const x = leaf(inputs[i]);
+        const y = this.trunk[i].apply(x);
+        y.backward(g);
+        g = x.grad;
+      }
+      if (g) this.convFirst.apply(lr).backward(g);
+    };
+    return { maps, backward };
+  }
+
+  /** Trunk conv, upsampling and the conditioning maps from the trunk's output and the stacked blocks. */
+  head(t: Tensor, blocks: Map<string, Tensor>, opts: { withOut?: boolean; needMaps?: boolean } = {}): RRDBOutput {
+    const { flow } = this.cfg;
     const last = T.axpy(1, this.trunkConv.apply(t), t);
     const raw = new Map<string, Tensor>();
     raw.set('last_lr_fea', last);

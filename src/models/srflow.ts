@@ -312,27 +312,20 @@ export class SRFlowNet {
 
   /**
    * Gradient checkpointing of the RRDB (low-memory training): the conditioning maps are computed
-   * without a tape; once the backward pass has gathered the gradients of every map, the RRDB runs
-   * again with a tape and back-propagates them. The RRDB's activations then live only while its own
-   * backward runs, not during the flow's.
+   * without a tape; once the backward pass has gathered the gradients of every map, the RRDB's
+   * blocks are recomputed one at a time with a local tape (RRDBNet.forwardCheckpointed). The RRDB's
+   * activations then never live during the flow's backward, and only one block's at a time.
    */
   private checkpointedConditioning(lr: Tensor): Tensor[] {
-    const conds0 = noGrad(() => this.conditioning(this.rrdb.forward(lr)));
-    const grads: (Buf | null)[] = conds0.map(() => null);
+    const { maps, backward } = this.rrdb.forwardCheckpointed(lr, (o) => this.conditioning(o));
+    const grads: (Buf | null)[] = maps.map(() => null);
     const anchor = this.rrdb.parameters()[0][1]; // puts the hub on the tape; it receives no gradient from it
     // The hub is the common parent of the maps, so its backward runs after all of theirs.
     const hub = result(new Float32Array(1), [1], [anchor], () => {
-      const conds = this.conditioning(this.rrdb.forward(lr));
-      const root = result(new Float32Array(1), [1], conds, () => {
-        conds.forEach((c, j) => {
-          const g = grads[j];
-          if (g) accumulateGrad(c, g, true);
-        });
-      });
-      root.backward();
+      backward(grads);
       grads.fill(null);
     });
-    return conds0.map((c, j) =>
+    return maps.map((c, j) =>
       result(c.data, c.shape, [hub], (g) => {
         grads[j] = g;
         accumulateGrad(hub, new Float32Array(1), true);

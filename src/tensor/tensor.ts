@@ -207,3 +207,15 @@ export function result(data: Buf, shape: readonly number[], parents: Tensor[], b
   }
   return out;
 }
+
+/** One backward pass from several outputs with the given gradients (null: no gradient for that one). */
+export function backwardMany(outs: Tensor[], grads: (Buf | null)[]): void {
+  if (!outs.some((t, i) => t.requiresGrad && grads[i])) return;
+  const root = result(new Float32Array(1), [1], outs, () => {
+    outs.forEach((t, i) => {
+      const g = grads[i];
+      if (g) accumulateGrad(t, g, false);
+    });
+  });
+  root.backward();
+}
