@@ -26,9 +26,16 @@ export function presetModel(name: string, seed = 0): SRFlowNet {
   const net = new SRFlowNet(parseConfig(makeOpt({ ...p, quant: 32 })), seed);
   const rng = new Rng(seed + 1);
   for (const [n, t] of net.parameters()) {
-    if (/(\.4|conv)\.(weight|bias)$/.test(n) && n.startsWith('flow')) rng.fillNormal(t.data, 1e-3);
+    // ZeroConvs (coupling nets' last conv, split priors); InvConv weights keep their orthogonal init
+    if (/(\.4|\.split\.conv|\.conv)\.(weight|bias)$/.test(n) && !/invconv/.test(n) && n.startsWith('flow')) rng.fillNormal(t.data, 1e-3);
     else if (/logs$/.test(n)) rng.fillNormal(t.data, 1e-2);
     else if (/actnorm\.bias$/.test(n)) rng.fillNormal(t.data, 1e-2);
+  }
+  // Keep random decodes finite, as bench/pytorch/srflow_torch.py does: with every affine scale at
+  // sigmoid(2) ≈ 0.88 a 16-steps-per-level inverse grows ~1.5× per step and overflows at τ = 0.9;
+  // +3 on the scale logits (odd channels of the injector and coupling ZeroConvs) puts them near 0.99.
+  for (const [n, t] of net.parameters()) {
+    if (n.includes('.affine.') && n.endsWith('.4.bias')) for (let i = 1; i < t.size; i += 2) t.data[i] += 3;
   }
   net.markLoaded();
   return net;
