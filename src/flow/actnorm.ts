@@ -46,9 +46,9 @@ export class ActNorm implements FlowLayer {
   }
 
   /** The affine map without log-determinant (as used inside the coupling nets), optionally + ReLU. */
-  apply(x: Tensor, relu = false): Tensor {
+  apply(x: Tensor, relu = false, inPlace = false): Tensor {
     this.maybeInit(x);
-    return channelAffine(x, this.bias, this.logs, 1, relu);
+    return channelAffine(x, this.bias, this.logs, 1, relu, inPlace);
   }
 
   private ld(x: Tensor, sign: number): Tensor {

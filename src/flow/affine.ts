@@ -25,7 +25,7 @@ export class ZeroConv {
     return [['weight', this.weight], ['bias', this.bias], ['logs', this.logs]];
   }
   apply(x: Tensor): Tensor {
-    return channelAffine(T.conv2d(x, this.weight), this.bias, this.logs, 3);
+    return channelAffine(T.conv2d(x, this.weight), this.bias, this.logs, 3, false, true);
   }
 }
 
@@ -41,7 +41,7 @@ export class ConvActNorm {
     return [['weight', this.weight], ...this.actnorm.parameters().map(([n, t]): [string, Tensor] => [`actnorm.${n}`, t])];
   }
   apply(x: Tensor, relu = false): Tensor {
-    return this.actnorm.apply(T.conv2d(x, this.weight), relu);
+    return this.actnorm.apply(T.conv2d(x, this.weight), relu, true);
   }
 }
 
@@ -66,8 +66,8 @@ export class CouplingNet {
     return this.l4.apply(this.l2.apply(this.l0.apply(x, true), true));
   }
   /** The rest of the net given the first conv's output (before its ActNorm). */
-  applyAfterFirstConv(pre: Tensor): Tensor {
-    return this.l4.apply(this.l2.apply(this.l0.actnorm.apply(pre, true), true));
+  applyAfterFirstConv(pre: Tensor, ownsPre = false): Tensor {
+    return this.l4.apply(this.l2.apply(this.l0.actnorm.apply(pre, true, ownsPre), true));
   }
 }
 
@@ -148,7 +148,7 @@ export class CondAffine implements FlowLayer {
 
   /** The coupling net's output for z1 against a precomputed conditioning. */
   private couplingCached(z1: Tensor, c: AffineCache): Tensor {
-    return this.fAffine.applyAfterFirstConv(T.add(T.conv2d(z1, c.wz), c.u0));
+    return this.fAffine.applyAfterFirstConv(T.add(T.conv2d(z1, c.wz), c.u0), true);
   }
 
   forwardCached(x: Tensor, c: AffineCache): FlowResult {

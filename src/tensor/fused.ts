@@ -2,7 +2,7 @@
  * Fused ops for the flow's hot element-wise chains: one pass forward, one pass backward, instead
  * of a chain of broadcast ops each allocating its own result and gradient.
  */
-import { Tensor, result, accumulateGrad, allocLike } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, isGradEnabled } from './tensor.js';
 import { ew } from './ew.js';
 
 function dims(x: Tensor): [number, number, number] {
@@ -14,11 +14,12 @@ function dims(x: Tensor): [number, number, number] {
  * Per-channel affine map out = (x + bias[c]) · exp(k · logs[c]), optionally followed by ReLU.
  * ActNorm is k = 1; ZeroConv's output scaling is k = 3.
  */
-export function channelAffine(x: Tensor, bias: Tensor, logs: Tensor, k = 1, relu = false): Tensor {
+export function channelAffine(x: Tensor, bias: Tensor, logs: Tensor, k = 1, relu = false, inPlace = false): Tensor {
   const [n, c, hw] = dims(x);
   if (bias.size !== c || logs.size !== c) throw new Error(`Expected ${c} values for bias and logs of channelAffine but received ${bias.size} and ${logs.size}`);
   const X = x.data;
-  const out = allocLike(X, X.length);
+  // inPlace (no tape only): the caller hands over a temporary that nothing else reads
+  const out = inPlace && !isGradEnabled() ? X : allocOut(X, X.length);
   const e = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) e[ch] = Math.exp(k * logs.data[ch]);
   const K = ew(X, bias.data, logs.data);
@@ -34,7 +35,7 @@ export function channelAffine(x: Tensor, bias: Tensor, logs: Tensor, k = 1, relu
     }
   }
   return result(out, x.shape, [x, bias, logs], (g) => {
-    const gx = x.requiresGrad ? allocLike(X, X.length) : null;
+    const gx = x.requiresGrad ? allocOut(X, X.length) : null;
     const gb = allocLike(bias.data, c);
     const gs = allocLike(logs.data, c);
     if (K && g instanceof Float32Array) {
@@ -72,7 +73,7 @@ export function channelAffine(x: Tensor, bias: Tensor, logs: Tensor, k = 1, relu
 export function channelAffineInverse(y: Tensor, bias: Tensor, logs: Tensor, k = 1): Tensor {
   const [n, c, hw] = dims(y);
   const Y = y.data;
-  const out = allocLike(Y, Y.length);
+  const out = allocOut(Y, Y.length);
   const e = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) e[ch] = Math.exp(-k * logs.data[ch]);
   // natively as the forward map: y·e⁻ − b = (y − b·e⁺)·e⁻
@@ -89,7 +90,7 @@ export function channelAffineInverse(y: Tensor, bias: Tensor, logs: Tensor, k = 
     for (let i = 0; i < hw; i++) out[o + i] = Y[o + i] * ev - bv;
   }
   return result(out, y.shape, [y, bias, logs], (g) => {
-    const gy = y.requiresGrad ? allocLike(Y, Y.length) : null;
+    const gy = y.requiresGrad ? allocOut(Y, Y.length) : null;
     const gb = allocLike(bias.data, c);
     const gs = allocLike(logs.data, c);
     if (K && g instanceof Float32Array) {
@@ -135,7 +136,7 @@ export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = fal
   const rb = raw.shape[0] === n ? 1 : 0; // raw batch stride factor: 0 broadcasts one conditioning over the batch
   const H = h.data;
   const R = raw.data;
-  const out = allocLike(H, H.length);
+  const out = allocOut(H, H.length);
   const K = ew(H, R);
   if (K) K.affineFromNet(H as Float32Array, R as Float32Array, n, c, hw, rb, eps, inverse, out as Float32Array);
   else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
@@ -146,7 +147,7 @@ export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = fal
     else for (let i = 0; i < hw; i++) out[o + i] = H[o + i] / (sig(R[rc + i] + 2) + eps) - R[rs + i];
   }
   return result(out, h.shape, [h, raw], (g) => {
-    const gh = h.requiresGrad ? allocLike(H, H.length) : null;
+    const gh = h.requiresGrad ? allocOut(H, H.length) : null;
     const gr = raw.requiresGrad ? allocLike(R, R.length) : null;
     if (K && g instanceof Float32Array) K.affineFromNetBackward(g, H as Float32Array, R as Float32Array, n, c, hw, rb, eps, inverse, gh as Float32Array | null, gr as Float32Array | null);
     else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {

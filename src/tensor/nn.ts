@@ -2,7 +2,7 @@
  * Convolution and resampling ops (NCHW), each with its gradient. Convolutions run on the active
  * kernels (native when built); float64 tensors always use the reference kernels.
  */
-import { Tensor, result, accumulateGrad, allocLike, type Buf } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, type Buf } from './tensor.js';
 import { kernels } from '../kernels/index.js';
 import { referenceKernels } from '../kernels/reference.js';
 import type { Conv2dGeom, Kernels } from '../kernels/types.js';
@@ -28,12 +28,12 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, pad?: n
   const oh = h + 2 * p - kh + 1;
   const ow = wd + 2 * p - kw + 1;
   const K = kernelsFor(x);
-  const out = allocLike(x.data, n * cout * oh * ow);
+  const out = allocOut(x.data, n * cout * oh * ow);
   K.conv2d(x.data, w.data, bias ? bias.data : null, g, out);
   const parents = bias ? [x, w, bias] : [x, w];
   return result(out, [n, cout, oh, ow], parents, (gy) => {
     if (x.requiresGrad) {
-      const gx = allocLike(x.data, x.size);
+      const gx = allocOut(x.data, x.size);
       K.conv2dBackwardData(gy, w.data, g, gx, false);
       accumulateGrad(x, gx, true);
     }
@@ -56,7 +56,7 @@ export function resizeNearest(x: Tensor, oh: number, ow: number): Tensor {
   for (let i = 0; i < oh; i++) ys[i] = Math.min(h - 1, Math.floor((i * h) / oh));
   for (let j = 0; j < ow; j++) xs[j] = Math.min(w - 1, Math.floor((j * w) / ow));
   const X = x.data;
-  const out = allocLike(X, n * c * oh * ow);
+  const out = allocOut(X, n * c * oh * ow);
   for (let p = 0; p < n * c; p++) {
     const ib = p * h * w;
     const ob = p * oh * ow;
@@ -166,7 +166,7 @@ export function squeeze2(x: Tensor, inverse = false): Tensor {
   const w2 = W / 2;
   // big[n,cc,2u+i,2v+j] <-> small[n,cc*4+i*2+j,u,v]
   const move = (src: Buf, toSmall: boolean): Buf => {
-    const out = allocLike(src, src.length);
+    const out = allocOut(src, src.length);
     for (let b = 0; b < n; b++) {
       for (let cc = 0; cc < C; cc++) {
         const bigBase = (b * C + cc) * H * W;

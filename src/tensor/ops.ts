@@ -2,7 +2,7 @@
  * Element-wise, reduction and shape ops, each with its gradient beside its forward.
  * Binary ops broadcast like NumPy; the gradient of a broadcast operand is summed back to its shape.
  */
-import { Tensor, result, accumulateGrad, allocLike, numel, type Buf } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, numel, type Buf } from './tensor.js';
 import { ew } from './ew.js';
 
 // ---------------------------------------------------------------- broadcasting machinery
@@ -136,7 +136,7 @@ type BinKind = 0 | 1 | 2 | 3; // add, sub, mul, div
 
 function binaryData(a: Tensor, b: Tensor, kind: BinKind): { data: Buf; shape: number[] } {
   const shape = broadcastShapes(a.shape, b.shape);
-  const out = allocLike(a.data, numel(shape));
+  const out = allocOut(a.data, numel(shape));
   const A = a.data;
   const B = b.data;
   forEachRun(shape, bstrides(a.shape, shape), bstrides(b.shape, shape), (oa, ob, oo, len, sa, sb) => {
@@ -176,7 +176,7 @@ function addSameOrBatch(a: Tensor, b: Tensor): Buf | null {
   if (b.shape[0] !== a.shape[0] && b.shape[0] !== 1) return null;
   const K = ew(a.data, b.data);
   if (!K) return null;
-  const out = new Float32Array(a.size);
+  const out = allocOut(a.data, a.size) as Float32Array;
   const A = a.data as Float32Array;
   const per = b.shape[0] === 1 ? b.size : a.size;
   for (let o = 0; o < a.size; o += per) K.axpy(1, A.subarray(o, o + per), b.data as Float32Array, out.subarray(o, o + per));
@@ -260,7 +260,7 @@ export function relu(a: Tensor): Tensor {
 /** max(x, 0) + slope · min(x, 0); tight loops (the RRDB applies it to every dense-block conv). */
 export function leakyRelu(a: Tensor, slope = 0.2): Tensor {
   const A = a.data;
-  const out = allocLike(A, A.length);
+  const out = allocOut(A, A.length);
   const K = ew(A);
   if (K) K.leakyRelu(A as Float32Array, slope, out as Float32Array);
   else for (let i = 0; i < A.length; i++) {
@@ -268,7 +268,7 @@ export function leakyRelu(a: Tensor, slope = 0.2): Tensor {
     out[i] = v > 0 ? v : v * slope;
   }
   return result(out, a.shape, [a], (g) => {
-    const ga = allocLike(g, g.length);
+    const ga = allocOut(g, g.length);
     if (K && g instanceof Float32Array) K.leakyReluBackward(g, A as Float32Array, slope, ga as Float32Array, false);
     else for (let i = 0; i < g.length; i++) ga[i] = A[i] > 0 ? g[i] : g[i] * slope;
     accumulateGrad(a, ga, true);
@@ -279,7 +279,7 @@ export function axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
   if (x.size !== y.size) throw new Error(`Expected same-sized tensors for axpy but received [${x.shape.join(',')}] and [${y.shape.join(',')}]`);
   const X = x.data;
   const Y = y.data;
-  const out = allocLike(X, X.length);
+  const out = allocOut(X, X.length);
   const K = ew(X, Y);
   if (K) K.axpy(alpha, X as Float32Array, Y as Float32Array, out as Float32Array);
   else for (let i = 0; i < X.length; i++) out[i] = alpha * X[i] + Y[i];
@@ -401,7 +401,7 @@ export function slice(a: Tensor, axis: number, start: number, end: number, step 
   const inner = numel(a.shape.slice(ax + 1));
   const shape = a.shape.slice();
   shape[ax] = count;
-  const out = allocLike(a.data, outer * count * inner);
+  const out = allocOut(a.data, outer * count * inner);
   const A = a.data;
   // Runs of `inner` elements; short runs (weights sliced on their input channels) are copied by a
   // plain loop, since a subarray view per run costs more than the copy.
@@ -436,7 +436,7 @@ export function concat(ts: readonly Tensor[], axis = 1): Tensor {
   const total = ts.reduce((s, t) => s + t.shape[ax], 0);
   const shape = ts[0].shape.slice();
   shape[ax] = total;
-  const out = allocLike(ts[0].data, outer * total * inner);
+  const out = allocOut(ts[0].data, outer * total * inner);
   let off = 0;
   for (const t of ts) {
     const blk = t.shape[ax] * inner;
@@ -448,7 +448,7 @@ export function concat(ts: readonly Tensor[], axis = 1): Tensor {
     for (const t of ts) {
       const blk = t.shape[ax] * inner;
       if (t.requiresGrad) {
-        const gt = allocLike(g, t.size);
+        const gt = allocOut(g, t.size);
         for (let o = 0; o < outer; o++) gt.set(g.subarray((o * total + o2) * inner, (o * total + o2) * inner + blk), o * blk);
         accumulateGrad(t, gt, true);
       }

@@ -50,6 +50,21 @@ export function allocLike(d: Buf, n: number): Buf {
   return d instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
 }
 
+// Node's Buffer.allocUnsafeSlow gives memory that is not zero-filled; browsers fall back to zeroed arrays.
+const unsafeAlloc: ((bytes: number) => Uint8Array) | null =
+  typeof globalThis.Buffer === 'function' && typeof globalThis.Buffer.allocUnsafeSlow === 'function' ? (b) => globalThis.Buffer.allocUnsafeSlow(b) : null;
+
+/**
+ * A buffer like `allocLike` whose contents are undefined: for outputs every element of which the
+ * caller writes (skips zero-filling, which costs as much as a pass of an element-wise op).
+ */
+export function allocOut(d: Buf, n: number): Buf {
+  if (d instanceof Float64Array) return new Float64Array(n);
+  if (unsafeAlloc === null || n < 1024) return new Float32Array(n);
+  const b = unsafeAlloc(n * 4);
+  return new Float32Array(b.buffer, b.byteOffset, n);
+}
+
 export class Tensor {
   data: Buf;
   shape: number[];
