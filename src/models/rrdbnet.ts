@@ -173,7 +173,10 @@ export class RRDBNet {
     raw.set('last_lr_fea', last);
     raw.set('fea_up1', last);
     let f = last;
-    this.upconvs.forEach((u, i) => {
+    // The flow reads fea_up{scale/2} at most: the last upsampling conv (at full HR size) only feeds
+    // the RRDB's own SR output, so it runs only when that is asked for.
+    const nUp = opts.withOut ? this.upconvs.length : Math.min(this.upconvs.length, Math.max(0, Math.round(Math.log2(this.cfg.scale / 2))));
+    this.upconvs.slice(0, nUp).forEach((u, i) => {
       f = T.leakyRelu(u.apply(T.upsampleNearest2x(f)), 0.2);
       raw.set(`fea_up${2 ** (i + 1)}`, f);
     });
