@@ -54,16 +54,23 @@ const IsaImpl& isa() {
   return *g_isa;
 }
 
-float* f32(const Napi::CallbackInfo& info, size_t i, const char* what, size_t expect, bool nullable = false) {
+// A typed-array argument of the expected element type and length (or null when nullable).
+template <class T>
+T* typed(const Napi::CallbackInfo& info, size_t i, const char* what, size_t expect, napi_typedarray_type ty,
+                              const char* tyname, bool nullable) {
   Napi::Value v = info[i];
   if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(info.Env(), std::string("Expected a Float32Array for ") + what);
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != ty)
+    throw Napi::TypeError::New(info.Env(), std::string("Expected a ") + tyname + " for " + what);
+  Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
   if (a.ElementLength() != expect)
     throw Napi::RangeError::New(info.Env(), std::string("Expected ") + std::to_string(expect) + " elements for " +
                                                 what + " but received " + std::to_string(a.ElementLength()));
   return a.Data();
+}
+
+float* f32(const Napi::CallbackInfo& info, size_t i, const char* what, size_t expect, bool nullable = false) {
+  return typed<float>(info, i, what, expect, napi_float32_array, "Float32Array", nullable);
 }
 
 int int_arg(const Napi::CallbackInfo& info, size_t i, const char* what, int min) {
@@ -191,14 +198,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 
 // ---- element-wise kernels (elementwise.cc) ----
 double* f64(const Napi::CallbackInfo& info, size_t i, const char* what, size_t expect) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw Napi::TypeError::New(info.Env(), std::string("Expected a Float64Array for ") + what);
-  Napi::Float64Array a = v.As<Napi::Float64Array>();
-  if (a.ElementLength() != expect)
-    throw Napi::RangeError::New(info.Env(), std::string("Expected ") + std::to_string(expect) + " elements for " +
-                                                what + " but received " + std::to_string(a.ElementLength()));
-  return a.Data();
+  return typed<double>(info, i, what, expect, napi_float64_array, "Float64Array", false);
 }
 
 double num_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {

@@ -10,6 +10,7 @@ import { ew, setElementwiseJs } from '../../src/tensor/ew.js';
 import { Adam } from '../../src/train/adam.js';
 import { Rng } from '../../src/tensor/random.js';
 import { getNumThreads, setNumThreads } from '../../src/kernels/native.js';
+import { relErr } from '../helpers/gradcheck.js';
 
 const native = ew(new Float32Array(1)) !== null;
 const rng = new Rng(77);
@@ -22,13 +23,7 @@ function randT(shape: number[], scale = 1): Tensor {
 
 function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i] - b[i]) ** 2;
-    s += b[i] ** 2;
-  }
-  return Math.sqrt(d / (s || 1));
+  return relErr(a, b);
 }
 
 /** Runs f on fresh leaf copies of `inputs`, backpropagates sum(out · w) and returns out and the grads. */
