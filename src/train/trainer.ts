@@ -12,7 +12,9 @@ import * as T from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
 import { SRFlowNet } from '../models/srflow.js';
 import { loadStateDict } from '../models/state.js';
-import { loadNet, saveModelFile } from '../models/api.js';
+import { saveModelFile } from '../models/api.js';
+import { readSafetensors, type RawTensor } from '../io/safetensors.js';
+import { readPth } from '../io/pth.js';
 import { ImageFolderDataset, loadValidationSet, type ValidationImage } from '../data/dataset.js';
 import { upscaleBicubic } from '../data/bicubic.js';
 import { psnr, lrPsnr, diversity } from '../metrics/index.js';
@@ -91,12 +93,11 @@ export class Trainer {
     if (resume) t.resumeFrom(resume);
     else if (o.stage === 'flow') {
       if (o.pretrainRrdb) {
-        const src = loadNet(o.pretrainRrdb, { config: o.model.opt });
-        const rrdb = new Map([...src.parameters()].filter(([n]) => n.startsWith('RRDB.')).map(([n, p]) => [n, { shape: p.shape, data: p.data as Float32Array }]));
+        const rrdb = readRrdbWeights(o.pretrainRrdb);
         const dst = t.net.rrdbParameters();
         for (const [n, p] of dst) {
           const s = rrdb.get(n);
-          if (!s || s.data.length !== p.size) throw new Error(`Pre-trained RRDB ${o.pretrainRrdb} does not match the configuration at ${n}`);
+          if (!s || s.data.length !== p.size) throw new Error(`Pre-trained RRDB ${o.pretrainRrdb} does not match the configuration at ${n}${s ? ` (shape [${s.shape}], expected [${p.shape}])` : ' (missing)'}`);
           p.data = Float32Array.from(s.data);
         }
         events.onInfo?.(`RRDB initialised from ${o.pretrainRrdb}`);
@@ -368,4 +369,18 @@ function cropPlanar(p: Planar, h: number, w: number): Planar {
   const d = new Float32Array(p.channels * h * w);
   for (let c = 0; c < p.channels; c++) for (let y = 0; y < h; y++) d.set(p.data.subarray((c * p.height + y) * p.width, (c * p.height + y) * p.width + w), (c * h + y) * w);
   return { data: d, channels: p.channels, height: h, width: w };
+}
+
+/**
+ * The RRDB's weights from a pre-training checkpoint, an srflow model file or a PyTorch state dict:
+ * the `RRDB.*` tensors (the rest of the model, e.g. a flow of another configuration saved by the rrdb
+ * stage, is ignored), or, for a bare RRDBNet state dict (the published RRDB_*.pth), every tensor
+ * under the `RRDB.` prefix.
+ */
+export function readRrdbWeights(path: string): Map<string, RawTensor> {
+  const all = /\.pth$/i.test(path) ? readPth(path) : readSafetensors(path).tensors;
+  const out = new Map<string, RawTensor>();
+  for (const [n, t] of all) if (n.startsWith('RRDB.')) out.set(n, t);
+  if (out.size === 0) for (const [n, t] of all) out.set(`RRDB.${n}`, t);
+  return out;
 }

@@ -90,7 +90,10 @@ test('rrdb stage: L1 pre-training runs and its checkpoint seeds the flow stage',
   t.events.onStep = (s) => losses.push(s.loss);
   await t.run();
   assert.ok(losses[losses.length - 1] < losses[0]);
+  // the flow stage's configuration may differ outside the RRDB (here K 2 instead of 1): only RRDB.* is read
   const o = opts('flow', join(dir, 'r2'));
+  const m2 = makeOpt({ scale: 4, nb: 1, K: 2, L: 3, blocks: [0], hidden: 8, nf: 8, quant: 32 });
+  o.model = parseTrainOptions({ ...m2, datasets: { train: { dataroot_GT: join(dir, 'train') } } }).model;
   o.pretrainRrdb = join(out, 'latest.safetensors');
   const f = await Trainer.create(o);
   const w = f.net.parameters().get('RRDB.conv_first.weight')!;
