@@ -1,7 +1,7 @@
 /** Tiny-model training: exact resume, non-finite handling, both stages, checkpoints, figures. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, mkdirSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -9,6 +9,7 @@ import { parseTrainOptions, type TrainOptions } from '../../src/train/options.js
 import { Trainer } from '../../src/train/trainer.js';
 import { makeOpt } from '../../src/models/config.js';
 import { loadModel } from '../../src/models/api.js';
+import { splitCheckpoint } from '../../src/train/checkpoint.js';
 
 let dir = '';
 
@@ -58,6 +59,16 @@ test('N steps straight = N/2 steps + resume + N/2 steps (weights, Adam, schedule
   // the checkpoint is also a loadable model
   const m = await loadModel(ck);
   assert.equal(m.scale, 4);
+  // a checkpoint split in two files (parameters + state, optimizer) resumes to the same weights
+  const split = splitCheckpoint(join(dir, 'b', 'checkpoint_0000003.safetensors'), join(dir, 'split', 'ck.safetensors'));
+  assert.ok(existsSync(split.optimizer) && statSync(split.model).size < statSync(ck).size);
+  const c2 = await Trainer.create(opts('flow', join(dir, 'c2')), {}, split.model);
+  await c2.run({ maxSteps: 3 });
+  const wc = weights(c2);
+  for (let i = 0; i < wa.length; i++) assert.deepEqual(wc[i], wa[i], `parameter ${wa[i][0]} differs after resuming a split checkpoint`);
+  assert.equal((await loadModel(split.model)).scale, 4);
+  rmSync(split.optimizer);
+  await assert.rejects(Trainer.create(opts('flow', join(dir, 'c3')), {}, split.model), /optimizer state .*cannot be read/);
 });
 
 test('flow stage: NLL falls on a tiny model; log, curve, validation grid and checkpoints are written', async () => {
