@@ -301,6 +301,13 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
         });
         const ti2 = performance.now();
         bar.stop();
+        up.engine.nonFinite.forEach((bad, k) => {
+          if (bad > 0 && !o.quiet) {
+            process.stderr.write(
+              `warning: ${basename(item.input)}: sample ${k + 1} (τ = ${p.draws[k].temperature}) had ${bad} non-finite values, written as black; the model's inverse overflowed: try a lower --temperature\n`,
+            );
+          }
+        });
         const files: { path: string; bytes: Buffer }[] = [];
         for (let k = 0; k < item.outputs.length; k++) {
           files.push({ path: item.outputs[k].path, bytes: await encodeSr(up.samples[k], up.alpha, img, item.format, p.quality) });
@@ -339,6 +346,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
             seed: x.draw.seed,
             sample: x.sample,
             bytes: files[k].bytes.length,
+            nonFinite: up.engine.nonFinite[k],
             ...(up.engine.consistency ? { lrPsnrBefore: up.engine.consistency[k].lrPsnrBefore, lrPsnr: up.engine.consistency[k].lrPsnr, iterations: up.engine.consistency[k].iterations } : {}),
           })),
           ...(maps.length ? { uncertainty: maps } : {}),

@@ -251,7 +251,11 @@ export class Trainer {
         const samples: Planar[] = [];
         for (let s = 0; s < o.train.valSamples; s++) {
           const z = this.net.drawLatents(lr.shape, o.train.valTemperature, new Rng(1000 + s));
-          const sp = clip(planarOf(this.net.decodeCached(z, cache).sr));
+          const raw = planarOf(this.net.decodeCached(z, cache).sr);
+          let bad = 0;
+          for (const x of raw.data) if (!Number.isFinite(x)) bad++;
+          add('nonfinite_frac', bad / raw.data.length); // an early flow's inverse can overflow at this temperature
+          const sp = clip(raw);
           samples.push(sp);
           add('lr_psnr', lrPsnr(sp, v.lr, scale));
           add('psnr_sample', psnr(sp, v.hr, { border }));
@@ -361,7 +365,10 @@ export class Trainer {
 
 function clip(p: Planar): Planar {
   const d = new Float32Array(p.data.length);
-  for (let i = 0; i < d.length; i++) d[i] = Math.min(1, Math.max(0, p.data[i]));
+  for (let i = 0; i < d.length; i++) {
+    const v = p.data[i];
+    d[i] = v > 0 ? (v < 1 ? v : 1) : 0; // NaN → 0, as images are written
+  }
   return { ...p, data: d };
 }
 

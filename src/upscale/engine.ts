@@ -67,6 +67,11 @@ export interface SuperResolveResult {
   estimatedBytes: number;
   /** With consistency 'exact': LR-PSNR (float) of each sample before and after, and iterations. */
   consistency: { lrPsnrBefore: number; lrPsnr: number; iterations: number }[] | null;
+  /**
+   * Per draw, how many output values were not finite before clipping (written as 0). An
+   * under-trained flow's inverse can overflow at high temperatures; a lower temperature helps.
+   */
+  nonFinite: number[];
 }
 
 export const DEFAULT_MAX_MEMORY_MB = 2048;
@@ -241,8 +246,13 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     });
   }
   const samples: Planar[] = [];
+  const nonFinite: number[] = [];
   for (let k = 0; k < draws.length; k++) {
-    samples.push(clip01(crop({ data: whole[k], channels: 3, height: HS, width: WS }, 0, 0, h * s, w * s)));
+    const img = crop({ data: whole[k], channels: 3, height: HS, width: WS }, 0, 0, h * s, w * s);
+    let bad = 0;
+    for (const v of img.data) if (!Number.isFinite(v)) bad++;
+    nonFinite.push(bad);
+    samples.push(clip01(img));
     whole[k] = new Float32Array(0);
     if (!single) acc[k] = whole[k]; // release the accumulator before the next copy
   }
@@ -270,5 +280,6 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     overlap: single ? 0 : overlap,
     estimatedBytes,
     consistency: cons,
+    nonFinite,
   };
 }
