@@ -168,7 +168,8 @@ function onWorkerMessage(m: FromWorker): void {
   lastResult = m;
   if (image) rate = m.seconds / (image.rgba.width * image.rgba.height * m.samples.length);
   const tiles = m.tiles > 1 ? ` (${m.tiles} tiles)` : '';
-  status(`Done: ${m.samples.length} sample${m.samples.length > 1 ? 's' : ''} of ${m.samples[0].width}×${m.samples[0].height} in ${m.seconds.toFixed(1)} s${tiles}.`);
+  const overflow = m.nonFinite > 0 ? ` ${m.nonFinite} values overflowed (shown black): try a lower temperature.` : '';
+  status(`Done: ${m.samples.length} sample${m.samples.length > 1 ? 's' : ''} of ${m.samples[0].width}×${m.samples[0].height} in ${m.seconds.toFixed(1)} s${tiles}.${overflow}`);
   showResult(m);
   setState('done');
 }

@@ -23,5 +23,5 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready'; info: ModelInfo; backend: string; threads: number }
   | { type: 'progress'; id: number; done: number; total: number; stage: string }
-  | { type: 'result'; id: number; samples: Rgba[]; mean: Rgba; std: Rgba; stdMax: number; seconds: number; tiles: number }
+  | { type: 'result'; id: number; samples: Rgba[]; mean: Rgba; std: Rgba; stdMax: number; seconds: number; tiles: number; nonFinite: number }
   | { type: 'error'; id: number; message: string };

@@ -114,7 +114,7 @@ async function run(m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const out = samples.map(toRgba);
   const meanRgba = toRgba({ data: mean, channels: 3, height: H, width: W });
   post(
-    { type: 'result', id: m.id, samples: out, mean: meanRgba, std, stdMax, seconds: (performance.now() - t0) / 1000, tiles: r.tiles },
+    { type: 'result', id: m.id, samples: out, mean: meanRgba, std, stdMax, seconds: (performance.now() - t0) / 1000, tiles: r.tiles, nonFinite: r.nonFinite.reduce((a, b) => a + b, 0) },
     [...out.map((o) => o.data.buffer), meanRgba.data.buffer, std.data.buffer],
   );
 }
