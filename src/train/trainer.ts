@@ -19,6 +19,7 @@ import { ImageFolderDataset, loadValidationSet, type ValidationImage } from '../
 import { upscaleBicubic } from '../data/bicubic.js';
 import { psnr, lrPsnr, diversity } from '../metrics/index.js';
 import type { Planar } from '../io/image.js';
+import { clip01 } from '../upscale/pad.js';
 import { Adam, multiStepLr } from './adam.js';
 import { readCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { milestones, type TrainOptions } from './options.js';
@@ -363,13 +364,9 @@ export class Trainer {
   }
 }
 
+/** A clipped copy (NaN → 0, as images are written). */
 function clip(p: Planar): Planar {
-  const d = new Float32Array(p.data.length);
-  for (let i = 0; i < d.length; i++) {
-    const v = p.data[i];
-    d[i] = v > 0 ? (v < 1 ? v : 1) : 0; // NaN → 0, as images are written
-  }
-  return { ...p, data: d };
+  return clip01({ ...p, data: Float32Array.from(p.data) });
 }
 
 function cropPlanar(p: Planar, h: number, w: number): Planar {
