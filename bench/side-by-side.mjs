@@ -39,7 +39,7 @@ function run(cmd, argv, env = {}) {
 }
 
 const sides = {
-  srflow: (w) => run(process.execPath, [join(root, 'dist/cli/index.js'), 'bench', ...w.args, '--threads', '2', '--json']),
+  srflow: (w) => run(process.execPath, ['--single-threaded-gc', join(root, 'dist/cli/index.js'), 'bench', ...w.args, '--threads', '2', '--json']),
   pytorch: (w) => run(python, [join(root, 'bench/pytorch/srflow_torch.py'), ...w.args, '--threads', '2', '--json']),
 };
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 /** The srflow command line. */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';

@@ -14,17 +14,21 @@ export function registerTrain(program: Command): void {
     .option('--stage <stage>', 'rrdb or flow (default: train.stage in the config, else flow)')
     .option('--resume [checkpoint]', 'continue from a checkpoint (default: latest.safetensors in the run folder)')
     .option('--rrdb <path>', 'pre-trained RRDB checkpoint or model for the flow stage (overrides path.pretrain_rrdb)')
+    .option('--init <model>', 'start from every weight of this model (srflow model, checkpoint or .pth) with a fresh optimizer and schedule (overrides path.init_model)')
     .option('--out <dir>', 'run folder (overrides path.out_dir)')
     .option('--max-steps <n>', 'stop after this many steps (the schedule still follows train.niter)')
     .option('--export <file>', 'write the final weights as a native model file')
     .option('--low-memory', 'recompute flow activations in the backward pass (same as memory: low)')
     .option('--quiet', 'no progress output')
-    .action(async (o: { config: string; stage?: string; resume?: string | boolean; rrdb?: string; out?: string; maxSteps?: string; export?: string; lowMemory?: boolean; quiet?: boolean }) => {
+    .action(async (o: { config: string; stage?: string; resume?: string | boolean; rrdb?: string; init?: string; out?: string; maxSteps?: string; export?: string; lowMemory?: boolean; quiet?: boolean }) => {
       if (o.stage && o.stage !== 'rrdb' && o.stage !== 'flow') throw new UsageError(`Expected rrdb or flow for --stage but received ${JSON.stringify(o.stage)}`);
       const maxSteps = o.maxSteps ? parseInteger(o.maxSteps, '--max-steps', 1) : undefined;
       const opts = loadTrainOptions(o.config, { stage: o.stage as Stage | undefined });
       if (o.out) opts.outDir = o.out;
       if (o.rrdb) opts.pretrainRrdb = o.rrdb;
+      if (o.init) opts.initModel = o.init;
+      if (o.init && o.resume) throw new UsageError('Expected either --resume or --init, not both');
+      if (opts.initModel && !o.resume && !existsSync(opts.initModel)) throw new UsageError(`Cannot start from ${opts.initModel}: the file does not exist`);
       if (o.lowMemory) opts.train.lowMemory = true;
       let resume: string | null = null;
       if (o.resume) {

@@ -17,6 +17,12 @@ export interface TrainOptions {
   name: string;
   /** Pre-trained RRDB for the flow stage (`path.pretrain_model_G` / `path.pretrain_rrdb`). */
   pretrainRrdb: string | null;
+  /**
+   * Every weight of a whole model to start the stage from (`path.init_model`): a srflow model file,
+   * a checkpoint or a published .pth. Unlike a resume, the optimizer, schedule and random streams
+   * start afresh: it continues training a finished model (fine-tuning, or a longer schedule).
+   */
+  initModel: string | null;
   data: {
     trainDir: string;
     trainLrDir: string | null;
@@ -101,6 +107,7 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
     name,
     outDir: rel(pick<string | null>(path.out_dir, 'path.out_dir', null, isStr, 'a folder path')) ?? resolve(process.cwd(), 'runs', `${name}-${stage}`),
     pretrainRrdb: rel(pick<string | null>(path.pretrain_rrdb ?? path.pretrain_model_G, 'path.pretrain_rrdb', null, isStr, 'a file path')),
+    initModel: rel(pick<string | null>(path.init_model, 'path.init_model', null, isStr, 'a file path')),
     data: {
       trainDir: rel(trainDir) as string,
       trainLrDir: rel(pick<string | null>(dtr.dataroot_LQ, 'datasets.train.dataroot_LQ', null, isStr, 'a folder path')),

@@ -92,7 +92,13 @@ export class Trainer {
     events.onInfo?.(`training set: ${data.length} images from ${o.data.trainDir}${data.skipped ? ` (${data.skipped} skipped)` : ''}`);
     const t = new Trainer(o, data, events);
     if (resume) t.resumeFrom(resume);
-    else if (o.stage === 'flow') {
+    else if (o.initModel) {
+      const src = /\.pth$/i.test(o.initModel) ? readPth(o.initModel) : readSafetensors(o.initModel).tensors;
+      const params = new Map([...src].filter(([n]) => !n.startsWith('optimizer.')));
+      loadStateDict(t.net, params, `model ${o.initModel}`);
+      t.net.ctx.training = true;
+      events.onInfo?.(`all weights initialised from ${o.initModel} (fresh optimizer and schedule)`);
+    } else if (o.stage === 'flow') {
       if (o.pretrainRrdb) {
         const rrdb = readRrdbWeights(o.pretrainRrdb);
         const dst = t.net.rrdbParameters();

@@ -114,6 +114,24 @@ test('rrdb stage: L1 pre-training runs and its checkpoint seeds the flow stage',
   assert.deepEqual(Array.from(f.net.parameters().get('RRDB.conv_first.weight')!.data), Array.from(w.data));
 });
 
+test('init_model starts a new run from every weight of a finished model, with a fresh optimizer and schedule', async () => {
+  const a = await Trainer.create(opts('flow', join(dir, 'i1')));
+  await a.run({ maxSteps: 2 });
+  const ck = join(dir, 'i1', 'latest.safetensors');
+  const o = opts('flow', join(dir, 'i2'));
+  o.initModel = ck;
+  const b = await Trainer.create(o);
+  assert.equal(b.iter, 0, 'a fresh schedule');
+  const wa = weights(a);
+  const wb = weights(b);
+  for (let i = 0; i < wa.length; i++) assert.deepEqual(wb[i], wa[i], `parameter ${wa[i][0]} not initialised from the model`);
+  await b.run({ maxSteps: 1 });
+  assert.notDeepEqual(weights(b), wa, 'training moved the weights');
+  const bad = opts('flow', join(dir, 'i3'));
+  bad.initModel = join(dir, 'train', 'img0.png');
+  await assert.rejects(Trainer.create(bad));
+});
+
 test('non-finite losses skip the update; repeated ones stop the run with the last good checkpoint intact', async () => {
   const out = join(dir, 'n');
   const t = await Trainer.create(opts('flow', out, { max_nonfinite: 3, niter: 50, save_checkpoint_freq: 2 }));
