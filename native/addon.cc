@@ -352,6 +352,20 @@ Napi::Value SetSimd(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), isa().name);
 }
 
+// setWinograd(true | false | 'auto'): use the Winograd 3x3 convolution where it applies ('auto':
+// as SRFLOW_WINOGRAD says); returns whether it is on.
+Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
+  Napi::Value v = info[0];
+  if (v.IsBoolean()) srf::set_winograd(v.As<Napi::Boolean>().Value() ? 1 : 0);
+  else if (v.IsString() && v.As<Napi::String>().Utf8Value() == "auto") srf::set_winograd(-1);
+  else throw Napi::TypeError::New(info.Env(), "setWinograd expects true, false or 'auto'");
+  return Napi::Boolean::New(info.Env(), srf::winograd_enabled());
+}
+
+Napi::Value WinogradEnabled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), srf::winograd_enabled());
+}
+
 Napi::Value SupportedSimd(const Napi::CallbackInfo& info) {
   Napi::Array a = Napi::Array::New(info.Env());
   const int best = best_level();
@@ -380,6 +394,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("simdLevel", Napi::Function::New(env, SimdLevel, "simdLevel"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
+  exports.Set("setWinograd", Napi::Function::New(env, SetWinograd, "setWinograd"));
+  exports.Set("winogradEnabled", Napi::Function::New(env, WinogradEnabled, "winogradEnabled"));
   exports.Set("supportedSimd", Napi::Function::New(env, SupportedSimd, "supportedSimd"));
   return exports;
 }

@@ -81,6 +81,12 @@ enum ScratchSlot { SLOT_A = 0, SLOT_B = 1, SLOT_C = 2, SLOT_X = 3, SLOT_G = 4, S
 // preserved only until the next call with the same slot on the same thread.
 float* scratch(int slot, size_t nfloats);
 
+// Winograd F(4x4, 3x3) for 3x3 stride-1 pad-1 convolutions (forward and backward-data): on
+// unless SRFLOW_WINOGRAD=0; set_winograd(1/0) switches it at run time, set_winograd(-1) goes
+// back to the environment's setting.
+bool winograd_enabled();
+void set_winograd(int on);
+
 // Integer tuning knob from the environment (SRFLOW_TUNE_<name>), else def. Read once per call site.
 int tune(const char* name, int def);
 

@@ -188,6 +188,25 @@ void set_num_threads(int n) {
   g_pool = new Pool(n);
 }
 
+namespace {
+int wino_from_env() {
+  const char* e = std::getenv("SRFLOW_WINOGRAD");
+  return (e && std::strcmp(e, "0") == 0) ? 0 : 1;
+}
+std::atomic<int> g_wino{-1};
+}  // namespace
+
+bool winograd_enabled() {
+  int v = g_wino.load(std::memory_order_relaxed);
+  if (v < 0) {
+    v = wino_from_env();
+    g_wino.store(v, std::memory_order_relaxed);
+  }
+  return v != 0;
+}
+
+void set_winograd(int on) { g_wino.store(on < 0 ? wino_from_env() : (on ? 1 : 0), std::memory_order_relaxed); }
+
 int tune(const char* name, int def) {
   char key[96];
   std::snprintf(key, sizeof key, "SRFLOW_TUNE_%s", name);

@@ -5,7 +5,8 @@
  * delegated to the reference kernels (gradient checks run in float64).
  *
  * Environment: SRFLOW_THREADS=n (default: all cores), SRFLOW_SIMD=avx512|avx2|scalar (force a
- * lower instruction set).
+ * lower instruction set), SRFLOW_WINOGRAD=0 (3x3 stride-1 pad-1 convolutions and their
+ * backward-data use the direct implicit-im2col path instead of Winograd F(4x4, 3x3)).
  */
 import { createRequire } from 'node:module';
 import type { Buf, Conv2dGeom, ElementwiseKernels, Kernels } from './types.js';
@@ -23,6 +24,9 @@ export interface NativeAddon extends ElementwiseKernels {
   simdLevel(): string;
   setSimd(level: string): string;
   supportedSimd(): string[];
+  /** Winograd F(4x4,3x3) for 3x3 stride-1 pad-1 convolutions: true, false or 'auto' (SRFLOW_WINOGRAD); returns whether it is on. */
+  setWinograd(on: boolean | 'auto'): boolean;
+  winogradEnabled(): boolean;
 }
 
 let addon: NativeAddon | null = null;
