@@ -352,19 +352,26 @@ Napi::Value SetSimd(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), isa().name);
 }
 
-// setWinograd(true | false | 'auto'): use the Winograd 3x3 convolution where it applies ('auto':
-// as SRFLOW_WINOGRAD says); returns whether it is on.
-Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
-  Napi::Value v = info[0];
-  if (v.IsBoolean()) srf::set_winograd(v.As<Napi::Boolean>().Value() ? 1 : 0);
-  else if (v.IsString() && v.As<Napi::String>().Utf8Value() == "auto") srf::set_winograd(-1);
-  else throw Napi::TypeError::New(info.Env(), "setWinograd expects true, false or 'auto'");
-  return Napi::Boolean::New(info.Env(), srf::winograd_enabled());
+// setWinograd(true | false | 'always' | 'auto'): use the Winograd 3x3 convolution where it is
+// faster / never / for every 3x3 stride-1 pad-1 convolution / as SRFLOW_WINOGRAD says (0 = never,
+// always, else where faster). Returns the mode in use: true, false or 'always'.
+Napi::Value WinoMode(Napi::Env env) {
+  const int m = srf::winograd_mode();
+  if (m == 2) return Napi::String::New(env, "always");
+  return Napi::Boolean::New(env, m != 0);
 }
 
-Napi::Value WinogradEnabled(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), srf::winograd_enabled());
+Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
+  Napi::Value v = info[0];
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+  if (v.IsBoolean()) srf::set_winograd(v.As<Napi::Boolean>().Value() ? 1 : 0);
+  else if (s == "auto") srf::set_winograd(-1);
+  else if (s == "always") srf::set_winograd(2);
+  else throw Napi::TypeError::New(info.Env(), "setWinograd expects true, false, 'always' or 'auto'");
+  return WinoMode(info.Env());
 }
+
+Napi::Value WinogradEnabled(const Napi::CallbackInfo& info) { return WinoMode(info.Env()); }
 
 Napi::Value SupportedSimd(const Napi::CallbackInfo& info) {
   Napi::Array a = Napi::Array::New(info.Env());

@@ -6,7 +6,8 @@
  *
  * Environment: SRFLOW_THREADS=n (default: all cores), SRFLOW_SIMD=avx512|avx2|scalar (force a
  * lower instruction set), SRFLOW_WINOGRAD=0 (3x3 stride-1 pad-1 convolutions and their
- * backward-data use the direct implicit-im2col path instead of Winograd F(4x4, 3x3)).
+ * backward-data use the direct implicit-im2col path instead of Winograd F(4x4, 3x3); `always`:
+ * Winograd also for the small ones where it is slower).
  */
 import { createRequire } from 'node:module';
 import type { Buf, Conv2dGeom, ElementwiseKernels, Kernels } from './types.js';
@@ -24,9 +25,13 @@ export interface NativeAddon extends ElementwiseKernels {
   simdLevel(): string;
   setSimd(level: string): string;
   supportedSimd(): string[];
-  /** Winograd F(4x4,3x3) for 3x3 stride-1 pad-1 convolutions: true, false or 'auto' (SRFLOW_WINOGRAD); returns whether it is on. */
-  setWinograd(on: boolean | 'auto'): boolean;
-  winogradEnabled(): boolean;
+  /**
+   * Winograd F(4x4,3x3) for 3x3 stride-1 pad-1 convolutions and their backward-data: true (where
+   * it is faster), false (never), 'always' (every such convolution: tests) or 'auto' (as
+   * SRFLOW_WINOGRAD says). Returns the mode in use.
+   */
+  setWinograd(mode: boolean | 'always' | 'auto'): boolean | 'always';
+  winogradEnabled(): boolean | 'always';
 }
 
 let addon: NativeAddon | null = null;

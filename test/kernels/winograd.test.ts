@@ -114,12 +114,45 @@ const data = cases.map(prepare);
 
 test('Winograd is on by default and can be switched off', { skip: !addon }, () => {
   const A = addon!;
-  if (process.env.SRFLOW_WINOGRAD !== '0') assert.equal(A.winogradEnabled(), true);
+  if (!process.env.SRFLOW_WINOGRAD) assert.equal(A.winogradEnabled(), true);
   try {
     assert.equal(A.setWinograd(false), false);
     assert.equal(A.winogradEnabled(), false);
+    assert.equal(A.setWinograd('always'), 'always');
     assert.equal(A.setWinograd(true), true);
     assert.throws(() => A.setWinograd('yes' as never), /setWinograd expects/);
+  } finally {
+    A.setWinograd('auto');
+  }
+});
+
+test('by default Winograd is used only where it pays: large enough 3x3 pad-1 convolutions', { skip: !addon }, () => {
+  const A = addon!;
+  const K = loaded.kernels!;
+  const same = (c: Case, bias = c.bias) => {
+    const d = prepare({ ...c, bias });
+    A.setWinograd(true);
+    const a = run(d);
+    A.setWinograd(false);
+    const b = run(d);
+    return a.every((v, i) => Buffer.from(v.buffer).equals(Buffer.from(b[i].buffer)));
+  };
+  try {
+    assert.equal(same({ n: 1, cin: 16, cout: 16, h: 16, w: 16, bias: true }), true); // 1.2 MFLOP: direct
+    assert.equal(same({ n: 1, cin: 64, cout: 64, h: 8, w: 8, bias: true }), true); // 4 tiles: direct
+    assert.equal(same({ n: 1, cin: 8, cout: 64, h: 32, w: 32, bias: true }), true); // few input channels
+    assert.equal(same({ n: 2, cin: 64, cout: 64, h: 8, w: 8, bias: true }), false); // Winograd
+    assert.equal(same({ n: 1, cin: 32, cout: 32, h: 16, w: 16, bias: false }), false);
+    // never for other geometries, even when forced
+    A.setWinograd('always');
+    const g = { n: 1, cin: 32, h: 16, w: 16, cout: 32, kh: 3, kw: 3, pad: 2 };
+    const x = randn(32 * 256, 1);
+    const w = randn(32 * 32 * 9, 0.1);
+    const y = new Float32Array(32 * 18 * 18);
+    K.conv2d(x, w, null, g, y);
+    const want = new Float64Array(y.length);
+    ref.conv2d(f64(x), f64(w), null, g, want);
+    expectClose(y, want, 'pad-2 conv with Winograd forced');
   } finally {
     A.setWinograd('auto');
   }
@@ -129,7 +162,7 @@ test('Winograd forward and backward-data match the float64 reference on every SI
   const A = addon!;
   const t0 = getNumThreads();
   try {
-    A.setWinograd(true);
+    A.setWinograd('always'); // also the small cases
     for (const level of A.supportedSimd()) {
       A.setSimd(level);
       for (const threads of [1, 2, 3]) {
@@ -154,7 +187,7 @@ test('Winograd results are bit-identical across repeated calls and 1, 2 and 3 th
   const A = addon!;
   const t0 = getNumThreads();
   try {
-    A.setWinograd(true);
+    A.setWinograd('always'); // also the small cases
     for (const level of A.supportedSimd()) {
       A.setSimd(level);
       for (const d of data) {
@@ -182,7 +215,7 @@ test('the Winograd and direct paths are different computations of the same resul
   const A = addon!;
   const d = data[5];
   try {
-    A.setWinograd(true);
+    A.setWinograd('always');
     const [yw, gxw] = run(d);
     A.setWinograd(false);
     const [yd, gxd] = run(d);
