@@ -67,6 +67,8 @@ const cases: Case[] = [
   { n: 8, cin: 64, cout: 64, h: 16, w: 16, bias: true }, // the training shape
   { n: 1, cin: 326, cout: 64, h: 12, w: 21, bias: true }, // the widest conv of SRFlow
   { n: 2, cin: 16, cout: 16, h: 37, w: 8, bias: false },
+  { n: 2, cin: 3, cout: 5, h: 2, w: 7, bias: true }, // smaller than one tile ('always' only)
+  { n: 1, cin: 9, cout: 1, h: 1, w: 1, bias: true },
 ];
 
 interface Data {
