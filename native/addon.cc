@@ -352,6 +352,27 @@ Napi::Value SetSimd(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), isa().name);
 }
 
+// setWinograd(true | false | 'always' | 'auto'): use the Winograd 3x3 convolution where it is
+// faster / never / for every 3x3 stride-1 pad-1 convolution / as SRFLOW_WINOGRAD says (0 = never,
+// always, else where faster). Returns the mode in use: true, false or 'always'.
+Napi::Value WinoMode(Napi::Env env) {
+  const int m = srf::winograd_mode();
+  if (m == 2) return Napi::String::New(env, "always");
+  return Napi::Boolean::New(env, m != 0);
+}
+
+Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
+  Napi::Value v = info[0];
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+  if (v.IsBoolean()) srf::set_winograd(v.As<Napi::Boolean>().Value() ? 1 : 0);
+  else if (s == "auto") srf::set_winograd(-1);
+  else if (s == "always") srf::set_winograd(2);
+  else throw Napi::TypeError::New(info.Env(), "setWinograd expects true, false, 'always' or 'auto'");
+  return WinoMode(info.Env());
+}
+
+Napi::Value WinogradEnabled(const Napi::CallbackInfo& info) { return WinoMode(info.Env()); }
+
 Napi::Value SupportedSimd(const Napi::CallbackInfo& info) {
   Napi::Array a = Napi::Array::New(info.Env());
   const int best = best_level();
@@ -380,6 +401,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("simdLevel", Napi::Function::New(env, SimdLevel, "simdLevel"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
+  exports.Set("setWinograd", Napi::Function::New(env, SetWinograd, "setWinograd"));
+  exports.Set("winogradEnabled", Napi::Function::New(env, WinogradEnabled, "winogradEnabled"));
   exports.Set("supportedSimd", Napi::Function::New(env, SupportedSimd, "supportedSimd"));
   return exports;
 }

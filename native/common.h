@@ -81,6 +81,12 @@ enum ScratchSlot { SLOT_A = 0, SLOT_B = 1, SLOT_C = 2, SLOT_X = 3, SLOT_G = 4, S
 // preserved only until the next call with the same slot on the same thread.
 float* scratch(int slot, size_t nfloats);
 
+// Winograd F(4x4, 3x3) for 3x3 stride-1 pad-1 convolutions (forward and backward-data): 1 =
+// where it is faster (large enough), 0 = never (SRFLOW_WINOGRAD=0), 2 = for every such
+// convolution (tests). set_winograd(-1) goes back to the environment's setting.
+int winograd_mode();
+void set_winograd(int mode);
+
 // Integer tuning knob from the environment (SRFLOW_TUNE_<name>), else def. Read once per call site.
 int tune(const char* name, int def);
 
@@ -106,7 +112,14 @@ extern const IsaImpl isa_avx512;
 #include <map>
 #include <string>
 namespace srf {
+#ifdef SRF_PROF_CPU
+}  // namespace srf
+#include <ctime>
+namespace srf {
+inline double prof_now() { timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+#else
 inline double prof_now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+#endif
 struct ProfTab {
   std::map<std::string, std::pair<double, long>> m;
   ~ProfTab() { for (auto& kv : m) std::fprintf(stderr, "prof %-10s %8.3f ms avg (%ld)\n", kv.first.c_str(), kv.second.first / kv.second.second * 1e3, kv.second.second); }

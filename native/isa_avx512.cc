@@ -91,7 +91,7 @@ static void ukr(int kc, const float* __restrict A, const float* __restrict B, fl
   }
 }
 
-static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr) {
+static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr, int mode) {
   __m512 c[MR][NV];
   const float* r[MR];
 #pragma GCC unroll 16
@@ -118,7 +118,8 @@ static void ukr_rows(int kc, const float* const* rows, const float* __restrict B
     if (i >= mr) break;
     float* cr = C + i * ldc;
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(cr + 16 * v, _mm512_add_ps(c[i][v], _mm512_loadu_ps(cr + 16 * v)));
+    for (int v = 0; v < NV; ++v)
+      _mm512_storeu_ps(cr + 16 * v, mode ? _mm512_add_ps(c[i][v], _mm512_loadu_ps(cr + 16 * v)) : c[i][v]);
   }
 }
 
@@ -198,6 +199,7 @@ static inline void transpose_tile(const float* s, long lds, float* d, long ldd) 
   }
 }
 
+#define SRF_WINO_AVX2 1  // winograd.inc: 8-lane transforms with AVX2 intrinsics
 #include "engine.inc"
 
 }  // namespace avx512

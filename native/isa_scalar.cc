@@ -45,7 +45,7 @@ static void ukr(int kc, const float* __restrict A, const float* __restrict B, fl
   }
 }
 
-static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr) {
+static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr, int mode) {
   float c[MR][NR] = {};
   for (int p = 0; p < kc; ++p) {
     for (int i = 0; i < MR; ++i) {
@@ -56,7 +56,7 @@ static void ukr_rows(int kc, const float* const* rows, const float* __restrict B
   }
   for (int i = 0; i < mr; ++i) {
     float* cr = C + i * ldc;
-    for (int jj = 0; jj < NR; ++jj) cr[jj] += c[i][jj];
+    for (int jj = 0; jj < NR; ++jj) cr[jj] = mode ? cr[jj] + c[i][jj] : c[i][jj];
   }
 }
 

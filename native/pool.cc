@@ -188,6 +188,27 @@ void set_num_threads(int n) {
   g_pool = new Pool(n);
 }
 
+namespace {
+int wino_from_env() {
+  const char* e = std::getenv("SRFLOW_WINOGRAD");
+  if (e && std::strcmp(e, "0") == 0) return 0;
+  if (e && std::strcmp(e, "always") == 0) return 2;
+  return 1;
+}
+std::atomic<int> g_wino{-1};
+}  // namespace
+
+int winograd_mode() {
+  int v = g_wino.load(std::memory_order_relaxed);
+  if (v < 0) {
+    v = wino_from_env();
+    g_wino.store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+void set_winograd(int mode) { g_wino.store(mode < 0 || mode > 2 ? wino_from_env() : mode, std::memory_order_relaxed); }
+
 int tune(const char* name, int def) {
   char key[96];
   std::snprintf(key, sizeof key, "SRFLOW_TUNE_%s", name);

@@ -84,7 +84,7 @@ static void ukr(int kc, const float* __restrict A, const float* __restrict B, fl
   store_rows(c, C, ldc, mr, nv, mode, bias);
 }
 
-static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr) {
+static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr, int mode) {
   v128_t c[MR][NV];
   const float* r[MR];
 #pragma clang loop unroll(full)
@@ -105,7 +105,7 @@ static void ukr_rows(int kc, const float* const* rows, const float* __restrict B
     }
     B += NR;
   }
-  store_rows(c, C, ldc, mr, NR, 1, nullptr);
+  store_rows(c, C, ldc, mr, NR, mode, nullptr);
 }
 
 static inline void row_load(float* dst, const float* src, int lo, int hi) {

@@ -238,6 +238,11 @@ int tune(const char* name, int def) {
   return def;
 }
 
+// The Winograd 3x3 convolution (../winograd.inc) is not used by the wasm kernels: its transforms
+// have no SIMD-128 version and were not measured there, so they keep the direct path.
+int winograd_mode() { return 0; }
+void set_winograd(int mode) { (void)mode; }
+
 float* scratch(int slot, size_t nfloats) {
   ScratchSet& s = t_scratch;
   if (nfloats > s.cap[slot]) {

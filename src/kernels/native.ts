@@ -5,7 +5,9 @@
  * delegated to the reference kernels (gradient checks run in float64).
  *
  * Environment: SRFLOW_THREADS=n (default: all cores), SRFLOW_SIMD=avx512|avx2|scalar (force a
- * lower instruction set).
+ * lower instruction set), SRFLOW_WINOGRAD=0 (3x3 stride-1 pad-1 convolutions and their
+ * backward-data use the direct implicit-im2col path instead of Winograd F(4x4, 3x3); `always`:
+ * Winograd also for the small ones where it is slower).
  */
 import { createRequire } from 'node:module';
 import type { Buf, Conv2dGeom, ElementwiseKernels, Kernels } from './types.js';
@@ -23,6 +25,13 @@ export interface NativeAddon extends ElementwiseKernels {
   simdLevel(): string;
   setSimd(level: string): string;
   supportedSimd(): string[];
+  /**
+   * Winograd F(4x4,3x3) for 3x3 stride-1 pad-1 convolutions and their backward-data: true (where
+   * it is faster), false (never), 'always' (every such convolution: tests) or 'auto' (as
+   * SRFLOW_WINOGRAD says). Returns the mode in use.
+   */
+  setWinograd(mode: boolean | 'always' | 'auto'): boolean | 'always';
+  winogradEnabled(): boolean | 'always';
 }
 
 let addon: NativeAddon | null = null;
