@@ -10,6 +10,7 @@ import type { Rng } from '../tensor/random.js';
 import { ActNorm } from './actnorm.js';
 import { normalInit } from './init.js';
 import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
+import { CondInput, convUpsampledCond, phaseWeights, type CondParts, type PhaseWeights } from './condconv.js';
 
 /**
  * A value derived from parameters (split or stacked weights), cached while no parameter changed
@@ -246,14 +247,54 @@ export class CondAffineGroup {
     );
   }
 
-  /** Every layer's precompute (inference; with a tape recorded, or for a single layer, one layer at a time). */
-  precompute(cond: Tensor): AffineCache[] {
-    if (isGradEnabled() || this.layers.length === 1) return this.layers.map((l) => l.precompute(cond));
-    this.layers[0].requireCond(cond, cond);
-    const { wf, wu } = this.stackedWeights();
+  private phased = new DerivedWeights<{ ownC: number; f: PhaseWeights; u: PhaseWeights }>();
+
+  /** The stacked weights split for the phase decomposition over cat(own, up2(stacked)) (cached per parameter version). */
+  phaseWeights(ownC: number): { f: PhaseWeights; u: PhaseWeights } {
+    let pw = this.phased.get(() => this.makePhaseWeights(ownC));
+    if (pw.ownC !== ownC) {
+      this.phased.clear();
+      pw = this.phased.get(() => this.makePhaseWeights(ownC));
+    }
+    return pw;
+  }
+
+  private makePhaseWeights(ownC: number): { ownC: number; f: PhaseWeights; u: PhaseWeights } {
+    return noGrad(() => ({
+      ownC,
+      f: phaseWeights(T.concat(this.layers.map((l) => l.fFeatures.l0.weight), 0), ownC),
+      u: phaseWeights(T.concat(this.layers.map((l) => l.couplingWeightUFresh()), 0), ownC),
+    }));
+  }
+
+  /**
+   * Every layer's precompute (inference). The conditioning map may come in parts (the RRDB's own
+   * map and the stacked blocks): at twice the LR resolution the first convs then run by phases on
+   * the LR-size stacked blocks (CondInput, convUpsampledCond). With a tape recorded, or with one
+   * layer and a whole map, one layer at a time as before.
+   */
+  precompute(condIn: Tensor | CondParts | CondInput, opts: { phases?: boolean } = {}): AffineCache[] {
+    const ci = CondInput.of(condIn);
+    const shape = ci.shape;
+    if (shape.length !== 4 || shape[1] !== this.layers[0].condChannels) {
+      throw new Error(`Expected a conditioning map of shape [*,${this.layers[0].condChannels},*,*] but received [${shape.join(',')}]`);
+    }
+    const phases = opts.phases !== false && ci.upsampled;
+    if (isGradEnabled() || (this.layers.length === 1 && !phases)) return this.layers.map((l) => l.precompute(ci.full()));
+    let U: Tensor;
+    let F: Tensor;
+    if (phases) {
+      const parts = ci.parts as CondParts;
+      const pw = this.phaseWeights(parts.own.shape[1]);
+      U = convUpsampledCond(parts, pw.u);
+      F = convUpsampledCond(parts, pw.f);
+    } else {
+      const cond = ci.full();
+      const { wf, wu } = this.stackedWeights();
+      U = T.conv2d(cond, wu);
+      F = T.conv2d(cond, wf);
+    }
     const hid = this.hidden;
-    const U = T.conv2d(cond, wu);
-    const F = T.conv2d(cond, wf);
     return this.layers.map((l, g) => l.precomputeFromFirstConvs(channelBlock(F, g * hid, hid), channelBlock(U, g * hid, hid)));
   }
 }

@@ -8,6 +8,7 @@ import { Rng } from '../tensor/random.js';
 import { ActNorm } from '../flow/actnorm.js';
 import { FlowStep } from '../flow/flowstep.js';
 import { CondAffineGroup, type AffineCache } from '../flow/affine.js';
+import { CondInput } from '../flow/condconv.js';
 import { Split2d } from '../flow/split.js';
 import { Squeeze } from '../flow/squeeze.js';
 import { logNormal } from '../flow/gaussian.js';
@@ -21,6 +22,13 @@ export type Layer = Squeeze | FlowStep | Split2d;
 
 /** Default flow steps per batched conditioning precompute (see SRFlowNet.condGroup; chosen by measurement, docs/PERFORMANCE.md). */
 export const DEFAULT_COND_GROUP = 4;
+
+function envFlag(name: string, dflt: boolean): boolean {
+  const v = typeof process !== 'undefined' ? process.env?.[name] : undefined;
+  if (v === undefined || v === '') return dflt;
+  if (v !== '0' && v !== '1') throw new Error(`Expected 0 or 1 for ${name} but received ${JSON.stringify(v)}`);
+  return v === '1';
+}
 
 function envCondGroup(): number {
   const v = typeof process !== 'undefined' ? process.env?.SRFLOW_COND_GROUP : undefined;
@@ -263,6 +271,11 @@ export class SRFlowNet {
    * 0 = a whole level. Default: SRFLOW_COND_GROUP if set, else DEFAULT_COND_GROUP.
    */
   condGroup: number = envCondGroup();
+  /**
+   * Run the first convs of the level at twice the LR resolution by phases on the LR-size stacked
+   * blocks (flow/condconv.ts) instead of on the materialised map. Default true; SRFLOW_COND_PHASES=0 turns it off.
+   */
+  condPhases: boolean = envFlag('SRFLOW_COND_PHASES', true);
   private groupsBySize = new Map<number, { level: number; indices: number[]; group: CondAffineGroup }[]>();
 
   /** The conditional affine steps in groups of up to `size` consecutive steps of one level (0: the whole level). */
@@ -296,21 +309,31 @@ export class SRFlowNet {
    * conv (both depend on the LR image only). See docs/engine-notes: per-sample work at level 1
    * drops from ~400 k to ~15 k multiply-adds per pixel.
    */
-  prepareConditioning(lr: Tensor, opts: { keepConds?: boolean; condGroup?: number } = {}): ConditioningCache {
+  prepareConditioning(lr: Tensor, opts: { keepConds?: boolean; condGroup?: number; condPhases?: boolean } = {}): ConditioningCache {
     this.checkLr(lr);
     return noGrad(() => {
-      const conds = this.conditioning(this.rrdb.forward(lr));
+      const out = this.rrdb.forward(lr, { factored: true });
+      const inputs: (CondInput | null)[] = [];
+      for (let l = 1; l <= this.config.flow.L; l++) {
+        const p = out.parts.get(condKey(this.config, l));
+        if (!p) throw new Error(`internal: missing conditioning map ${condKey(this.config, l)}`);
+        inputs.push(new CondInput(null, p));
+      }
       const steps = new Map<number, AffineCache>();
       let bytes = 0;
-      for (const { level, indices, group } of this.affineGroups(opts.condGroup ?? this.condGroup)) {
-        const cs = group.precompute(conds[level - 1]);
+      const phases = opts.condPhases ?? this.condPhases;
+      const groups = this.affineGroups(opts.condGroup ?? this.condGroup);
+      const conds = opts.keepConds ? inputs.map((c) => (c as CondInput).full()) : [];
+      groups.forEach(({ level, indices, group }, gi) => {
+        const cs = group.precompute(inputs[level - 1] as CondInput, { phases });
+        if (groups[gi + 1]?.level !== level) inputs[level - 1] = null; // a level's whole map (if made) can go
         cs.forEach((c, j) => {
           steps.set(indices[j], c);
           bytes += (c.inj.size + c.u0.size + c.wz.size) * 4;
         });
-      }
+      });
       if (opts.keepConds) bytes += conds.reduce((s, c) => s + c.size * 4, 0);
-      return { lrShape: lr.shape.slice(), conds: opts.keepConds ? conds : [], steps, bytes };
+      return { lrShape: lr.shape.slice(), conds, steps, bytes };
     });
   }
 
