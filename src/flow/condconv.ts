@@ -124,16 +124,20 @@ export function convUpsampledCond(p: CondParts, pw: PhaseWeights): Tensor {
     const h1 = h + 1;
     const w1 = w + 1;
     const plane = h1 * w1;
+    // each output row once, sequentially: even columns from phase (a, 0), odd ones from (a, 1)
     for (let b0 = 0; b0 < n; b0++) {
       for (let co = 0; co < cout; co++) {
         const ob = (b0 * cout + co) * H * W;
         for (let a = 0; a < 2; a++) {
-          for (let b = 0; b < 2; b++) {
-            const pb = (b0 * 4 * cout + (a * 2 + b) * cout + co) * plane + a * w1 + b;
-            for (let i = 0; i < h; i++) {
-              const ro = ob + (2 * i + a) * W + b;
-              const rp = pb + i * w1;
-              for (let j = 0; j < w; j++) O[ro + 2 * j] += P[rp + j];
+          const p0 = (b0 * 4 * cout + a * 2 * cout + co) * plane + a * w1;
+          const p1 = p0 + cout * plane + 1;
+          for (let i = 0; i < h; i++) {
+            const ro = ob + (2 * i + a) * W;
+            const r0 = p0 + i * w1;
+            const r1 = p1 + i * w1;
+            for (let j = 0, o = ro; j < w; j++, o += 2) {
+              O[o] += P[r0 + j];
+              O[o + 1] += P[r1 + j];
             }
           }
         }

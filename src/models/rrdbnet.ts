@@ -2,7 +2,7 @@
  * RRDBNet, SRFlow's conditioning network: ESRGAN's residual-in-residual dense blocks at LR
  * resolution, upsampled feature maps, and the stacked conditioning maps the flow levels read.
  */
-import { Tensor, backwardMany, noGrad, type Buf } from '../tensor/tensor.js';
+import { Tensor, allocOut, backwardMany, isGradEnabled, noGrad, type Buf } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import type { Rng } from '../tensor/random.js';
 import { kaimingNormal, torchDefaultConv } from '../flow/init.js';
@@ -37,9 +37,30 @@ class DenseBlock {
     this.convs = [0, 1, 2, 3, 4].map((i) => new Conv(nf + i * gc, i === 4 ? nf : gc, rng, 'dense'));
   }
   apply(x: Tensor): Tensor {
+    if (!isGradEnabled() && x.shape[0] === 1 && x.dtype === 'float32') return this.applyNoTape(x);
     const feats = [x];
     for (let i = 0; i < 4; i++) feats.push(T.leakyRelu(this.convs[i].apply(feats.length === 1 ? x : T.concat(feats, 1)), 0.2));
     const x5 = this.convs[4].apply(T.concat(feats, 1));
+    return T.axpy(0.2, x5, x);
+  }
+  /**
+   * The same without a tape for one image: the features grow in one buffer, each conv reads a
+   * prefix of its channels and writes its output right after them (no concatenations).
+   */
+  private applyNoTape(x: Tensor): Tensor {
+    const [, nf, h, w] = x.shape;
+    const hw = h * w;
+    const total = nf + this.convs.slice(0, 4).reduce((s, c) => s + c.weight.shape[0], 0);
+    const buf = allocOut(x.data, total * hw);
+    buf.set(x.data);
+    let c = nf;
+    for (let i = 0; i < 4; i++) {
+      const gc = this.convs[i].weight.shape[0];
+      const into = buf.subarray(c * hw, (c + gc) * hw);
+      T.leakyRelu(T.conv2d(new Tensor(buf.subarray(0, c * hw), [1, c, h, w]), this.convs[i].weight, this.convs[i].bias, undefined, into), 0.2, true);
+      c += gc;
+    }
+    const x5 = this.convs[4].apply(new Tensor(buf, [1, total, h, w]));
     return T.axpy(0.2, x5, x);
   }
   parameters(): [string, Tensor][] {
