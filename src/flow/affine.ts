@@ -3,13 +3,34 @@
  * predicted from the conditioning alone) followed by an affine coupling (the second half of the
  * channels transformed by a map predicted from the first half and the conditioning).
  */
-import { Tensor, isGradEnabled, parameterVersion } from '../tensor/tensor.js';
+import { Tensor, isGradEnabled, noGrad, parameterVersion } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import { affineFromNet, channelAffine, sumLogScale } from '../tensor/fused.js';
 import type { Rng } from '../tensor/random.js';
 import { ActNorm } from './actnorm.js';
 import { normalInit } from './init.js';
 import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
+import { CondInput, convUpsampledCond, phaseWeights, type CondParts, type PhaseWeights } from './condconv.js';
+
+/**
+ * A value derived from parameters (split or stacked weights), cached while no parameter changed
+ * (`parameterVersion`); never cached while a tape is recorded (there it must stay on the tape).
+ */
+export class DerivedWeights<V> {
+  private entry: { version: number; value: V } | null = null;
+  get(make: () => V): V {
+    if (isGradEnabled()) return make();
+    const v = parameterVersion();
+    if (!this.entry || this.entry.version !== v) {
+      this.entry = null; // drop the stale value before making the new one
+      this.entry = { version: v, value: make() };
+    }
+    return this.entry.value;
+  }
+  clear(): void {
+    this.entry = null;
+  }
+}
 
 /** ZeroConv: (conv3×3(x) + bias) · exp(3·logs); zero-initialised. */
 export class ZeroConv {
@@ -104,7 +125,7 @@ export class CondAffine implements FlowLayer {
     ];
   }
 
-  private requireCond(cond: Tensor | null, x: Tensor): Tensor {
+  requireCond(cond: Tensor | null, x: Tensor): Tensor {
     if (!cond) throw new Error('Expected a conditioning map for the conditional affine step but received none');
     if (cond.shape[2] !== x.shape[2] || cond.shape[3] !== x.shape[3] || cond.shape[1] !== this.condChannels) {
       throw new Error(`Expected a conditioning map of shape [*,${this.condChannels},${x.shape[2]},${x.shape[3]}] but received [${cond.shape.join(',')}]`);
@@ -124,26 +145,33 @@ export class CondAffine implements FlowLayer {
     return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
-  private split: { version: number; wz: Tensor; wu: Tensor } | null = null;
+  private wzCache = new DerivedWeights<Tensor>();
+  private wuCache = new DerivedWeights<Tensor>();
 
-  /** The coupling net's first-conv weights split into their z1 and conditioning parts (cached per parameter version). */
-  private splitWeights(): { wz: Tensor; wu: Tensor } {
-    const v = parameterVersion();
-    const w = this.fAffine.l0.weight;
-    if (!this.split || this.split.version !== v || isGradEnabled()) {
-      const wz = T.slice(w, 1, 0, this.nn);
-      const wu = T.slice(w, 1, this.nn, this.nn + this.condChannels);
-      if (isGradEnabled()) return { wz, wu }; // on the tape: not cached
-      this.split = { version: v, wz, wu };
-    }
-    return this.split;
+  /** The z1 part of the coupling net's first-conv weight (cached per parameter version). */
+  couplingWeightZ(): Tensor {
+    return this.wzCache.get(() => T.slice(this.fAffine.l0.weight, 1, 0, this.nn));
+  }
+
+  /** The conditioning part of the coupling net's first-conv weight (cached per parameter version). */
+  couplingWeightU(): Tensor {
+    return this.wuCache.get(() => this.couplingWeightUFresh());
+  }
+
+  /** The conditioning part of the coupling net's first-conv weight, not cached. */
+  couplingWeightUFresh(): Tensor {
+    return T.slice(this.fAffine.l0.weight, 1, this.nn, this.nn + this.condChannels);
   }
 
   /** Precompute the conditioning-only parts (inference). */
   precompute(condIn: Tensor): AffineCache {
     const cond = this.requireCond(condIn, condIn);
-    const { wz, wu } = this.splitWeights();
-    return { inj: this.fFeatures.apply(cond), u0: T.conv2d(cond, wu), wz };
+    return { inj: this.fFeatures.apply(cond), u0: T.conv2d(cond, this.couplingWeightU()), wz: this.couplingWeightZ() };
+  }
+
+  /** The precompute given the first convs' outputs: `f0` of the injector net (owned), `u0` of the coupling's u-half. */
+  precomputeFromFirstConvs(f0: Tensor, u0: Tensor): AffineCache {
+    return { inj: this.fFeatures.applyAfterFirstConv(f0, true), u0, wz: this.couplingWeightZ() };
   }
 
   /** The coupling net's output for z1 against a precomputed conditioning. */
@@ -176,5 +204,97 @@ export class CondAffine implements FlowLayer {
     const inj = this.fFeatures.apply(cond);
     const x = affineFromNet(T.concat([z1, z2], 1), inj, this.eps, true);
     return { out: x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(inj, this.eps))) };
+  }
+}
+
+/** Channels [c0, c0 + k) of an NCHW tensor: a view of its data for a batch of one, else a copy. */
+function channelBlock(x: Tensor, c0: number, k: number): Tensor {
+  const [n, c, h, w] = x.shape;
+  if (n !== 1) return T.slice(x, 1, c0, c0 + k);
+  if (c0 === 0 && k === c) return x;
+  const hw = h * w;
+  return new Tensor(x.data.subarray(c0 * hw, (c0 + k) * hw), [1, k, h, w]);
+}
+
+/**
+ * Conditional affine steps that read the same conditioning map (the steps of one flow level), whose
+ * conditioning-only first convolutions run as two convolutions with stacked weights: every
+ * injector net's first conv in one, every coupling net's u-half in the other (the map is read once
+ * per stack, and the GEMM has `layers.length`·hidden rows instead of hidden). The outputs are split
+ * per step (views for a batch of one) and each injector net continues as before.
+ */
+export class CondAffineGroup {
+  private stacked = new DerivedWeights<{ wf: Tensor; wu: Tensor }>();
+  readonly hidden: number;
+
+  constructor(readonly layers: readonly CondAffine[]) {
+    if (!layers.length) throw new Error('Expected at least one conditional affine layer for a group but received none');
+    this.hidden = layers[0].fFeatures.l0.weight.shape[0];
+    for (const l of layers) {
+      if (l.condChannels !== layers[0].condChannels || l.fFeatures.l0.weight.shape[0] !== this.hidden || l.fAffine.l0.weight.shape[0] !== this.hidden) {
+        throw new Error('Expected conditional affine layers of equal conditioning channels and hidden width for a group');
+      }
+    }
+  }
+
+  /** The stacked first-conv weights [layers·hidden, condChannels, 3, 3] (cached per parameter version). */
+  stackedWeights(): { wf: Tensor; wu: Tensor } {
+    return this.stacked.get(() =>
+      noGrad(() => ({
+        wf: T.concat(this.layers.map((l) => l.fFeatures.l0.weight), 0),
+        wu: T.concat(this.layers.map((l) => l.couplingWeightUFresh()), 0),
+      })),
+    );
+  }
+
+  private phased = new DerivedWeights<{ ownC: number; f: PhaseWeights; u: PhaseWeights }>();
+
+  /** The stacked weights split for the phase decomposition over cat(own, up2(stacked)) (cached per parameter version). */
+  phaseWeights(ownC: number): { f: PhaseWeights; u: PhaseWeights } {
+    let pw = this.phased.get(() => this.makePhaseWeights(ownC));
+    if (pw.ownC !== ownC) {
+      this.phased.clear();
+      pw = this.phased.get(() => this.makePhaseWeights(ownC));
+    }
+    return pw;
+  }
+
+  private makePhaseWeights(ownC: number): { ownC: number; f: PhaseWeights; u: PhaseWeights } {
+    return noGrad(() => ({
+      ownC,
+      f: phaseWeights(T.concat(this.layers.map((l) => l.fFeatures.l0.weight), 0), ownC),
+      u: phaseWeights(T.concat(this.layers.map((l) => l.couplingWeightUFresh()), 0), ownC),
+    }));
+  }
+
+  /**
+   * Every layer's precompute (inference). The conditioning map may come in parts (the RRDB's own
+   * map and the stacked blocks): at twice the LR resolution the first convs then run by phases on
+   * the LR-size stacked blocks (CondInput, convUpsampledCond). With a tape recorded, or with one
+   * layer and a whole map, one layer at a time as before.
+   */
+  precompute(condIn: Tensor | CondParts | CondInput, opts: { phases?: boolean } = {}): AffineCache[] {
+    const ci = CondInput.of(condIn);
+    const shape = ci.shape;
+    if (shape.length !== 4 || shape[1] !== this.layers[0].condChannels) {
+      throw new Error(`Expected a conditioning map of shape [*,${this.layers[0].condChannels},*,*] but received [${shape.join(',')}]`);
+    }
+    const phases = opts.phases !== false && ci.upsampled;
+    if (isGradEnabled() || (this.layers.length === 1 && !phases)) return this.layers.map((l) => l.precompute(ci.full()));
+    let U: Tensor;
+    let F: Tensor;
+    if (phases) {
+      const parts = ci.parts as CondParts;
+      const pw = this.phaseWeights(parts.own.shape[1]);
+      U = convUpsampledCond(parts, pw.u);
+      F = convUpsampledCond(parts, pw.f);
+    } else {
+      const cond = ci.full();
+      const { wf, wu } = this.stackedWeights();
+      U = T.conv2d(cond, wu);
+      F = T.conv2d(cond, wf);
+    }
+    const hid = this.hidden;
+    return this.layers.map((l, g) => l.precomputeFromFirstConvs(channelBlock(F, g * hid, hid), channelBlock(U, g * hid, hid)));
   }
 }

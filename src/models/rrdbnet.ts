@@ -2,11 +2,12 @@
  * RRDBNet, SRFlow's conditioning network: ESRGAN's residual-in-residual dense blocks at LR
  * resolution, upsampled feature maps, and the stacked conditioning maps the flow levels read.
  */
-import { Tensor, backwardMany, noGrad, type Buf } from '../tensor/tensor.js';
+import { Tensor, allocOut, backwardMany, isGradEnabled, noGrad, type Buf } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import type { Rng } from '../tensor/random.js';
 import { kaimingNormal, torchDefaultConv } from '../flow/init.js';
 import type { ModelConfig } from './config.js';
+import { materializeCond, type CondParts } from '../flow/condconv.js';
 
 export class Conv {
   weight: Tensor;
@@ -36,9 +37,30 @@ class DenseBlock {
     this.convs = [0, 1, 2, 3, 4].map((i) => new Conv(nf + i * gc, i === 4 ? nf : gc, rng, 'dense'));
   }
   apply(x: Tensor): Tensor {
+    if (!isGradEnabled() && x.shape[0] === 1 && x.dtype === 'float32') return this.applyNoTape(x);
     const feats = [x];
     for (let i = 0; i < 4; i++) feats.push(T.leakyRelu(this.convs[i].apply(feats.length === 1 ? x : T.concat(feats, 1)), 0.2));
     const x5 = this.convs[4].apply(T.concat(feats, 1));
+    return T.axpy(0.2, x5, x);
+  }
+  /**
+   * The same without a tape for one image: the features grow in one buffer, each conv reads a
+   * prefix of its channels and writes its output right after them (no concatenations).
+   */
+  private applyNoTape(x: Tensor): Tensor {
+    const [, nf, h, w] = x.shape;
+    const hw = h * w;
+    const total = nf + this.convs.slice(0, 4).reduce((s, c) => s + c.weight.shape[0], 0);
+    const buf = allocOut(x.data, total * hw);
+    buf.set(x.data);
+    let c = nf;
+    for (let i = 0; i < 4; i++) {
+      const gc = this.convs[i].weight.shape[0];
+      const into = buf.subarray(c * hw, (c + gc) * hw);
+      T.leakyRelu(T.conv2d(new Tensor(buf.subarray(0, c * hw), [1, c, h, w]), this.convs[i].weight, this.convs[i].bias, undefined, into), 0.2, true);
+      c += gc;
+    }
+    const x5 = this.convs[4].apply(new Tensor(buf, [1, total, h, w]));
     return T.axpy(0.2, x5, x);
   }
   parameters(): [string, Tensor][] {
@@ -64,6 +86,8 @@ class RRDB {
 export interface RRDBOutput {
   /** Conditioning maps by name (`fea_up2`, `fea_up1`, `fea_up0`, `last_lr_fea`, …), stacked when configured. */
   maps: Map<string, Tensor>;
+  /** The same maps in their parts, cat(own, resizeNearest(stacked, own's size)) (only these with `factored`). */
+  parts: Map<string, CondParts>;
   /** Remembered block outputs (`block_b`). */
   blocks: Map<string, Tensor>;
   /** The RRDB's own SR output (only when asked for). */
@@ -102,7 +126,7 @@ export class RRDBNet {
   }
 
   /** Run on an LR batch. `withOut` also computes the RRDB's own SR output (L1 pre-training). */
-  forward(lr: Tensor, opts: { withOut?: boolean; needMaps?: boolean } = {}): RRDBOutput {
+  forward(lr: Tensor, opts: { withOut?: boolean; needMaps?: boolean; factored?: boolean } = {}): RRDBOutput {
     const { flow } = this.cfg;
     const blocks = new Map<string, Tensor>();
     let t = this.convFirst.apply(lr);
@@ -165,8 +189,11 @@ export class RRDBNet {
     return { maps, backward };
   }
 
-  /** Trunk conv, upsampling and the conditioning maps from the trunk's output and the stacked blocks. */
-  head(t: Tensor, blocks: Map<string, Tensor>, opts: { withOut?: boolean; needMaps?: boolean } = {}): RRDBOutput {
+  /**
+   * Trunk conv, upsampling and the conditioning maps from the trunk's output and the stacked blocks
+   * (`factored`: only in their parts, `parts`, never concatenated).
+   */
+  head(t: Tensor, blocks: Map<string, Tensor>, opts: { withOut?: boolean; needMaps?: boolean; factored?: boolean } = {}): RRDBOutput {
     const { flow } = this.cfg;
     const last = T.axpy(1, this.trunkConv.apply(t), t);
     const raw = new Map<string, Tensor>();
@@ -180,7 +207,7 @@ export class RRDBNet {
       f = T.leakyRelu(u.apply(T.upsampleNearest2x(f)), 0.2);
       raw.set(`fea_up${2 ** (i + 1)}`, f);
     });
-    const result: RRDBOutput = { maps: new Map(), blocks };
+    const result: RRDBOutput = { maps: new Map(), parts: new Map(), blocks };
     if (opts.withOut) result.out = this.convLast.apply(T.leakyRelu(this.hrConv.apply(f), 0.2));
     if (opts.needMaps === false) return result;
     if (flow.feaUp0) raw.set('fea_up0', T.downsampleBilinearHalf(last));
@@ -188,9 +215,11 @@ export class RRDBNet {
     const stacked = flow.stackConcat ? T.concat(flow.stackBlocks.map((b) => blocks.get(`block_${b}`) as Tensor), 1) : null;
     const done = new Map<Tensor, Tensor>();
     for (const [k, m] of raw) {
+      result.parts.set(k, { own: m, stacked });
+      if (opts.factored) continue;
       let v = done.get(m);
       if (!v) {
-        v = stacked ? T.concat([m, T.resizeNearest(stacked, m.shape[2], m.shape[3])], 1) : m;
+        v = materializeCond({ own: m, stacked });
         done.set(m, v);
       }
       result.maps.set(k, v);

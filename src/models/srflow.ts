@@ -7,7 +7,8 @@ import * as T from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
 import { ActNorm } from '../flow/actnorm.js';
 import { FlowStep } from '../flow/flowstep.js';
-import type { AffineCache } from '../flow/affine.js';
+import { CondAffineGroup, type AffineCache } from '../flow/affine.js';
+import { CondInput } from '../flow/condconv.js';
 import { Split2d } from '../flow/split.js';
 import { Squeeze } from '../flow/squeeze.js';
 import { logNormal } from '../flow/gaussian.js';
@@ -18,6 +19,24 @@ import { RRDBNet, type RRDBOutput } from './rrdbnet.js';
 import { condChannels, condKey, type ModelConfig } from './config.js';
 
 export type Layer = Squeeze | FlowStep | Split2d;
+
+/** Default flow steps per batched conditioning precompute (see SRFlowNet.condGroup; chosen by measurement, docs/PERFORMANCE.md). */
+export const DEFAULT_COND_GROUP = 4;
+
+function envFlag(name: string, dflt: boolean): boolean {
+  const v = typeof process !== 'undefined' ? process.env?.[name] : undefined;
+  if (v === undefined || v === '') return dflt;
+  if (v !== '0' && v !== '1') throw new Error(`Expected 0 or 1 for ${name} but received ${JSON.stringify(v)}`);
+  return v === '1';
+}
+
+function envCondGroup(): number {
+  const v = typeof process !== 'undefined' ? process.env?.SRFLOW_COND_GROUP : undefined;
+  if (v === undefined || v === '') return DEFAULT_COND_GROUP;
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n >= 0)) throw new Error(`Expected a non-negative integer for SRFLOW_COND_GROUP but received ${JSON.stringify(v)}`);
+  return n;
+}
 
 export interface EncodeResult {
   /** ε of each split level from the first upwards, then z_L. */
@@ -247,26 +266,74 @@ export class SRFlowNet {
   }
 
   /**
+   * Flow steps per batched precompute (CondAffineGroup): their conditioning-only first convs run as
+   * one stacked conv each for the injectors and the coupling u-halves. 1 = one step at a time;
+   * 0 = a whole level. Default: SRFLOW_COND_GROUP if set, else DEFAULT_COND_GROUP.
+   */
+  condGroup: number = envCondGroup();
+  /**
+   * Run the first convs of the level at twice the LR resolution by phases on the LR-size stacked
+   * blocks (flow/condconv.ts) instead of on the materialised map. Default true; SRFLOW_COND_PHASES=0 turns it off.
+   */
+  condPhases: boolean = envFlag('SRFLOW_COND_PHASES', true);
+  private groupsBySize = new Map<number, { level: number; indices: number[]; group: CondAffineGroup }[]>();
+
+  /** The conditional affine steps in groups of up to `size` consecutive steps of one level (0: the whole level). */
+  affineGroups(size: number): { level: number; indices: number[]; group: CondAffineGroup }[] {
+    if (!(Number.isInteger(size) && size >= 0)) throw new Error(`Expected a non-negative integer group size but received ${size}`);
+    let out = this.groupsBySize.get(size);
+    if (out) return out;
+    out = [];
+    let run: number[] = [];
+    const flush = () => {
+      const n = size === 0 ? run.length : size;
+      for (let s = 0; s < run.length; s += n) {
+        const indices = run.slice(s, s + n);
+        out!.push({ level: this.levelOf[indices[0]], indices, group: new CondAffineGroup(indices.map((i) => (this.layers[i] as FlowStep).affine!)) });
+      }
+      run = [];
+    };
+    this.layers.forEach((layer, i) => {
+      const isAffine = layer instanceof FlowStep && layer.affine !== null;
+      if (run.length && (!isAffine || this.levelOf[i] !== this.levelOf[run[0]])) flush();
+      if (isAffine) run.push(i);
+    });
+    if (run.length) flush();
+    this.groupsBySize.set(size, out);
+    return out;
+  }
+
+  /**
    * Conditioning of an LR batch, computed once and reused for any number of decodes: for every
    * flow step, the injector net's output and the conditioning half of the coupling net's first
    * conv (both depend on the LR image only). See docs/engine-notes: per-sample work at level 1
    * drops from ~400 k to ~15 k multiply-adds per pixel.
    */
-  prepareConditioning(lr: Tensor, opts: { keepConds?: boolean } = {}): ConditioningCache {
+  prepareConditioning(lr: Tensor, opts: { keepConds?: boolean; condGroup?: number; condPhases?: boolean } = {}): ConditioningCache {
     this.checkLr(lr);
     return noGrad(() => {
-      const conds = this.conditioning(this.rrdb.forward(lr));
+      const out = this.rrdb.forward(lr, { factored: true });
+      const inputs: (CondInput | null)[] = [];
+      for (let l = 1; l <= this.config.flow.L; l++) {
+        const p = out.parts.get(condKey(this.config, l));
+        if (!p) throw new Error(`internal: missing conditioning map ${condKey(this.config, l)}`);
+        inputs.push(new CondInput(null, p));
+      }
       const steps = new Map<number, AffineCache>();
       let bytes = 0;
-      this.layers.forEach((layer, i) => {
-        if (layer instanceof FlowStep && layer.affine) {
-          const c = layer.affine.precompute(conds[this.levelOf[i] - 1]);
-          steps.set(i, c);
+      const phases = opts.condPhases ?? this.condPhases;
+      const groups = this.affineGroups(opts.condGroup ?? this.condGroup);
+      const conds = opts.keepConds ? inputs.map((c) => (c as CondInput).full()) : [];
+      groups.forEach(({ level, indices, group }, gi) => {
+        const cs = group.precompute(inputs[level - 1] as CondInput, { phases });
+        if (groups[gi + 1]?.level !== level) inputs[level - 1] = null; // a level's whole map (if made) can go
+        cs.forEach((c, j) => {
+          steps.set(indices[j], c);
           bytes += (c.inj.size + c.u0.size + c.wz.size) * 4;
-        }
+        });
       });
       if (opts.keepConds) bytes += conds.reduce((s, c) => s + c.size * 4, 0);
-      return { lrShape: lr.shape.slice(), conds: opts.keepConds ? conds : [], steps, bytes };
+      return { lrShape: lr.shape.slice(), conds, steps, bytes };
     });
   }
 

@@ -70,6 +70,9 @@ export function verifyModel(net: SRFlowNet, ref: Map<string, RawTensor>, tol = 1
     const smp = net.decode(lr, eps);
     cmp('sample.sr', smp.sr, get('sample.sr'));
     if (ref.has('sample.logdet')) cmp('sample.logdet', smp.logdet, get('sample.logdet'));
+    // the inference path: conditioning prepared once (batched, phased first convs), decoded against it
+    const cached = net.decodeCached(eps, net.prepareConditioning(lr));
+    cmp('sample.sr (prepared conditioning)', cached.sr, get('sample.sr'));
   }
   if (ref.has('train.noise') && ref.has('train.objective')) {
     const quant = quantDefault ?? net.config.quant;

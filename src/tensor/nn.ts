@@ -2,7 +2,7 @@
  * Convolution and resampling ops (NCHW), each with its gradient. Convolutions run on the active
  * kernels (native when built); float64 tensors always use the reference kernels.
  */
-import { Tensor, result, accumulateGrad, allocLike, allocOut, type Buf } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, isGradEnabled, type Buf } from './tensor.js';
 import { kernels } from '../kernels/index.js';
 import { referenceKernels } from '../kernels/reference.js';
 import type { Conv2dGeom, Kernels } from '../kernels/types.js';
@@ -15,8 +15,11 @@ function expect4d(t: Tensor, name: string, op: string): void {
   if (t.ndim !== 4) throw new Error(`Expected a 4-D NCHW tensor for ${name} of ${op} but received shape [${t.shape.join(',')}]`);
 }
 
-/** 2-D convolution, stride 1, zero padding `pad` (default: same size for odd kernels). */
-export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, pad?: number): Tensor {
+/**
+ * 2-D convolution, stride 1, zero padding `pad` (default: same size for odd kernels). `into`
+ * (no tape only): the buffer to write the output to (e.g. a channel block of a larger map).
+ */
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, pad?: number, into?: Buf): Tensor {
   expect4d(x, 'x', 'conv2d');
   expect4d(w, 'weight', 'conv2d');
   const [n, cin, h, wd] = x.shape;
@@ -28,7 +31,10 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, pad?: n
   const oh = h + 2 * p - kh + 1;
   const ow = wd + 2 * p - kw + 1;
   const K = kernelsFor(x);
-  const out = allocOut(x.data, n * cout * oh * ow);
+  if (into && (isGradEnabled() || into.length !== n * cout * oh * ow || into.constructor !== x.data.constructor)) {
+    throw new Error(`Expected no tape and an output buffer of ${n * cout * oh * ow} values like x for conv2d's into but received ${into.length}`);
+  }
+  const out = into ?? allocOut(x.data, n * cout * oh * ow);
   K.conv2d(x.data, w.data, bias ? bias.data : null, g, out);
   const parents = bias ? [x, w, bias] : [x, w];
   return result(out, [n, cout, oh, ow], parents, (gy) => {
@@ -51,6 +57,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, pad?: n
 export function resizeNearest(x: Tensor, oh: number, ow: number): Tensor {
   expect4d(x, 'x', 'resizeNearest');
   const [n, c, h, w] = x.shape;
+  if (oh === h && ow === w) return x; // the identity (its gradient passes straight through)
   const ys = new Int32Array(oh);
   const xs = new Int32Array(ow);
   for (let i = 0; i < oh; i++) ys[i] = Math.min(h - 1, Math.floor((i * h) / oh));

@@ -2,7 +2,7 @@
  * Element-wise, reduction and shape ops, each with its gradient beside its forward.
  * Binary ops broadcast like NumPy; the gradient of a broadcast operand is summed back to its shape.
  */
-import { Tensor, result, accumulateGrad, allocLike, allocOut, numel, type Buf } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, numel, isGradEnabled, type Buf } from './tensor.js';
 import { ew } from './ew.js';
 
 // ---------------------------------------------------------------- broadcasting machinery
@@ -258,9 +258,10 @@ export function relu(a: Tensor): Tensor {
   return leakyRelu(a, 0);
 }
 /** max(x, 0) + slope · min(x, 0); tight loops (the RRDB applies it to every dense-block conv). */
-export function leakyRelu(a: Tensor, slope = 0.2): Tensor {
+/** Leaky ReLU; `inPlace` (no tape only): overwrite a, a temporary that nothing else reads. */
+export function leakyRelu(a: Tensor, slope = 0.2, inPlace = false): Tensor {
   const A = a.data;
-  const out = allocOut(A, A.length);
+  const out = inPlace && !isGradEnabled() ? A : allocOut(A, A.length);
   const K = ew(A);
   if (K) K.leakyRelu(A as Float32Array, slope, out as Float32Array);
   else for (let i = 0; i < A.length; i++) {

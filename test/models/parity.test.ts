@@ -47,6 +47,7 @@ test('parity: every fixture tensor (RRDB maps, encode, reconstruct, sample, obje
   }
   for (const r of rows) assert.ok(r.pass, `${r.name}: relative error ${r.relErr} ${r.note ?? ''}`);
   assert.ok(rows.filter((r) => r.name.startsWith('grad.')).length > 30);
+  if (ref.has('sample.sr')) assert.ok(names.includes('sample.sr (prepared conditioning)'), 'the cached inference path is verified too');
 });
 
 test('parity: decode(encode(x)) = x to < 1e-5 and logdets cancel', { skip: !have && 'fixture not found' }, () => {
