@@ -53,12 +53,19 @@ class Pool {
       return;
     }
     const uint32_t g = ++job_;
+    // The slots move to the new job *before* its fields change. A worker still inside the previous
+    // job may read the new chunk count or function while it holds that job's number; had the slots
+    // still belonged to the previous job, it could claim an exhausted share's next index with the
+    // new count, run a chunk of the wrong job and count it as done for the new one (the count then
+    // passed nchunks and run() spun forever: a hang seen in training). With the slots renumbered
+    // first, every claim of the previous job fails once any new field is visible.
+    for (int t = 0; t < nt_; ++t)
+      slots_[t].v.store((uint64_t(g) << 32) | uint32_t(slot_begin(t, nchunks)), std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
     nchunks_.store(nchunks, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
-    for (int t = 0; t < nt_; ++t)
-      slots_[t].v.store((uint64_t(g) << 32) | uint32_t(slot_begin(t, nchunks)), std::memory_order_relaxed);
     job_gen_.store(g, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -117,12 +124,13 @@ class Pool {
       }
       seen = g;
       if (stop_.load(std::memory_order_acquire)) return;
-      // The job fields are read before claiming a chunk; a successful claim proves they belong
-      // to the job of the claimed chunk (the next job is published only after it completes).
+      // The job fields are read (acquire: before any slot) and then a chunk is claimed; a
+      // successful claim proves they belong to the claimed chunk's job: the next job is published
+      // only after this one completes, and its slots are renumbered before its fields change.
       const uint32_t jg = job_gen_.load(std::memory_order_acquire);
-      ChunkFn fn = fn_.load(std::memory_order_relaxed);
-      void* ctx = ctx_.load(std::memory_order_relaxed);
-      const int n = nchunks_.load(std::memory_order_relaxed);
+      ChunkFn fn = fn_.load(std::memory_order_acquire);
+      void* ctx = ctx_.load(std::memory_order_acquire);
+      const int n = nchunks_.load(std::memory_order_acquire);
       work(tid, jg, fn, ctx, n);
     }
   }
