@@ -53,12 +53,20 @@ class Pool {
       return;
     }
     const uint32_t g = ++job_;
-    fn_.store(fn, std::memory_order_relaxed);
-    ctx_.store(ctx, std::memory_order_relaxed);
-    nchunks_.store(nchunks, std::memory_order_relaxed);
+    // First retire the previous job's slots (new job number, nothing claimable), then change the
+    // job fields. A worker late from the previous job may read the new fields (nchunks_ in
+    // particular) together with the previous job's number; without this it could still find that
+    // job's slots and, with the new larger chunk count, claim a chunk that does not exist, run
+    // the new job's function early and count it in done_ (a chunk run twice, done_ past nchunks
+    // and this thread waiting forever). With it, any slot it reads after the new fields carries
+    // the new job number and it returns.
+    for (int t = 0; t < nt_; ++t) slots_[t].v.store((uint64_t(g) << 32) | 0x7fffffffu, std::memory_order_relaxed);
+    fn_.store(fn, std::memory_order_release);
+    ctx_.store(ctx, std::memory_order_release);
+    nchunks_.store(nchunks, std::memory_order_release);
     done_.store(0, std::memory_order_relaxed);
     for (int t = 0; t < nt_; ++t)
-      slots_[t].v.store((uint64_t(g) << 32) | uint32_t(slot_begin(t, nchunks)), std::memory_order_relaxed);
+      slots_[t].v.store((uint64_t(g) << 32) | uint32_t(slot_begin(t, nchunks)), std::memory_order_release);
     job_gen_.store(g, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -120,9 +128,9 @@ class Pool {
       // The job fields are read before claiming a chunk; a successful claim proves they belong
       // to the job of the claimed chunk (the next job is published only after it completes).
       const uint32_t jg = job_gen_.load(std::memory_order_acquire);
-      ChunkFn fn = fn_.load(std::memory_order_relaxed);
-      void* ctx = ctx_.load(std::memory_order_relaxed);
-      const int n = nchunks_.load(std::memory_order_relaxed);
+      ChunkFn fn = fn_.load(std::memory_order_acquire);
+      void* ctx = ctx_.load(std::memory_order_acquire);
+      const int n = nchunks_.load(std::memory_order_acquire);
       work(tid, jg, fn, ctx, n);
     }
   }
