@@ -25,9 +25,15 @@ export interface WinoBenchRow {
   bwd_data_direct_ms: number;
   bwd_data_wino_ms: number;
   bwd_data_speedup: number;
+  bwd_filter_direct_ms: number;
+  bwd_filter_wino_ms: number;
+  bwd_filter_speedup: number;
   /** max |y - y64| / max |y64| and the same for the direct path (smaller shapes only). */
   err_wino?: number;
   err_direct?: number;
+  /** max |gw - gw64| / max |gw64| for the backward-filter, and the same for the direct path. */
+  err_bwf_wino?: number;
+  err_bwf_direct?: number;
 }
 
 export const defaultShapes: WinoShape[] = [
@@ -37,6 +43,14 @@ export const defaultShapes: WinoShape[] = [
   { cin: 192, cout: 64, size: 64, batch: 1 },
   { cin: 160, cout: 32, size: 64, batch: 1 },
   { cin: 64, cout: 64, size: 16, batch: 8 },
+];
+
+/** The training shapes of the backward-filter (LR 16..64, batch 1..8). */
+export const trainShapes: WinoShape[] = [
+  { cin: 64, cout: 64, size: 16, batch: 8 },
+  { cin: 326, cout: 64, size: 32, batch: 4 },
+  { cin: 160, cout: 32, size: 16, batch: 8 },
+  { cin: 64, cout: 64, size: 64, batch: 1 },
 ];
 
 function randn(n: number, scale = 1): Float32Array {
@@ -83,22 +97,27 @@ export function benchWinograd(shapes: WinoShape[], rounds = 15, accuracy = true)
     const gx = new Float32Array(x.length);
     const fwd = () => K.conv2d(x, w, b, g, y);
     const bwd = () => K.conv2dBackwardData(gy, w, g, gx, false);
+    const gw = new Float32Array(w.length);
+    const gb = new Float32Array(s.cout);
+    const bwf = () => K.conv2dBackwardFilter(gy, x, g, gw, gb, false);
     // calls per sample: about 20 ms of work
     A.setWinograd(false);
     fwd();
     const one = sample(fwd, 1);
     const reps = Math.max(1, Math.round(20 / Math.max(one, 0.01)));
-    const t: Record<string, number[]> = { fd: [], fw: [], bd: [], bw: [] };
+    const t: Record<string, number[]> = { fd: [], fw: [], bd: [], bw: [], fld: [], flw: [] };
     for (const on of [false, true]) {
       A.setWinograd(on);
       sample(fwd, reps);
       sample(bwd, reps);
+      sample(bwf, reps);
     }
     for (let r = 0; r < rounds; r++) {
       for (const on of r % 2 ? [true, false] : [false, true]) {
         A.setWinograd(on);
         t[on ? 'fw' : 'fd'].push(sample(fwd, reps));
         t[on ? 'bw' : 'bd'].push(sample(bwd, reps));
+        t[on ? 'flw' : 'fld'].push(sample(bwf, reps));
       }
     }
     const row: WinoBenchRow = {
@@ -109,6 +128,9 @@ export function benchWinograd(shapes: WinoShape[], rounds = 15, accuracy = true)
       bwd_data_direct_ms: median(t.bd),
       bwd_data_wino_ms: median(t.bw),
       bwd_data_speedup: median(t.bd) / median(t.bw),
+      bwd_filter_direct_ms: median(t.fld),
+      bwd_filter_wino_ms: median(t.flw),
+      bwd_filter_speedup: median(t.fld) / median(t.flw),
     };
     if (accuracy && s.cin * s.cout * s.size * s.size * s.batch <= 320 * 64 * 64 * 64) {
       const y64 = new Float64Array(y.length);
@@ -119,6 +141,14 @@ export function benchWinograd(shapes: WinoShape[], rounds = 15, accuracy = true)
       A.setWinograd(false);
       fwd();
       row.err_direct = maxRelErr(y, y64);
+      const gw64 = new Float64Array(gw.length);
+      ref.conv2dBackwardFilter(Float64Array.from(gy), Float64Array.from(x), g, gw64, null, false);
+      A.setWinograd(true);
+      bwf();
+      row.err_bwf_wino = maxRelErr(gw, gw64);
+      A.setWinograd(false);
+      bwf();
+      row.err_bwf_direct = maxRelErr(gw, gw64);
     }
     A.setWinograd('auto');
     rows.push(row);
@@ -135,7 +165,9 @@ if (isMain) {
         const [cin, cout, size, batch = '1'] = r.split(':').map(String);
         return { cin: Number(cin), cout: Number(cout), size: Number(size), batch: Number(batch) };
       })
-    : defaultShapes;
+    : process.env.WINO_SHAPES === 'train'
+      ? trainShapes
+      : defaultShapes;
   console.log(`# threads ${getNumThreads()}, ${rounds} alternating rounds, medians in ms`);
   for (const row of benchWinograd(shapes, Number(rounds))) console.log(JSON.stringify(row));
 }

@@ -1,5 +1,6 @@
-// Winograd F(4x4, 3x3) convolutions of the native addon (3x3, stride 1, padding 1: forward and
-// backward-data) against the float64 reference, on every SIMD path and thread count.
+// Winograd F(4x4, 3x3) convolutions of the native addon (3x3, stride 1, padding 1: forward,
+// backward-data and backward-filter) against the float64 reference, on every SIMD path and
+// thread count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getNumThreads, loadNative, nativeAddon, setNumThreads } from '../../src/kernels/native.js';
@@ -69,6 +70,8 @@ const cases: Case[] = [
   { n: 2, cin: 16, cout: 16, h: 37, w: 8, bias: false },
   { n: 2, cin: 3, cout: 5, h: 2, w: 7, bias: true }, // smaller than one tile ('always' only)
   { n: 1, cin: 9, cout: 1, h: 1, w: 1, bias: true },
+  // 360 tiles: backward-filter in two super-blocks of tiles and several tile groups
+  { n: 3, cin: 20, cout: 24, h: 37, w: 45, bias: true },
 ];
 
 interface Data {
@@ -81,6 +84,12 @@ interface Data {
   gx0: Float32Array;
   y64: Float64Array;
   gx64: Float64Array[]; // [overwrite, accumulate]
+  gw0: Float32Array; // existing gradient for the accumulate runs
+  gb0: Float32Array;
+  gw64: Float64Array[]; // [overwrite, accumulate]
+  gb64: Float64Array[];
+  gwMag: Float64Array; // sum over batch and pixels of |gy * xpad|, per weight
+  gbMag: Float64Array; // sum of |gy|, per output channel
 }
 
 function prepare(c: Case): Data {
@@ -98,7 +107,21 @@ function prepare(c: Case): Data {
     ref.conv2dBackwardData(f64(gy), f64(w), g, o, acc);
     return o;
   });
-  return { c, g, x, w, b, gy, gx0, y64, gx64 };
+  const gw0 = randn(w.length, 1);
+  const gb0 = randn(c.cout, 1);
+  const gw64: Float64Array[] = [];
+  const gb64: Float64Array[] = [];
+  for (const acc of [false, true]) {
+    const o = f64(gw0);
+    const ob = f64(gb0);
+    ref.conv2dBackwardFilter(f64(gy), f64(x), g, o, ob, acc);
+    gw64.push(o);
+    gb64.push(ob);
+  }
+  const gwMag = new Float64Array(w.length);
+  const gbMag = new Float64Array(c.cout);
+  ref.conv2dBackwardFilter(Float64Array.from(gy, Math.abs), Float64Array.from(x, Math.abs), g, gwMag, gbMag, false);
+  return { c, g, x, w, b, gy, gx0, y64, gx64, gw0, gb0, gw64, gb64, gwMag, gbMag };
 }
 
 function run(d: Data): Float32Array[] {
@@ -110,6 +133,52 @@ function run(d: Data): Float32Array[] {
   const gxa = d.gx0.slice();
   K.conv2dBackwardData(d.gy, d.w, d.g, gxa, true);
   return [y, gx, gxa];
+}
+
+// Backward-filter: every weight gradient is a sum over batch x H x W products gy * x, so its
+// rounding error grows with the number and size of the terms, not with the (much smaller, by
+// cancellation) size of the result. The error is therefore measured against the magnitude of the
+// sum, S = sum |gy * xpad| (float64), the quantity that bounds any float32 summation error:
+// max |got - want| <= TOL_BWF * max S (plus the existing gradient's magnitude when accumulating).
+// Measured: direct <= 1.3e-7 S, Winograd <= 4.6e-7 S (about 8 float32 ulps: the transforms A and
+// G^T weigh terms by up to 8 and 16/15 before the 6x6 -> 3x3 reduction cancels them); 2e-6 S
+// (34 ulps) leaves a factor of 4. A wrong coefficient or a lost tile gives errors of order
+// |gw| ~ S / sqrt(batch*H*W), orders of magnitude above it.
+const TOL_BWF = 2e-6;
+function bwfErr(got: Float32Array, want: Float64Array, mag: Float64Array, base: Float32Array | null): number {
+  assert.equal(got.length, want.length);
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < got.length; i++) {
+    d = Math.max(d, Math.abs(got[i] - want[i]));
+    m = Math.max(m, mag[i] + (base ? Math.abs(base[i]) : 0));
+  }
+  return d / (m > 0 ? m : 1);
+}
+function expectBwf(got: Float32Array, want: Float64Array, mag: Float64Array, base: Float32Array | null, what: string) {
+  const e = bwfErr(got, want, mag, base);
+  assert.ok(e <= TOL_BWF, `${what}: max error ${e.toExponential(3)} of the sum's magnitude`);
+}
+
+/** [gw, gb | empty, gw accumulated, gb accumulated | empty] */
+function runBwf(d: Data): Float32Array[] {
+  const K = loaded.kernels!;
+  const gw = randn(d.w.length, 1); // garbage: must be overwritten
+  const gb = d.c.bias ? randn(d.c.cout, 1) : null;
+  K.conv2dBackwardFilter(d.gy, d.x, d.g, gw, gb, false);
+  const gwa = d.gw0.slice();
+  const gba = d.c.bias ? d.gb0.slice() : null;
+  K.conv2dBackwardFilter(d.gy, d.x, d.g, gwa, gba, true);
+  return [gw, gb ?? new Float32Array(0), gwa, gba ?? new Float32Array(0)];
+}
+function checkBwf(d: Data, tag: string): void {
+  const [gw, gb, gwa, gba] = runBwf(d);
+  expectBwf(gw, d.gw64[0], d.gwMag, null, `conv2dBackwardFilter ${tag}`);
+  expectBwf(gwa, d.gw64[1], d.gwMag, d.gw0, `conv2dBackwardFilter accumulate ${tag}`);
+  if (d.c.bias) {
+    expectBwf(gb, d.gb64[0], d.gbMag, null, `bias gradient ${tag}`);
+    expectBwf(gba, d.gb64[1], d.gbMag, d.gb0, `bias gradient accumulate ${tag}`);
+  }
 }
 
 const data = cases.map(prepare);
@@ -227,6 +296,81 @@ test('the Winograd and direct paths are different computations of the same resul
     expectClose(gxd, d.gx64[0], 'direct conv2dBackwardData');
     // Winograd's error stays within a small multiple of the direct path's.
     assert.ok(maxErr(yw, d.y64) < 20 * Math.max(maxErr(yd, d.y64), 1e-7));
+  } finally {
+    A.setWinograd('auto');
+  }
+});
+
+test('Winograd backward-filter matches the float64 reference on every SIMD path and thread count', { skip: !addon }, () => {
+  const A = addon!;
+  const t0 = getNumThreads();
+  try {
+    A.setWinograd('always'); // also the small cases
+    for (const level of A.supportedSimd()) {
+      A.setSimd(level);
+      for (const threads of [1, 2, 3]) {
+        setNumThreads(threads);
+        for (const d of data) checkBwf(d, `${level} t${threads} ${JSON.stringify(d.c)}`);
+      }
+    }
+  } finally {
+    A.setSimd('auto');
+    A.setWinograd('auto');
+    setNumThreads(t0);
+  }
+});
+
+test('Winograd backward-filter is bit-identical across repeated calls and 1, 2 and 3 threads', { skip: !addon }, () => {
+  const A = addon!;
+  const t0 = getNumThreads();
+  try {
+    A.setWinograd('always');
+    for (const level of A.supportedSimd()) {
+      A.setSimd(level);
+      for (const d of data) {
+        setNumThreads(2);
+        const first = runBwf(d);
+        runBwf(d).forEach((a, i) => assert.deepEqual(a, first[i], `${level} output ${i} differs on repeat ${JSON.stringify(d.c)}`));
+        for (const threads of [1, 3]) {
+          setNumThreads(threads);
+          runBwf(d).forEach((a, i) =>
+            assert.deepEqual(a, first[i], `${level} output ${i} differs between 2 and ${threads} threads ${JSON.stringify(d.c)}`),
+          );
+        }
+      }
+    }
+  } finally {
+    A.setSimd('auto');
+    A.setWinograd('auto');
+    setNumThreads(t0);
+  }
+});
+
+test('Winograd backward-filter: used by default where it pays, a different computation of the same result', { skip: !addon }, () => {
+  const A = addon!;
+  const same = (c: Case) => {
+    const d = prepare(c);
+    A.setWinograd(true);
+    const a = runBwf(d);
+    A.setWinograd(false);
+    const b = runBwf(d);
+    return a.every((v, i) => Buffer.from(v.buffer).equals(Buffer.from(b[i].buffer)));
+  };
+  try {
+    assert.equal(same({ n: 2, cin: 3, cout: 64, h: 16, w: 16, bias: true }), true); // few input channels: direct
+    assert.equal(same({ n: 2, cin: 16, cout: 16, h: 3, w: 16, bias: true }), true); // smaller than a tile: direct
+    assert.equal(same({ n: 1, cin: 16, cout: 16, h: 4, w: 4, bias: true }), true); // one tile: direct
+    assert.equal(same({ n: 1, cin: 8, cout: 8, h: 16, w: 16, bias: true }), false); // Winograd
+    assert.equal(same({ n: 1, cin: 64, cout: 3, h: 16, w: 16, bias: false }), false);
+    // On the training shape the two paths round differently, and both are within the tolerance.
+    const d = data[5];
+    A.setWinograd('always');
+    const [gww] = runBwf(d);
+    A.setWinograd(false);
+    const [gwd] = runBwf(d);
+    assert.notDeepEqual(gww, gwd);
+    expectBwf(gwd, d.gw64[0], d.gwMag, null, 'direct conv2dBackwardFilter');
+    assert.ok(bwfErr(gww, d.gw64[0], d.gwMag, null) < 20 * Math.max(bwfErr(gwd, d.gw64[0], d.gwMag, null), 1e-8));
   } finally {
     A.setWinograd('auto');
   }
