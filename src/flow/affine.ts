@@ -294,7 +294,17 @@ export class CondAffineGroup {
       U = T.conv2d(cond, wu);
       F = T.conv2d(cond, wf);
     }
+    // The stacked (or phase-split) weights are dropped once used unless asked to keep them: kept,
+    // every group's copy (about 85 MB for paper4x) stays alive through the peak of inference;
+    // rebuilt, they cost about 50 ms per LR image (SRFLOW_COND_KEEP_WEIGHTS=1 keeps them).
+    if (!CondAffineGroup.keepWeights) {
+      this.stacked.clear();
+      this.phased.clear();
+    }
     const hid = this.hidden;
     return this.layers.map((l, g) => l.precomputeFromFirstConvs(channelBlock(F, g * hid, hid), channelBlock(U, g * hid, hid)));
   }
+
+  /** Keep the stacked weights between conditioning passes (faster for many tiles, more memory). */
+  static keepWeights = typeof process !== 'undefined' && process.env?.SRFLOW_COND_KEEP_WEIGHTS === '1';
 }
