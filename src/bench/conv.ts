@@ -32,7 +32,8 @@ export interface ConvBenchResult {
   threads: number;
 }
 
-function randn(n: number, scale = 1): Float32Array {
+/** Gaussian test data (Box–Muller on Math.random: benchmarks only). */
+export function randn(n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
     const u = 1 - Math.random(), v = Math.random();

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { getNumThreads, loadNative, nativeAddon, setNumThreads } from '../kernels/native.js';
 import * as ref from '../kernels/reference.js';
 import type { Conv2dGeom } from '../kernels/types.js';
+import { randn } from './conv.js';
 
 export interface WinoShape {
   cin: number;
@@ -52,17 +53,6 @@ export const trainShapes: WinoShape[] = [
   { cin: 160, cout: 32, size: 16, batch: 8 },
   { cin: 64, cout: 64, size: 64, batch: 1 },
 ];
-
-function randn(n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = 1 - Math.random(), v = Math.random();
-    const r = Math.sqrt(-2 * Math.log(u)) * scale;
-    a[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return a;
-}
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 

@@ -254,7 +254,8 @@ test('Winograd forward and backward-data match the float64 reference on every SI
   }
 });
 
-test('Winograd results are bit-identical across repeated calls and 1, 2 and 3 threads', { skip: !addon }, () => {
+/** Every SIMD level: the same bits on a repeat and with 1, 2 or 3 threads (exact training resume depends on it). */
+function checkBitIdentical(compute: (d: Data) => Float32Array[]): void {
   const A = addon!;
   const t0 = getNumThreads();
   try {
@@ -263,11 +264,11 @@ test('Winograd results are bit-identical across repeated calls and 1, 2 and 3 th
       A.setSimd(level);
       for (const d of data) {
         setNumThreads(2);
-        const first = run(d);
-        run(d).forEach((a, i) => assert.deepEqual(a, first[i], `${level} output ${i} differs on repeat ${JSON.stringify(d.c)}`));
+        const first = compute(d);
+        compute(d).forEach((a, i) => assert.deepEqual(a, first[i], `${level} output ${i} differs on repeat ${JSON.stringify(d.c)}`));
         for (const threads of [1, 3]) {
           setNumThreads(threads);
-          run(d).forEach((a, i) =>
+          compute(d).forEach((a, i) =>
             assert.deepEqual(a, first[i], `${level} output ${i} differs between 2 and ${threads} threads ${JSON.stringify(d.c)}`),
           );
         }
@@ -278,7 +279,9 @@ test('Winograd results are bit-identical across repeated calls and 1, 2 and 3 th
     A.setWinograd('auto');
     setNumThreads(t0);
   }
-});
+}
+
+test('Winograd results are bit-identical across repeated calls and 1, 2 and 3 threads', { skip: !addon }, () => checkBitIdentical(run));
 
 test('the Winograd and direct paths are different computations of the same result', { skip: !addon }, () => {
   // Guards against the switch doing nothing: on a 64-channel convolution the two paths round
@@ -320,31 +323,7 @@ test('Winograd backward-filter matches the float64 reference on every SIMD path 
   }
 });
 
-test('Winograd backward-filter is bit-identical across repeated calls and 1, 2 and 3 threads', { skip: !addon }, () => {
-  const A = addon!;
-  const t0 = getNumThreads();
-  try {
-    A.setWinograd('always');
-    for (const level of A.supportedSimd()) {
-      A.setSimd(level);
-      for (const d of data) {
-        setNumThreads(2);
-        const first = runBwf(d);
-        runBwf(d).forEach((a, i) => assert.deepEqual(a, first[i], `${level} output ${i} differs on repeat ${JSON.stringify(d.c)}`));
-        for (const threads of [1, 3]) {
-          setNumThreads(threads);
-          runBwf(d).forEach((a, i) =>
-            assert.deepEqual(a, first[i], `${level} output ${i} differs between 2 and ${threads} threads ${JSON.stringify(d.c)}`),
-          );
-        }
-      }
-    }
-  } finally {
-    A.setSimd('auto');
-    A.setWinograd('auto');
-    setNumThreads(t0);
-  }
-});
+test('Winograd backward-filter is bit-identical across repeated calls and 1, 2 and 3 threads', { skip: !addon }, () => checkBitIdentical(runBwf));
 
 test('Winograd backward-filter: used by default where it pays, a different computation of the same result', { skip: !addon }, () => {
   const A = addon!;
