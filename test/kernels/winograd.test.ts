@@ -229,22 +229,17 @@ test('by default Winograd is used only where it pays: large enough 3x3 pad-1 con
   }
 });
 
-test('Winograd forward and backward-data match the float64 reference on every SIMD path', { skip: !addon }, () => {
+/** Runs body with Winograd forced (also the small cases) on every SIMD level and 1, 2 and 3 threads. */
+function forEachPath(body: (path: string) => void): void {
   const A = addon!;
   const t0 = getNumThreads();
   try {
-    A.setWinograd('always'); // also the small cases
+    A.setWinograd('always');
     for (const level of A.supportedSimd()) {
       A.setSimd(level);
       for (const threads of [1, 2, 3]) {
         setNumThreads(threads);
-        for (const d of data) {
-          const tag = `${level} t${threads} ${JSON.stringify(d.c)}`;
-          const [y, gx, gxa] = run(d);
-          expectClose(y, d.y64, `conv2d ${tag}`);
-          expectClose(gx, d.gx64[0], `conv2dBackwardData ${tag}`);
-          expectClose(gxa, d.gx64[1], `conv2dBackwardData accumulate ${tag}`);
-        }
+        body(`${level} t${threads}`);
       }
     }
   } finally {
@@ -252,7 +247,19 @@ test('Winograd forward and backward-data match the float64 reference on every SI
     A.setWinograd('auto');
     setNumThreads(t0);
   }
-});
+}
+
+test('Winograd forward and backward-data match the float64 reference on every SIMD path', { skip: !addon }, () =>
+  forEachPath((path) => {
+    for (const d of data) {
+      const tag = `${path} ${JSON.stringify(d.c)}`;
+      const [y, gx, gxa] = run(d);
+      expectClose(y, d.y64, `conv2d ${tag}`);
+      expectClose(gx, d.gx64[0], `conv2dBackwardData ${tag}`);
+      expectClose(gxa, d.gx64[1], `conv2dBackwardData accumulate ${tag}`);
+    }
+  }),
+);
 
 /** Every SIMD level: the same bits on a repeat and with 1, 2 or 3 threads (exact training resume depends on it). */
 function checkBitIdentical(compute: (d: Data) => Float32Array[]): void {
@@ -304,24 +311,11 @@ test('the Winograd and direct paths are different computations of the same resul
   }
 });
 
-test('Winograd backward-filter matches the float64 reference on every SIMD path and thread count', { skip: !addon }, () => {
-  const A = addon!;
-  const t0 = getNumThreads();
-  try {
-    A.setWinograd('always'); // also the small cases
-    for (const level of A.supportedSimd()) {
-      A.setSimd(level);
-      for (const threads of [1, 2, 3]) {
-        setNumThreads(threads);
-        for (const d of data) checkBwf(d, `${level} t${threads} ${JSON.stringify(d.c)}`);
-      }
-    }
-  } finally {
-    A.setSimd('auto');
-    A.setWinograd('auto');
-    setNumThreads(t0);
-  }
-});
+test('Winograd backward-filter matches the float64 reference on every SIMD path and thread count', { skip: !addon }, () =>
+  forEachPath((path) => {
+    for (const d of data) checkBwf(d, `${path} ${JSON.stringify(d.c)}`);
+  }),
+);
 
 test('Winograd backward-filter is bit-identical across repeated calls and 1, 2 and 3 threads', { skip: !addon }, () => checkBitIdentical(runBwf));
 

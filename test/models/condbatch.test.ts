@@ -13,21 +13,11 @@ import type { AffineCache } from '../../src/flow/affine.js';
 import { convUpsampledCond, materializeCond, phaseWeights } from '../../src/flow/condconv.js';
 import type { SRFlowNet } from '../../src/models/srflow.js';
 import { relErr } from '../helpers/gradcheck.js';
+import { rand, randomiseModel } from '../helpers/model.js';
 
-function rand(shape: number[], seed: number, lo = 0, hi = 1): Tensor {
-  const t = Tensor.zeros(shape);
-  new Rng(seed).fillUniform(t.data, lo, hi);
-  return t;
-}
-
-function randomiseModel(m: ReturnType<typeof createModel>, seed: number): void {
-  const r = new Rng(seed);
-  for (const [name, p] of m.parameters()) {
-    if (name.endsWith('invconv.weight')) continue;
-    const std = /logs$/.test(name) ? 0.02 : /\.4\.(weight|bias)$|conv\.(weight|bias)$/.test(name) ? 0.01 : null;
-    if (std !== null) for (let i = 0; i < p.size; i++) p.data[i] = std * r.normal();
-    else if (/actnorm\.(bias|logs)$/.test(name)) for (let i = 0; i < p.size; i++) p.data[i] = 0.05 * r.normal();
-  }
+/** Random parameters (test/helpers/model.ts), counted as loaded (ActNorms keep them). */
+function randomiseLoaded(m: ReturnType<typeof createModel>, seed: number): void {
+  randomiseModel(m, seed);
   m.net.markLoaded();
 }
 
@@ -60,7 +50,7 @@ function assertSameCaches(got: Map<number, AffineCache>, want: Map<number, Affin
 
 test('batched conditioning (any group size, with and without phases, batch 1 and 2) = one step at a time', () => {
   const m = createModel(opt, 1);
-  randomiseModel(m, 2);
+  randomiseLoaded(m, 2);
   const net = m.net;
   for (const [B, h, w] of [[1, 6, 4], [2, 4, 6]]) {
     const lr = rand([B, 3, h, w], 3 + B);
@@ -84,7 +74,7 @@ test('batched conditioning (any group size, with and without phases, batch 1 and
 
 test('stacked and phase weights are cached per parameter version and rebuilt after a change', () => {
   const m = createModel(opt, 3);
-  randomiseModel(m, 4);
+  randomiseLoaded(m, 4);
   const net = m.net;
   const lr = rand([1, 3, 4, 4], 5);
   const { group } = net.affineGroups(0)[0];
@@ -117,7 +107,7 @@ test('stacked and phase weights are cached per parameter version and rebuilt aft
 
 test('sampling and encoding against the batched conditioning = the uncached full network', () => {
   const m = createModel(opt, 5);
-  randomiseModel(m, 6);
+  randomiseLoaded(m, 6);
   const net = m.net;
   for (const B of [1, 2]) {
     const lr = rand([B, 3, 6, 4], 7 + B);
@@ -166,7 +156,7 @@ test('phase decomposition: a 3×3 conv of cat(own, up2(stacked)) from 2×2 convs
 
 test('RRDB without a tape (dense blocks in one buffer) = with a tape, bit for bit', () => {
   const m = createModel(opt, 7);
-  randomiseModel(m, 8);
+  randomiseLoaded(m, 8);
   const lr = rand([1, 3, 5, 6], 9);
   const taped = m.net.rrdb.forward(lr);
   const plain = noGrad(() => m.net.rrdb.forward(lr));

@@ -8,23 +8,7 @@ import { Rng } from '../../src/tensor/random.js';
 import { createModel, loadModel } from '../../src/models/api.js';
 import { makeOpt } from '../../src/models/config.js';
 import { relErr } from '../helpers/gradcheck.js';
-
-function rand(shape: number[], seed: number, lo = 0, hi = 1): Tensor {
-  const t = Tensor.zeros(shape);
-  new Rng(seed).fillUniform(t.data, lo, hi);
-  return t;
-}
-
-/** Randomise every parameter so no layer is an identity (ZeroConvs start at zero). */
-function randomiseModel(m: ReturnType<typeof createModel>, seed: number): void {
-  const r = new Rng(seed);
-  for (const [name, p] of m.parameters()) {
-    if (name.endsWith('invconv.weight')) continue;
-    const std = /logs$/.test(name) ? 0.02 : /\.4\.(weight|bias)$|conv\.(weight|bias)$/.test(name) ? 0.01 : null;
-    if (std !== null) for (let i = 0; i < p.size; i++) p.data[i] = std * r.normal();
-    else if (/actnorm\.(bias|logs)$/.test(name)) for (let i = 0; i < p.size; i++) p.data[i] = 0.05 * r.normal();
-  }
-}
+import { rand, randomiseModel } from '../helpers/model.js';
 
 const small8x = { ...makeOpt({ scale: 8, nb: 2, K: 1, L: 4, blocks: [0, 1], hidden: 16, nf: 16 }) };
 
