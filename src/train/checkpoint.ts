@@ -22,6 +22,8 @@ export interface TrainState {
   adamSteps: Record<string, number>;
   nonFiniteTotal: number;
   elapsedSeconds: number;
+  /** Iterations the starting model (`path.init_model`) had already been trained for; 0 or absent otherwise. */
+  priorIterations?: number;
 }
 
 export function saveCheckpoint(path: string, net: SRFlowNet, opt: Adam, state: TrainState, options: Record<string, unknown>): void {

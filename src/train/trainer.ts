@@ -64,6 +64,8 @@ export class Trainer {
   nonFiniteRun = 0;
   nonFiniteTotal = 0;
   elapsed = 0;
+  /** Iterations of this stage behind the starting model (init_model), counted into exported models. */
+  priorIterations = 0;
   stopRequested = false;
   private valSet: ValidationImage[] | null = null;
   private lossPoints: [number, number][] = [];
@@ -93,11 +95,13 @@ export class Trainer {
     const t = new Trainer(o, data, events);
     if (resume) t.resumeFrom(resume);
     else if (o.initModel) {
-      const src = /\.pth$/i.test(o.initModel) ? readPth(o.initModel) : readSafetensors(o.initModel).tensors;
+      const file = /\.pth$/i.test(o.initModel) ? null : readSafetensors(o.initModel);
+      const src = file ? file.tensors : readPth(o.initModel);
       const params = new Map([...src].filter(([n]) => !n.startsWith('optimizer.')));
       loadStateDict(t.net, params, `model ${o.initModel}`);
       t.net.ctx.training = true;
-      events.onInfo?.(`all weights initialised from ${o.initModel} (fresh optimizer and schedule)`);
+      t.priorIterations = file ? priorIterationsOf(file.metadata, o.stage) : 0;
+      events.onInfo?.(`all weights initialised from ${o.initModel}${t.priorIterations ? ` (${t.priorIterations} ${o.stage} iterations)` : ''}, with a fresh optimizer and schedule`);
     } else if (o.stage === 'flow') {
       if (o.pretrainRrdb) {
         const rrdb = readRrdbWeights(o.pretrainRrdb);
@@ -128,6 +132,7 @@ export class Trainer {
     this.noiseRng.setState(ck.state.noiseRng);
     this.nonFiniteTotal = ck.state.nonFiniteTotal;
     this.elapsed = ck.state.elapsedSeconds;
+    this.priorIterations = ck.state.priorIterations ?? 0;
     this.events.onInfo?.(`resumed from ${path} at iteration ${this.iter}`);
   }
 
@@ -141,6 +146,7 @@ export class Trainer {
       adamSteps: {},
       nonFiniteTotal: this.nonFiniteTotal,
       elapsedSeconds: this.elapsed,
+      priorIterations: this.priorIterations,
     };
   }
 
@@ -156,7 +162,8 @@ export class Trainer {
 
   /** Export the current weights as a native model file. */
   saveModel(path: string): void {
-    saveModelFile(this.net, path, { trained_iterations: String(this.iter), stage: this.o.stage });
+    // trained_iterations counts this stage's iterations behind the weights, those of an init_model included
+    saveModelFile(this.net, path, { trained_iterations: String(this.priorIterations + this.iter), stage: this.o.stage });
   }
 
   rrdbFrozen(iter = this.iter + 1): boolean {
@@ -393,4 +400,22 @@ export function readRrdbWeights(path: string): Map<string, RawTensor> {
   for (const [n, t] of all) if (n.startsWith('RRDB.')) out.set(n, t);
   if (out.size === 0) for (const [n, t] of all) out.set(`RRDB.${n}`, t);
   return out;
+}
+
+/**
+ * Iterations of `stage` already behind a model or checkpoint file, from its metadata: a model file's
+ * `trained_iterations` (when it was exported from that stage), a checkpoint's training state.
+ */
+function priorIterationsOf(meta: Record<string, string>, stage: 'rrdb' | 'flow'): number {
+  if (meta.train_state) {
+    try {
+      const s = JSON.parse(meta.train_state) as Partial<TrainState>;
+      if (s.stage === stage && Number.isInteger(s.iteration)) return (s.iteration as number) + (s.priorIterations ?? 0);
+    } catch {
+      return 0;
+    }
+    return 0;
+  }
+  const n = Number(meta.trained_iterations);
+  return meta.stage === stage && Number.isInteger(n) && n > 0 ? n : 0;
 }

@@ -9,6 +9,7 @@ import { parseTrainOptions, type TrainOptions } from '../../src/train/options.js
 import { Trainer } from '../../src/train/trainer.js';
 import { makeOpt } from '../../src/models/config.js';
 import { loadModel } from '../../src/models/api.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 import { splitCheckpoint } from '../../src/train/checkpoint.js';
 
 let dir = '';
@@ -125,8 +126,21 @@ test('init_model starts a new run from every weight of a finished model, with a 
   const wa = weights(a);
   const wb = weights(b);
   for (let i = 0; i < wa.length; i++) assert.deepEqual(wb[i], wa[i], `parameter ${wa[i][0]} not initialised from the model`);
+  assert.equal(b.priorIterations, 2, 'the checkpoint\'s iterations are carried');
   await b.run({ maxSteps: 1 });
   assert.notDeepEqual(weights(b), wa, 'training moved the weights');
+  // an exported model counts every iteration behind its weights, and a run started from it carries them on
+  const model = join(dir, 'i2', 'model.safetensors');
+  b.saveModel(model);
+  const oc = opts('flow', join(dir, 'i4'));
+  oc.initModel = model;
+  const c = await Trainer.create(oc);
+  assert.equal(c.priorIterations, 3);
+  await c.run({ maxSteps: 1 });
+  c.saveModel(model);
+  assert.equal(readSafetensors(model).metadata.trained_iterations, '4');
+  const r = await Trainer.create(opts('flow', join(dir, 'i4')), {}, join(dir, 'i4', 'latest.safetensors'));
+  assert.equal(r.priorIterations, 3, 'resume keeps the count');
   const bad = opts('flow', join(dir, 'i3'));
   bad.initModel = join(dir, 'train', 'img0.png');
   await assert.rejects(Trainer.create(bad));
