@@ -18,7 +18,12 @@ const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const haveChromium = existsSync(CHROMIUM);
 
-/** A small synthetic photo-like RGB test image (gradient sky, a disc, stripes): raw RGB bytes. */
+/**
+ * A small synthetic photo-like RGB test image (gradient sky, a disc, stripes): raw RGB bytes.
+ * The disc's colour is moderate on purpose: on a flat, strongly saturated disc (240, 190, 40) the
+ * shipped model's τ = 0.8 samples blow up (models/README.md, known limitations), and there the
+ * inverse flow amplifies float rounding, so two correct engines no longer agree pixel for pixel.
+ */
 function testRaw(w: number, h: number): Buffer {
   const raw = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) {
@@ -29,7 +34,7 @@ function testRaw(w: number, h: number): Buffer {
       let r = 90 + 120 * v;
       let g = 140 + 80 * u;
       let b = 230 - 60 * v;
-      if ((u - 0.62) ** 2 + (v - 0.38) ** 2 < 0.05) [r, g, b] = [240, 190, 40];
+      if ((u - 0.62) ** 2 + (v - 0.38) ** 2 < 0.05) [r, g, b] = [200, 160, 80];
       if (v > 0.7) [r, g, b] = (Math.floor(x / Math.max(1, w / 8)) % 2 ? [60, 130, 50] : [90, 160, 70]);
       raw[i] = r;
       raw[i + 1] = g;
@@ -97,7 +102,9 @@ test('web page in headless Chromium: upscale, uncertainty, errors, cancel, scree
     await waitState(['error']);
     assert.match((await page.textContent('#status')) ?? '', /not an image/);
     await page.setInputFiles('#file', { name: 'big.png', mimeType: 'image/png', buffer: await testPng(600, 520) });
-    await waitState(['error']);
+    // the state is already 'error' from the previous file: wait for this file's message
+    await page.waitForFunction(() => /600×520/.test(document.querySelector('#status')?.textContent ?? ''), null, { timeout: 60_000, polling: 50 });
+    assert.equal(await state(), 'error');
     assert.match((await page.textContent('#status')) ?? '', /600×520: too large .*at most 512×512/);
     assert.equal(await page.isDisabled('#run'), true);
 
