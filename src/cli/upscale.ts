@@ -302,9 +302,11 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
         const ti2 = performance.now();
         bar.stop();
         up.engine.nonFinite.forEach((bad, k) => {
-          if (bad > 0 && !o.quiet) {
+          const far = up.engine.outOfRange[k];
+          if ((bad > 0 || far > 0) && !o.quiet) {
+            const what = [bad > 0 ? `${bad} non-finite values (written as black)` : '', far > 0 ? `${far} values far outside [0, 1] (clipped)` : ''].filter(Boolean).join(' and ');
             process.stderr.write(
-              `warning: ${basename(item.input)}: sample ${k + 1} (τ = ${p.draws[k].temperature}) had ${bad} non-finite values, written as black; the model's inverse overflowed: try a lower --temperature\n`,
+              `warning: ${basename(item.input)}: sample ${k + 1} (τ = ${p.draws[k].temperature}) had ${what}; the model's inverse exploded there: try a lower --temperature\n`,
             );
           }
         });
@@ -347,6 +349,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
             sample: x.sample,
             bytes: files[k].bytes.length,
             nonFinite: up.engine.nonFinite[k],
+            outOfRange: up.engine.outOfRange[k],
             ...(up.engine.consistency ? { lrPsnrBefore: up.engine.consistency[k].lrPsnrBefore, lrPsnr: up.engine.consistency[k].lrPsnr, iterations: up.engine.consistency[k].iterations } : {}),
           })),
           ...(maps.length ? { uncertainty: maps } : {}),

@@ -72,6 +72,27 @@ export interface SuperResolveResult {
    * under-trained flow's inverse can overflow at high temperatures; a lower temperature helps.
    */
   nonFinite: number[];
+  /**
+   * Per draw, how many finite output values lay far outside the image range, below
+   * OUT_OF_RANGE[0] or above OUT_OF_RANGE[1], before clipping: where the inverse flow exploded
+   * without overflowing (see models/README.md, known limitations).
+   */
+  outOfRange: number[];
+}
+
+/** Output values outside this interval count as exploded (a sample's natural overshoot is far smaller). */
+export const OUT_OF_RANGE: readonly [number, number] = [-1, 2];
+
+/** Non-finite values and finite values outside OUT_OF_RANGE in a sample, before clipping. */
+export function countOverflow(data: Float32Array): { nonFinite: number; outOfRange: number } {
+  let nonFinite = 0;
+  let outOfRange = 0;
+  const [lo, hi] = OUT_OF_RANGE;
+  for (const v of data) {
+    if (!Number.isFinite(v)) nonFinite++;
+    else if (v < lo || v > hi) outOfRange++;
+  }
+  return { nonFinite, outOfRange };
 }
 
 export const DEFAULT_MAX_MEMORY_MB = 2048;
@@ -247,11 +268,12 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
   }
   const samples: Planar[] = [];
   const nonFinite: number[] = [];
+  const outOfRange: number[] = [];
   for (let k = 0; k < draws.length; k++) {
     const img = crop({ data: whole[k], channels: 3, height: HS, width: WS }, 0, 0, h * s, w * s);
-    let bad = 0;
-    for (const v of img.data) if (!Number.isFinite(v)) bad++;
-    nonFinite.push(bad);
+    const bad = countOverflow(img.data);
+    nonFinite.push(bad.nonFinite);
+    outOfRange.push(bad.outOfRange);
     samples.push(clip01(img));
     whole[k] = new Float32Array(0);
     if (!single) acc[k] = whole[k]; // release the accumulator before the next copy
@@ -281,5 +303,6 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     estimatedBytes,
     consistency: cons,
     nonFinite,
+    outOfRange,
   };
 }

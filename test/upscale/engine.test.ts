@@ -9,7 +9,7 @@ import type { Planar } from '../../src/io/image.js';
 import { loadImage } from '../../src/io/image.js';
 import { downscale, imresize } from '../../src/data/bicubic.js';
 import { psnr, lrPsnr } from '../../src/metrics/index.js';
-import { superResolve, sizeMultiple } from '../../src/upscale/engine.js';
+import { superResolve, sizeMultiple, countOverflow } from '../../src/upscale/engine.js';
 import { reflectIndex, padReflect, crop } from '../../src/upscale/pad.js';
 import { fillLatentField } from '../../src/upscale/noise.js';
 import { planAxis, axisWeights } from '../../src/upscale/tiles.js';
@@ -158,6 +158,23 @@ test('samples: reproducible per seed, different across seeds, temperatures × sa
   assert.notDeepEqual(a.samples[2].data, a.samples[3].data);
   assert.ok(psnr(a.samples[3], b.samples[0], { quantize: false }) > 100, 'batched = alone'); // batching does not change a sample
   assert.notDeepEqual(a.samples[0].data, a.samples[2].data);
+});
+
+test('overflow counts: non-finite values and values far outside [0, 1], per draw, before clipping', async () => {
+  assert.deepEqual(countOverflow(Float32Array.from([0.5, -0.2, 1.3, -1.5, 2.5, NaN, Infinity, -Infinity, 1e9])), { nonFinite: 3, outOfRange: 3 });
+  const lr = randomImage(8, 10, 4);
+  const draws = [{ temperature: 0, seed: 0 }];
+  const ok = await superResolve(tinyModel(3), lr, { draws });
+  assert.deepEqual(ok.outOfRange, [0]);
+  assert.deepEqual(ok.nonFinite, [0]);
+  // an inverse that explodes: every ActNorm of the flow divides by e^4 on the way back
+  const m = tinyModel(3);
+  let n = 0;
+  for (const [name, p] of m.parameters()) if (name.startsWith('flowUpsamplerNet') && /actnorm\.logs$/.test(name)) { p.data.fill(-4); n++; }
+  assert.ok(n > 0, 'found ActNorm scales');
+  const bad = await superResolve(m, lr, { draws });
+  assert.ok(bad.outOfRange[0] > 0, `exploded values counted (${bad.outOfRange})`);
+  for (const img of bad.samples) for (const v of img.data) assert.ok(v >= 0 && v <= 1, 'samples stay clipped');
 });
 
 test('memory budget picks tiles; the estimate grows with the model and the batch', async () => {
