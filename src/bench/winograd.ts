@@ -125,20 +125,17 @@ export function benchWinograd(shapes: WinoShape[], rounds = 15, accuracy = true)
     if (accuracy && s.cin * s.cout * s.size * s.size * s.batch <= 320 * 64 * 64 * 64) {
       const y64 = new Float64Array(y.length);
       ref.conv2d(Float64Array.from(x), Float64Array.from(w), Float64Array.from(b), g, y64);
-      A.setWinograd(true);
-      fwd();
-      row.err_wino = maxRelErr(y, y64);
-      A.setWinograd(false);
-      fwd();
-      row.err_direct = maxRelErr(y, y64);
+      // error of each path against float64: [Winograd forced, direct forced]
+      const errs = (compute: () => void, out: Float32Array, want: Float64Array) =>
+        [true, false].map((on) => {
+          A.setWinograd(on);
+          compute();
+          return maxRelErr(out, want);
+        });
+      [row.err_wino, row.err_direct] = errs(fwd, y, y64);
       const gw64 = new Float64Array(gw.length);
       ref.conv2dBackwardFilter(Float64Array.from(gy), Float64Array.from(x), g, gw64, null, false);
-      A.setWinograd(true);
-      bwf();
-      row.err_bwf_wino = maxRelErr(gw, gw64);
-      A.setWinograd(false);
-      bwf();
-      row.err_bwf_direct = maxRelErr(gw, gw64);
+      [row.err_bwf_wino, row.err_bwf_direct] = errs(bwf, gw, gw64);
     }
     A.setWinograd('auto');
     rows.push(row);

@@ -5,18 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { loadNative, nativeAddon, getNumThreads, setNumThreads, simdLevel } from '../../src/kernels/native.js';
 import * as ref from '../../src/kernels/reference.js';
 import type { Conv2dGeom, Kernels } from '../../src/kernels/types.js';
+import { xorshift32 } from '../helpers/xorshift.js';
 
 const loaded = loadNative();
 const addon = nativeAddon();
 
-let seed = 12345;
-function rnd(): number {
-  // xorshift32, uniform in [-1, 1)
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2147483648 - 1;
-}
+const rnd = xorshift32(12345);
 function rand32(n: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = rnd();

@@ -6,18 +6,12 @@ import assert from 'node:assert/strict';
 import { getNumThreads, loadNative, nativeAddon, setNumThreads } from '../../src/kernels/native.js';
 import * as ref from '../../src/kernels/reference.js';
 import type { Conv2dGeom } from '../../src/kernels/types.js';
+import { xorshift32 } from '../helpers/xorshift.js';
 
 const loaded = loadNative();
 const addon = nativeAddon();
 
-let seed = 987654321;
-function rnd(): number {
-  // xorshift32, uniform in [-1, 1)
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2147483648 - 1;
-}
+const rnd = xorshift32(987654321);
 function randn(n: number, scale: number): Float32Array {
   // approximately normal (sum of 4 uniforms, unit variance)
   const a = new Float32Array(n);
@@ -183,6 +177,15 @@ function checkBwf(d: Data, tag: string): void {
 
 const data = cases.map(prepare);
 
+/** Whether `compute` gives bit-identical results with Winograd forced on and forced off. */
+function forcedPathsAgree(compute: (d: Data) => Float32Array[], d: Data): boolean {
+  addon!.setWinograd(true);
+  const a = compute(d);
+  addon!.setWinograd(false);
+  const b = compute(d);
+  return a.every((v, i) => Buffer.from(v.buffer).equals(Buffer.from(b[i].buffer)));
+}
+
 test('Winograd is on by default and can be switched off', { skip: !addon }, () => {
   const A = addon!;
   if (!process.env.SRFLOW_WINOGRAD) assert.equal(A.winogradEnabled(), true);
@@ -200,14 +203,7 @@ test('Winograd is on by default and can be switched off', { skip: !addon }, () =
 test('by default Winograd is used only where it pays: large enough 3x3 pad-1 convolutions', { skip: !addon }, () => {
   const A = addon!;
   const K = loaded.kernels!;
-  const same = (c: Case, bias = c.bias) => {
-    const d = prepare({ ...c, bias });
-    A.setWinograd(true);
-    const a = run(d);
-    A.setWinograd(false);
-    const b = run(d);
-    return a.every((v, i) => Buffer.from(v.buffer).equals(Buffer.from(b[i].buffer)));
-  };
+  const same = (c: Case, bias = c.bias) => forcedPathsAgree(run, prepare({ ...c, bias }));
   try {
     assert.equal(same({ n: 1, cin: 16, cout: 16, h: 16, w: 16, bias: true }), true); // 1.2 MFLOP: direct
     assert.equal(same({ n: 1, cin: 64, cout: 64, h: 8, w: 8, bias: true }), true); // 4 tiles: direct
@@ -321,14 +317,7 @@ test('Winograd backward-filter is bit-identical across repeated calls and 1, 2 a
 
 test('Winograd backward-filter: used by default where it pays, a different computation of the same result', { skip: !addon }, () => {
   const A = addon!;
-  const same = (c: Case) => {
-    const d = prepare(c);
-    A.setWinograd(true);
-    const a = runBwf(d);
-    A.setWinograd(false);
-    const b = runBwf(d);
-    return a.every((v, i) => Buffer.from(v.buffer).equals(Buffer.from(b[i].buffer)));
-  };
+  const same = (c: Case) => forcedPathsAgree(runBwf, prepare(c));
   try {
     assert.equal(same({ n: 2, cin: 3, cout: 64, h: 16, w: 16, bias: true }), true); // few input channels: direct
     assert.equal(same({ n: 2, cin: 16, cout: 16, h: 3, w: 16, bias: true }), true); // smaller than a tile: direct
