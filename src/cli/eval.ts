@@ -8,7 +8,7 @@ import { createProgressBar, oneLineErrors, progressWanted, toJson } from './prog
 import { parseMemory, parseSeed } from './upscale.js';
 import { loadValidationSet } from '../data/dataset.js';
 import { upscaleBicubic } from '../data/bicubic.js';
-import { psnr, ssim, lrPsnr, diversity, bitsPerDim } from '../metrics/index.js';
+import { psnr, ssim, lrPsnr, diversity, bitsPerDim, periodicEnergy } from '../metrics/index.js';
 import { resolveModel } from '../upscale/model.js';
 import { makeDraws } from '../upscale/index.js';
 import { superResolve, sizeMultiple, DEFAULT_MAX_MEMORY_MB } from '../upscale/engine.js';
@@ -39,6 +39,8 @@ export interface TemperatureResult {
   ssim: number;
   lrPsnr: number;
   diversity: number | null;
+  /** Periodic 2-pixel energy share of the fine-detail band (metrics/periodic.ts), mean over samples. */
+  hatching: number;
 }
 
 export interface ImageResult {
@@ -48,7 +50,9 @@ export interface ImageResult {
   nllBitsPerDim: number;
   /** HR region the NLL was measured on (the whole image unless memory forced a centre crop). */
   nllRegion: { width: number; height: number };
-  bicubic: { psnr: number; ssim: number };
+  bicubic: { psnr: number; ssim: number; hatching: number };
+  /** Periodic 2-pixel energy of the ground truth itself (the reference level). */
+  hatchingHr: number;
   results: TemperatureResult[];
 }
 
@@ -103,7 +107,9 @@ export function registerEval(program: Command): void {
 Metrics: PSNR and SSIM on RGB, 8-bit values, with --border pixels cropped at each side (default:
 the scale, i.e. 4 for 4x, as in the training issue); SSIM as scikit-image's defaults. LR-PSNR:
 PSNR between the bicubic downscale of the SR and the LR. Diversity: mean per-value standard
-deviation across the samples (0..1 units). NLL: -log2 p(HR | LR) / (3·H·W) bits per dimension
+deviation across the samples (0..1 units). Hatching: the share of the fine-detail band's energy
+(frequencies beyond the LR's Nyquist limit) on the 2-pixel-period lines of the spectrum, on the
+centre 256×256 of each output (also given for bicubic and the HR itself). NLL: -log2 p(HR | LR) / (3·H·W) bits per dimension
 (no dequantisation), on the whole image unless --max-memory forces a centre region. The bicubic
 baseline is MATLAB bicubic ↑scale of the LR.`,
     );
@@ -147,6 +153,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
             ssim: mean(group.map((x) => ssim(x, im.hr, { border }))),
             lrPsnr: mean(group.map((x) => lrPsnr(x, im.lr, s))),
             diversity: samples >= 2 ? diversity(group) : null,
+            hatching: mean(group.map((x) => periodicEnergy(x, s).value)),
           };
         });
         rows.push({
@@ -155,7 +162,8 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
           height: im.hr.height,
           nllBitsPerDim: nll.bpd,
           nllRegion: { width: nll.width, height: nll.height },
-          bicubic: { psnr: psnr(bic, im.hr, { border }), ssim: ssim(bic, im.hr, { border }) },
+          bicubic: { psnr: psnr(bic, im.hr, { border }), ssim: ssim(bic, im.hr, { border }), hatching: periodicEnergy(bic, s).value },
+          hatchingHr: periodicEnergy(im.hr, s).value,
           results,
         });
       }
@@ -164,13 +172,15 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     }
     const meanRow = {
       nllBitsPerDim: mean(rows.map((r) => r.nllBitsPerDim)),
-      bicubic: { psnr: mean(rows.map((r) => r.bicubic.psnr)), ssim: mean(rows.map((r) => r.bicubic.ssim)) },
+      bicubic: { psnr: mean(rows.map((r) => r.bicubic.psnr)), ssim: mean(rows.map((r) => r.bicubic.ssim)), hatching: mean(rows.map((r) => r.bicubic.hatching)) },
+      hatchingHr: mean(rows.map((r) => r.hatchingHr)),
       results: temperatures.map((temperature, ti) => ({
         temperature,
         psnr: mean(rows.map((r) => r.results[ti].psnr)),
         ssim: mean(rows.map((r) => r.results[ti].ssim)),
         lrPsnr: mean(rows.map((r) => r.results[ti].lrPsnr)),
         diversity: samples >= 2 ? mean(rows.map((r) => r.results[ti].diversity as number)) : null,
+        hatching: mean(rows.map((r) => r.results[ti].hatching)),
       })),
     };
     if (o.json) {
@@ -179,9 +189,9 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
       );
       return;
     }
-    const header = ['image', 'τ', 'PSNR', 'SSIM', 'LR-PSNR', 'diversity', 'NLL b/d', 'bic PSNR', 'bic SSIM'];
+    const header = ['image', 'τ', 'PSNR', 'SSIM', 'LR-PSNR', 'diversity', 'hatch %', 'NLL b/d', 'bic PSNR', 'bic SSIM', 'bic hatch %', 'HR hatch %'];
     const table: string[][] = [];
-    const add = (name: string, r: { nllBitsPerDim: number; bicubic: { psnr: number; ssim: number }; results: TemperatureResult[] }) => {
+    const add = (name: string, r: { nllBitsPerDim: number; bicubic: { psnr: number; ssim: number; hatching: number }; hatchingHr: number; results: TemperatureResult[] }) => {
       r.results.forEach((t, k) =>
         table.push([
           k === 0 ? name : '',
@@ -190,9 +200,12 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
           f(t.ssim, 4),
           f(t.lrPsnr, 2),
           f(t.diversity, 4),
+          f(100 * t.hatching, 1),
           k === 0 ? f(r.nllBitsPerDim, 3) : '',
           k === 0 ? f(r.bicubic.psnr, 2) : '',
           k === 0 ? f(r.bicubic.ssim, 4) : '',
+          k === 0 ? f(100 * r.bicubic.hatching, 1) : '',
+          k === 0 ? f(100 * r.hatchingHr, 1) : '',
         ]),
       );
     };

@@ -9,14 +9,19 @@
  * holds for every sample, or cropped from a paired LR folder (crop positions aligned to `scale`).
  *
  * All randomness comes from the `rng` argument (uniform [0, 1)); per sample the draws are, in
- * order: image index, crop row, crop column, flip (if enabled), rotation (if enabled). `Rng` below
- * is a seeded generator with saveable state for reproducible, resumable training.
+ * order: image index, crop row, crop column, flip (if enabled), rotation (if enabled), then, when
+ * `synthetic` > 0, whether the patch is synthetic, whether it is drawn over the photo patch, and the
+ * synthetic patch's own draws (data/synthetic.ts). `Rng` below is a seeded generator with saveable
+ * state for reproducible, resumable training.
+ *
+ * Several folders can be given: their images are pooled (each image equally likely).
  */
 import { promises as fsp } from 'node:fs';
 import { extname, join, basename } from 'node:path';
 import { loadImage, toUint8Value } from '../io/image.js';
 import type { Planar } from '../io/image.js';
 import { imresize } from './bicubic.js';
+import { drawSynthetic } from './synthetic.js';
 
 import { Rng, mulberry32, type RandomFn } from '../tensor/random.js';
 
@@ -46,6 +51,12 @@ export interface DatasetOptions {
   cacheInMemory?: boolean;
   /** Receives one message per skipped file. */
   onWarning?: (message: string) => void;
+  /**
+   * Fraction of patches replaced by synthetic non-photographic content (data/synthetic.ts), in
+   * [0, 1]; default 0. A quarter of those are drawn over the photo patch (logos on photographs).
+   * The LR of a synthetic patch is always made by MATLAB bicubic, also for paired datasets.
+   */
+  synthetic?: number;
 }
 
 /** An NCHW float32 batch. */
@@ -149,7 +160,10 @@ function cropAugment(
 }
 
 export class ImageFolderDataset {
+  /** The first folder (see `dirs`). */
   readonly dir: string;
+  readonly dirs: string[];
+  readonly synthetic: number;
   readonly scale: number;
   readonly patchSize: number;
   readonly augment: Required<AugmentOptions>;
@@ -159,8 +173,10 @@ export class ImageFolderDataset {
   readonly skipped: number;
   private readonly entries: Entry[];
 
-  private constructor(dir: string, opts: DatasetOptions, entries: Entry[], skipped: number) {
-    this.dir = dir;
+  private constructor(dirs: string[], opts: DatasetOptions, entries: Entry[], skipped: number) {
+    this.dir = dirs[0];
+    this.dirs = dirs;
+    this.synthetic = opts.synthetic ?? 0;
     this.scale = opts.scale;
     this.patchSize = opts.patchSize;
     this.augment = { flip: opts.augment?.flip ?? false, rot90: opts.augment?.rot90 ?? false };
@@ -185,9 +201,14 @@ export class ImageFolderDataset {
     return this.entries.map((e) => ({ name: e.name, width: e.width, height: e.height }));
   }
 
-  static async open(dir: string, opts: DatasetOptions): Promise<ImageFolderDataset> {
-    if (typeof dir !== 'string' || !dir) throw new Error(`Expected a folder path for dir but received ${String(dir)}`);
+  static async open(dirOrDirs: string | string[], opts: DatasetOptions): Promise<ImageFolderDataset> {
+    const dirs = Array.isArray(dirOrDirs) ? dirOrDirs : [dirOrDirs];
+    if (dirs.length === 0) throw new Error('Expected at least one folder path for dir but received an empty list');
+    for (const dir of dirs) if (typeof dir !== 'string' || !dir) throw new Error(`Expected a folder path for dir but received ${String(dir)}`);
     if (!opts || typeof opts !== 'object') throw new Error(`Expected an options object for opts but received ${String(opts)}`);
+    if (opts.synthetic !== undefined && !(typeof opts.synthetic === 'number' && opts.synthetic >= 0 && opts.synthetic <= 1)) {
+      throw new Error(`Expected a fraction in [0, 1] for synthetic but received ${String(opts.synthetic)}`);
+    }
     checkPositiveInt(opts.scale, 'scale');
     checkPositiveInt(opts.patchSize, 'patchSize');
     if (opts.patchSize % opts.scale !== 0) {
@@ -197,10 +218,15 @@ export class ImageFolderDataset {
     const minSide = Math.max(opts.patchSize, opts.minSize ?? 0);
     const cache = opts.cacheInMemory ?? true;
     const warn = opts.onWarning ?? (() => undefined);
-    const files = await listImages(dir, 'dataset folder');
-    if (files.length === 0) {
-      throw new Error(`Cannot open dataset folder ${dir}: no images found (looked for ${IMAGE_EXTENSIONS.join(', ')})`);
+    const files: { dir: string; name: string }[] = [];
+    for (const dir of dirs) {
+      const names = await listImages(dir, 'dataset folder');
+      if (names.length === 0) {
+        throw new Error(`Cannot open dataset folder ${dir}: no images found (looked for ${IMAGE_EXTENSIONS.join(', ')})`);
+      }
+      for (const name of names) files.push({ dir, name });
     }
+    const dir = dirs.join(', ');
     let lrByStem: Map<string, string> | null = null;
     if (opts.lrDir !== undefined) {
       const lrFiles = await listImages(opts.lrDir, 'LR folder');
@@ -210,8 +236,8 @@ export class ImageFolderDataset {
     const p = opts.patchSize / scale;
     const entries: Entry[] = [];
     let skipped = 0;
-    for (const name of files) {
-      const path = join(dir, name);
+    for (const { dir: folder, name } of files) {
+      const path = join(folder, name);
       let hr;
       try {
         hr = await loadUint8(path);
@@ -261,7 +287,7 @@ export class ImageFolderDataset {
     if (entries.length === 0) {
       throw new Error(`Cannot open dataset folder ${dir}: no usable images, all ${files.length} were skipped (see the warnings)`);
     }
-    return new ImageFolderDataset(dir, opts, entries, skipped);
+    return new ImageFolderDataset(dirs, opts, entries, skipped);
   }
 
   /** Draw one sample's random choices (the fixed draw order documented at the top). */
@@ -288,13 +314,20 @@ export class ImageFolderDataset {
     return { index, y, x, flip, rot };
   }
 
-  private fill(d: Draw, hrData: Uint8Array, lrData: Uint8Array | undefined, out: Batch, b: number): void {
+  private fill(d: Draw, hrData: Uint8Array, lrData: Uint8Array | undefined, out: Batch, b: number, rng: RandomFn): void {
     const e = this.entries[d.index];
     const P = this.patchSize;
     const s = this.scale;
     const p = P / s;
     cropAugment(hrData, e.height, e.width, d.y, d.x, P, d.flip, d.rot, out.hr.data, b * 3 * P * P);
-    if (this.paired) {
+    let synthetic = false;
+    if (this.synthetic > 0 && rng() < this.synthetic) {
+      synthetic = true;
+      const over = rng() < 0.25;
+      const off = b * 3 * P * P;
+      drawSynthetic(rng, P, out.hr.data, off, over ? out.hr.data.slice(off, off + 3 * P * P) : undefined);
+    }
+    if (this.paired && !synthetic) {
       cropAugment(lrData!, e.lrHeight!, e.lrWidth!, d.y / s, d.x / s, p, d.flip, d.rot, out.lr.data, b * 3 * p * p);
     } else {
       const hr: Planar = { data: out.hr.data.subarray(b * 3 * P * P, (b + 1) * 3 * P * P), channels: 3, height: P, width: P };
@@ -322,7 +355,7 @@ export class ImageFolderDataset {
     for (let b = 0; b < batch; b++) {
       const d = this.draw(rng);
       const e = this.entries[d.index];
-      this.fill(d, e.hr!, e.lr, out, b);
+      this.fill(d, e.hr!, e.lr, out, b, rng);
     }
     return out;
   }
@@ -336,7 +369,7 @@ export class ImageFolderDataset {
       const e = this.entries[d.index];
       const hr = await loadUint8(e.path);
       const lr = e.lrPath ? await loadUint8(e.lrPath) : undefined;
-      this.fill(d, hr.data, lr?.data, out, b);
+      this.fill(d, hr.data, lr?.data, out, b, rng);
     }
     return out;
   }

@@ -302,6 +302,13 @@ export function square(a: Tensor): Tensor {
 export function abs(a: Tensor): Tensor {
   return unary(a, Math.abs, (x) => (x > 0 ? 1 : x < 0 ? -1 : 0));
 }
+/**
+ * Clamp to [lo, hi]; NaN becomes lo. The gradient passes where lo < a < hi and is 0 elsewhere
+ * (a clamped value does not move with its input).
+ */
+export function clamp(a: Tensor, lo: number, hi: number): Tensor {
+  return unary(a, (x) => (x > lo ? (x < hi ? x : hi) : lo), (x) => (x > lo && x < hi ? 1 : 0));
+}
 /** a · s + t for constants s, t. */
 export function affineScalar(a: Tensor, s: number, t = 0): Tensor {
   const A = a.data;

@@ -24,7 +24,12 @@ export interface TrainOptions {
    */
   initModel: string | null;
   data: {
+    /** The first training folder (see `trainDirs`). */
     trainDir: string;
+    /** Every training folder (`datasets.train.dataroot_GT`: a path or a list of paths), pooled. */
+    trainDirs: string[];
+    /** Fraction of patches replaced by synthetic non-photographic content (`datasets.train.synthetic`, default 0). */
+    synthetic: number;
     trainLrDir: string | null;
     valDir: string | null;
     /** HR patch size (`datasets.train.GT_size`, default 160). */
@@ -56,6 +61,17 @@ export interface TrainOptions {
     maxNonFinite: number;
     /** Recompute flow activations in backward instead of storing them (`memory: low`). */
     lowMemory: boolean;
+    /**
+     * Weight of an auxiliary L1 loss between the τ = 0 reconstruction (all latents zero) and the HR
+     * patch, added to the NLL in the flow stage (`train.pixel_weight`, default 0: off, the published
+     * objective). HCFlow+ trains with such a pixel loss; it ties the deterministic output to the
+     * ground truth (τ = 0 PSNR) and removes systematic sub-pixel patterns there.
+     */
+    pixelWeight: number;
+    /** Clip the global gradient norm to this (`train.grad_clip`, default 0: off, as published). */
+    gradClip: number;
+    /** How many patches of each batch get the pixel loss (`train.pixel_batch`, default: all). */
+    pixelBatch: number;
     /** Samples per validation image for LR-PSNR/diversity (default 2). */
     valSamples: number;
     valTemperature: number;
@@ -92,8 +108,15 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
   const stage = overrides.stage ?? pick<Stage>(tr0.stage, 'train.stage', 'flow', (x) => x === 'rrdb' || x === 'flow', '"rrdb" or "flow"');
   // stage-specific overrides: train.rrdb / train.flow sections win over train.* for that stage
   const tr: Obj = { ...tr0, ...(isObj(tr0[stage]) ? (tr0[stage] as Obj) : {}) };
-  const trainDir = pick<string | null>(dtr.dataroot_GT, 'datasets.train.dataroot_GT', null, isStr, 'a folder path');
-  if (!trainDir) throw new Error('Expected a folder of HR training images for datasets.train.dataroot_GT but received none');
+  const trainDirsRaw = pick<string | string[] | null>(
+    dtr.dataroot_GT,
+    'datasets.train.dataroot_GT',
+    null,
+    (x) => isStr(x) || (Array.isArray(x) && x.length > 0 && x.every(isStr)),
+    'a folder path or a non-empty list of folder paths',
+  );
+  if (!trainDirsRaw) throw new Error('Expected a folder of HR training images for datasets.train.dataroot_GT but received none');
+  const trainDirs = (Array.isArray(trainDirsRaw) ? trainDirsRaw : [trainDirsRaw]).map((d) => rel(d) as string);
   const scale = model.scale;
   const patchSize = pick(dtr.GT_size, 'datasets.train.GT_size', 160, isPosInt, 'a positive integer');
   const minPatch = 2 ** model.flow.L;
@@ -109,7 +132,9 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
     pretrainRrdb: rel(pick<string | null>(path.pretrain_rrdb ?? path.pretrain_model_G, 'path.pretrain_rrdb', null, isStr, 'a file path')),
     initModel: rel(pick<string | null>(path.init_model, 'path.init_model', null, isStr, 'a file path')),
     data: {
-      trainDir: rel(trainDir) as string,
+      trainDir: trainDirs[0],
+      trainDirs,
+      synthetic: pick(dtr.synthetic, 'datasets.train.synthetic', 0, isFrac, 'a fraction in [0, 1]'),
       trainLrDir: rel(pick<string | null>(dtr.dataroot_LQ, 'datasets.train.dataroot_LQ', null, isStr, 'a folder path')),
       valDir: rel(pick<string | null>(dval.dataroot_GT, 'datasets.val.dataroot_GT', null, isStr, 'a folder path')),
       patchSize,
@@ -134,6 +159,9 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
       checkpointFreq: pick(tr.save_checkpoint_freq ?? (isObj(raw.logger) ? raw.logger.save_checkpoint_freq : undefined), 'train.save_checkpoint_freq', 200, isPosInt, 'a positive integer'),
       maxNonFinite: pick(tr.max_nonfinite, 'train.max_nonfinite', 5, isPosInt, 'a positive integer'),
       lowMemory: pick<string>(raw.memory, 'memory', 'normal', (x) => x === 'low' || x === 'normal', '"low" or "normal"') === 'low',
+      pixelWeight: pick(tr.pixel_weight, 'train.pixel_weight', 0, (x) => typeof x === 'number' && Number.isFinite(x) && x >= 0, 'a number ≥ 0'),
+      gradClip: pick(tr.grad_clip, 'train.grad_clip', 0, (x) => typeof x === 'number' && Number.isFinite(x) && x >= 0, 'a number ≥ 0'),
+      pixelBatch: pick(tr.pixel_batch, 'train.pixel_batch', Number.MAX_SAFE_INTEGER, isPosInt, 'a positive integer'),
       valSamples: pick(tr.val_samples, 'train.val_samples', 2, isPosInt, 'a positive integer'),
       valTemperature: pick(tr.val_temperature, 'train.val_temperature', 0.8, (x) => typeof x === 'number' && x >= 0, 'a number ≥ 0'),
     },

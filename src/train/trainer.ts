@@ -17,7 +17,8 @@ import { readSafetensors, type RawTensor } from '../io/safetensors.js';
 import { readPth } from '../io/pth.js';
 import { ImageFolderDataset, loadValidationSet, type ValidationImage } from '../data/dataset.js';
 import { upscaleBicubic } from '../data/bicubic.js';
-import { psnr, lrPsnr, diversity } from '../metrics/index.js';
+import { psnr, lrPsnr, diversity, periodicEnergy } from '../metrics/index.js';
+import { drawSynthetic } from '../data/synthetic.js';
 import type { Planar } from '../io/image.js';
 import { clip01 } from '../upscale/pad.js';
 import { Adam, multiStepLr } from './adam.js';
@@ -33,6 +34,11 @@ export interface StepLog {
   rrdbFrozen: boolean;
   secPerIter: number;
   skipped?: string;
+  /** With the pixel loss on: the mean NLL term (bits/pixel) and the mean τ = 0 L1 term. */
+  nll?: number;
+  pixel?: number;
+  /** Largest global gradient norm in the window (before clipping). */
+  gradNorm?: number;
 }
 
 export interface ValLog {
@@ -67,6 +73,12 @@ export class Trainer {
   /** Iterations of this stage behind the starting model (init_model), counted into exported models. */
   priorIterations = 0;
   stopRequested = false;
+  /** The last step's loss terms when the pixel loss is on. */
+  lastTerms: { nll: number; pixel: number } | null = null;
+  /** Global gradient norm of the last step (before clipping). */
+  lastGradNorm = 0;
+  private normWindow: number[] = [];
+  private termWindow: { nll: number; pixel: number }[] = [];
   private valSet: ValidationImage[] | null = null;
   private lossPoints: [number, number][] = [];
   private valPoints: [number, number][] = [];
@@ -84,14 +96,19 @@ export class Trainer {
 
   static async create(o: TrainOptions, events: TrainEvents = {}, resume: string | null = null): Promise<Trainer> {
     const warn = events.onWarning ?? (() => undefined);
-    const data = await ImageFolderDataset.open(o.data.trainDir, {
+    if (o.train.pixelWeight > 0 && o.train.lowMemory) throw new Error('Expected train.pixel_weight 0 with memory: low (the pixel loss needs the stored flow) but received ' + o.train.pixelWeight);
+    const data = await ImageFolderDataset.open(o.data.trainDirs, {
       scale: o.model.scale,
       patchSize: o.data.patchSize,
       augment: { flip: o.data.flip, rot90: o.data.rot },
       lrDir: o.data.trainLrDir ?? undefined,
+      synthetic: o.data.synthetic,
       onWarning: warn,
     });
-    events.onInfo?.(`training set: ${data.length} images from ${o.data.trainDir}${data.skipped ? ` (${data.skipped} skipped)` : ''}`);
+    events.onInfo?.(
+      `training set: ${data.length} images from ${o.data.trainDirs.join(', ')}${data.skipped ? ` (${data.skipped} skipped)` : ''}` +
+        `${o.data.synthetic ? `, ${Math.round(o.data.synthetic * 100)} % synthetic patches` : ''}${o.train.pixelWeight ? `, pixel loss weight ${o.train.pixelWeight}` : ''}`,
+    );
     const t = new Trainer(o, data, events);
     if (resume) t.resumeFrom(resume);
     else if (o.initModel) {
@@ -192,18 +209,62 @@ export class Trainer {
         noise = Tensor.zeros(hr.shape);
         this.noiseRng.fillUniform(noise.data, -0.5 / quant, 0.5 / quant);
       }
-      loss = this.net.loss(hr, lrT, { noise, quant: this.o.train.dequantize ? quant : undefined, lowMemory: this.o.train.lowMemory, frozenRrdb: frozen }).loss;
+      const nllOpts = { noise, quant: this.o.train.dequantize ? quant : undefined, lowMemory: this.o.train.lowMemory, frozenRrdb: frozen };
+      if (this.o.train.pixelWeight > 0) {
+        // one conditioning pass for both terms: the NLL and the τ = 0 reconstruction's L1 (HCFlow+)
+        this.net.checkPair(hr, lrT);
+        const rrdb = () => this.net.conditioning(this.net.rrdb.forward(lrT));
+        const conds = frozen ? noGrad(rrdb) : rrdb();
+        const nll = this.net.lossFromConditioning(hr, conds, nllOpts).loss;
+        const nb = Math.min(this.o.train.pixelBatch, hr.shape[0]);
+        // A patch whose τ = 0 inverse explodes (values outside [−1, 2] or non-finite: synthetic
+        // content early on) is left out of the pixel term, and the decode is redone without it:
+        // back-propagating through the explosion would overflow (0 · ∞). The NLL still sees it.
+        const pick = (t: Tensor, idx: number[]) => (idx.length === t.shape[0] ? t : T.concat(idx.map((b) => T.slice(t, 0, b, b + 1)), 0));
+        let idx = Array.from({ length: nb }, (_, b) => b);
+        let sr0: Tensor | null = null;
+        for (let attempt = 0; attempt < 2 && idx.length; attempt++) {
+          const zeros = this.net.latentShapes([idx.length, ...lrT.shape.slice(1)]).map((sh) => Tensor.zeros(sh));
+          const out = this.net.decodeWith(zeros, conds.map((c) => pick(c, idx))).sr;
+          const per = out.size / idx.length;
+          const good = idx.filter((_, k) => {
+            for (let i = k * per; i < (k + 1) * per; i++) if (!(out.data[i] >= -1 && out.data[i] <= 2)) return false;
+            return true;
+          });
+          if (good.length === idx.length) {
+            sr0 = out;
+            break;
+          }
+          idx = good;
+        }
+        let pix: Tensor = Tensor.zeros([1]);
+        if (sr0) pix = T.mean(T.abs(T.sub(sr0, pick(hr, idx))));
+        this.lastTerms = { nll: nll.item(), pixel: pix.item() };
+        loss = T.add(nll, T.scale(pix, this.o.train.pixelWeight));
+      } else {
+        loss = this.net.loss(hr, lrT, nllOpts).loss;
+      }
     }
     this.adam.zeroGrad();
     const value = loss.item();
     this.iter = it;
     if (!Number.isFinite(value)) return this.skip(`non-finite loss ${value}`);
     loss.backward();
+    let sq = 0;
     for (const g of this.adam.groups) {
       if (!g.trainable) continue;
       for (const [n, p] of g.params) {
-        if (p.grad && !p.grad.every(Number.isFinite)) return this.skip(`non-finite gradient in ${n}`);
+        if (!p.grad) continue;
+        if (!p.grad.every(Number.isFinite)) return this.skip(`non-finite gradient in ${n}`);
+        for (const v of p.grad) sq += v * v;
       }
+    }
+    const norm = Math.sqrt(sq);
+    this.lastGradNorm = norm;
+    const clipTo = this.o.train.gradClip;
+    if (clipTo > 0 && norm > clipTo) {
+      const f = clipTo / norm;
+      for (const g of this.adam.groups) if (g.trainable) for (const [, p] of g.params) if (p.grad) for (let i = 0; i < p.grad.length; i++) p.grad[i] *= f;
     }
     this.adam.step();
     this.nonFiniteRun = 0;
@@ -261,6 +322,7 @@ export class Trainer {
         const zero = this.net.decodeCached(this.net.drawLatents(lr.shape, 0, new Rng(0)), cache).sr;
         const sr0 = clip(planarOf(zero));
         add('psnr', psnr(sr0, v.hr, { border }));
+        if (sr0.height >= 16 && sr0.width >= 16) add('hatching_t0', periodicEnergy(sr0, scale).value);
         add('lr_psnr_t0', lrPsnr(sr0, v.lr, scale));
         const samples: Planar[] = [];
         for (let s = 0; s < o.train.valSamples; s++) {
@@ -277,6 +339,7 @@ export class Trainer {
         if (samples.length > 1) add('diversity', diversity(samples) * 255);
         if (i < 3) gridRows.push([enlargeNearest(v.lr, scale), bic, sr0, ...samples, v.hr]);
       }
+      if (o.stage === 'flow') this.validateSynthetic(add);
     } finally {
       this.net.ctx.training = prevTraining;
     }
@@ -285,6 +348,45 @@ export class Trainer {
     if (typeof log.psnr === 'number' && typeof log.psnr_bicubic === 'number') log.psnr_gain = log.psnr - log.psnr_bicubic;
     if (gridRows.length) await writeGrid(join(o.outDir, `val_${String(this.iter).padStart(7, '0')}.png`), gridRows);
     return log;
+  }
+
+  /**
+   * Robustness on non-photographic input: 12 fixed synthetic 48×48 LR images (data/synthetic.ts,
+   * drawn crisp at LR size, as a user's logo or cartoon), decoded at τ = 0 and at τ = 0.8: the worst
+   * LR-PSNR of each (`synth_lr_psnr_t0_min`, `synth_lr_psnr_min`), the fraction of exploded values
+   * (non-finite or outside [−1, 2]: `synth_bad_frac`) and the worst PSNR of a τ = 0.8 sample against
+   * the τ = 0 output (`synth_t08_vs_t0_min`).
+   */
+  private validateSynthetic(add: (k: string, v: number) => void): void {
+    const s = this.o.model.scale;
+    const n = 48;
+    const rng = new Rng(4242);
+    let worst0 = Infinity;
+    let worst8 = Infinity;
+    let worstPair = Infinity;
+    let bad = 0;
+    let total = 0;
+    for (let k = 0; k < 12; k++) {
+      const data = new Float32Array(3 * n * n);
+      drawSynthetic(rng.next, n, data);
+      const lrP: Planar = { data, channels: 3, height: n, width: n };
+      const lr = tensorOf(lrP);
+      const cache = this.net.prepareConditioning(lr);
+      const outs: Planar[] = [];
+      for (const [t, seed] of [[0, 0], [0.8, 7]]) {
+        const raw = planarOf(this.net.decodeCached(this.net.drawLatents(lr.shape, t, new Rng(seed)), cache).sr);
+        for (const x of raw.data) if (!(x >= -1 && x <= 2)) bad++;
+        total += raw.data.length;
+        outs.push(clip(raw));
+      }
+      worst0 = Math.min(worst0, lrPsnr(outs[0], lrP, s));
+      worst8 = Math.min(worst8, lrPsnr(outs[1], lrP, s));
+      worstPair = Math.min(worstPair, psnr(outs[1], outs[0]));
+    }
+    add('synth_lr_psnr_t0_min', worst0);
+    add('synth_lr_psnr_min', worst8);
+    add('synth_t08_vs_t0_min', worstPair);
+    add('synth_bad_frac', bad / total);
   }
 
   /** Train until niter (or `maxSteps` more steps, or a stop request). */
@@ -314,6 +416,8 @@ export class Trainer {
         }
       } else {
         window.push(r.loss);
+        if (this.lastTerms) this.termWindow.push(this.lastTerms);
+        this.normWindow.push(this.lastGradNorm);
       }
       if (this.iter % o.train.logFreq === 0 || this.iter === end) {
         const now = performance.now();
@@ -322,6 +426,15 @@ export class Trainer {
         const spi = dt / Math.max(1, this.iter - windowStart);
         const mean = window.length ? window.reduce((a, b) => a + b, 0) / window.length : NaN;
         const s: StepLog = { type: 'step', iter: this.iter, loss: mean, lr: this.adam.groups[0].lr, rrdbFrozen: this.rrdbFrozen(this.iter), secPerIter: spi };
+        if (this.normWindow.length) {
+          s.gradNorm = Math.max(...this.normWindow);
+          this.normWindow = [];
+        }
+        if (this.termWindow.length) {
+          s.nll = this.termWindow.reduce((a, t) => a + t.nll, 0) / this.termWindow.length;
+          s.pixel = this.termWindow.reduce((a, t) => a + t.pixel, 0) / this.termWindow.length;
+          this.termWindow = [];
+        }
         log(s);
         if (Number.isFinite(mean)) this.lossPoints.push([this.iter, mean]);
         this.events.onStep?.(s);

@@ -234,3 +234,34 @@ test('shared validation photos load with 256×256 centre crops', { skip: !exists
   const first = await loadImage(join(VAL, `${set[0].name}.png`));
   assert.equal(first.bitDepth, 8);
 });
+
+test('open: several folders are pooled; synthetic patches replace a fraction, with LR = bicubic of the patch', async () => {
+  const second = join(root, 'second');
+  mkdirSync(second, { recursive: true });
+  await writeRaw(join(second, 'z.png'), randomU8(48 * 48 * 3, 9), 48, 48);
+  const ds = await ImageFolderDataset.open([train, second], { scale: 4, patchSize: 32 });
+  assert.deepEqual(ds.names, ['a.png', 'b.jpg', 'c.webp', 'z.png']);
+  assert.deepEqual(ds.dirs, [train, second]);
+  await assert.rejects(ImageFolderDataset.open([], { scale: 4, patchSize: 32 }), /at least one folder/);
+  await assert.rejects(ImageFolderDataset.open([train, join(root, 'nope')], { scale: 4, patchSize: 32 }), /nope: folder not found/);
+  await assert.rejects(ImageFolderDataset.open(train, { scale: 4, patchSize: 32, synthetic: 1.5 }), /fraction in \[0, 1\] for synthetic/);
+
+  // synthetic 1: every patch is synthetic (a photo patch of random noise is never flat; many synthetic ones are)
+  const syn = await ImageFolderDataset.open(train, { scale: 4, patchSize: 32, synthetic: 1 });
+  const b = syn.sampleBatch(16, new Rng(4).next);
+  let flatPatches = 0;
+  for (let i = 0; i < 16; i++) {
+    const hr = patch(b.hr, i);
+    const lr = imresize(hr, 1 / 4, { uint8: true });
+    assert.deepEqual(patch(b.lr, i).data, lr.data, `LR of patch ${i} is the bicubic of its HR`);
+    if (new Set(Array.from(hr.data.slice(0, 32 * 32))).size <= 2) flatPatches++;
+  }
+  assert.ok(flatPatches > 0, 'some synthetic patches are (nearly) flat');
+  // synthetic 0 keeps the photo stream exactly as before
+  const plain = await ImageFolderDataset.open(train, { scale: 4, patchSize: 32 });
+  const zero = await ImageFolderDataset.open(train, { scale: 4, patchSize: 32, synthetic: 0 });
+  assert.deepEqual(zero.sampleBatch(3, new Rng(8).next).hr.data, plain.sampleBatch(3, new Rng(8).next).hr.data);
+  // a fraction gives a mix, reproducibly
+  const half = await ImageFolderDataset.open(train, { scale: 4, patchSize: 32, synthetic: 0.5 });
+  assert.deepEqual(half.sampleBatch(6, new Rng(2).next).hr.data, half.sampleBatch(6, new Rng(2).next).hr.data);
+});

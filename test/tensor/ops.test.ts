@@ -40,6 +40,7 @@ test('gradients: unary ops', () => {
   gradcheck((x) => T.exp(x), [R([2, 3, 5])]);
   gradcheck((x) => T.log(x), [pos([4, 5])]);
   gradcheck((x) => T.sigmoid(x), [R([3, 7])]);
+  gradcheck((x) => T.clamp(x, -0.5, 0.5), [R([3, 7])]);
   gradcheck((x) => T.relu(x), [R([3, 7])]);
   gradcheck((x) => T.leakyRelu(x, 0.2), [R([3, 7])]);
   gradcheck((x) => T.affineScalar(x, -1.5, 2), [R([6])]);
@@ -221,4 +222,13 @@ test('fused flow ops: forward equals the unfused chain; gradients match finite d
   gradcheck((p, q) => F.affineFromNet(p, q, 1e-4), [h, raw]);
   gradcheck((p, q) => F.affineFromNet(p, q, 1e-4, true), [R([2, 3, 3, 2]), R([2, 6, 3, 2])]);
   gradcheck((q) => F.sumLogScale(q, 1e-4), [R([2, 6, 3, 2])]);
+});
+
+test('clamp: values and NaN are clamped; the gradient is 0 outside (lo, hi)', () => {
+  const x = new Tensor(new Float32Array([-3, -1, 0.25, 1, 5, NaN]), [6]);
+  x.requiresGrad = true;
+  const y = T.clamp(x, -1, 1);
+  assert.deepEqual(Array.from(y.data), [-1, -1, 0.25, 1, 1, -1]);
+  T.sum(y).backward();
+  assert.deepEqual(Array.from(x.grad as Float32Array), [0, 0, 1, 0, 0, 0]);
 });
