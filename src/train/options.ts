@@ -23,6 +23,13 @@ export interface TrainOptions {
    * start afresh: it continues training a finished model (fine-tuning, or a longer schedule).
    */
   initModel: string | null;
+  /**
+   * Take from `initModel` only the tensors whose name and shape match this configuration
+   * (`path.init_partial`, default false: every tensor must match). For warm starts across
+   * architectures, e.g. an 8x model from a 4x one: the RRDB trunk and the flow levels both share.
+   * With `pretrainRrdb` also given, the RRDB is then taken from there.
+   */
+  initPartial: boolean;
   data: {
     /** The first training folder (see `trainDirs`). */
     trainDir: string;
@@ -131,6 +138,7 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
     outDir: rel(pick<string | null>(path.out_dir, 'path.out_dir', null, isStr, 'a folder path')) ?? resolve(process.cwd(), 'runs', `${name}-${stage}`),
     pretrainRrdb: rel(pick<string | null>(path.pretrain_rrdb ?? path.pretrain_model_G, 'path.pretrain_rrdb', null, isStr, 'a file path')),
     initModel: rel(pick<string | null>(path.init_model, 'path.init_model', null, isStr, 'a file path')),
+    initPartial: pick(path.init_partial, 'path.init_partial', false, isBool, 'true or false'),
     data: {
       trainDir: trainDirs[0],
       trainDirs,

@@ -115,26 +115,48 @@ export class Trainer {
       const file = /\.pth$/i.test(o.initModel) ? null : readSafetensors(o.initModel);
       const src = file ? file.tensors : readPth(o.initModel);
       const params = new Map([...src].filter(([n]) => !n.startsWith('optimizer.')));
-      loadStateDict(t.net, params, `model ${o.initModel}`);
-      t.net.ctx.training = true;
-      t.priorIterations = file ? priorIterationsOf(file.metadata, o.stage) : 0;
-      events.onInfo?.(`all weights initialised from ${o.initModel}${t.priorIterations ? ` (${t.priorIterations} ${o.stage} iterations)` : ''}, with a fresh optimizer and schedule`);
+      if (o.initPartial) {
+        const own = t.net.parameters();
+        let taken = 0;
+        const fresh: string[] = [];
+        for (const [n, p] of own) {
+          const s = params.get(n);
+          if (s && s.shape.length === p.shape.length && s.shape.every((d, i) => d === p.shape[i])) {
+            p.data = Float32Array.from(s.data);
+            taken++;
+          } else fresh.push(n);
+        }
+        if (taken === 0) throw new Error(`Cannot initialise from ${o.initModel}: none of its tensors matches this configuration (names and shapes)`);
+        t.net.markLoaded(); // ActNorms left fresh initialise from the first batch
+        t.net.ctx.training = true;
+        events.onInfo?.(`${taken} of ${own.size} tensors initialised from ${o.initModel} (partial); ${fresh.length} fresh${fresh.length ? `, e.g. ${fresh.slice(0, 3).join(', ')}` : ''}`);
+        if (o.stage === 'flow' && o.pretrainRrdb) t.loadRrdb(o.pretrainRrdb);
+      } else {
+        loadStateDict(t.net, params, `model ${o.initModel}`);
+        t.net.ctx.training = true;
+        t.priorIterations = file ? priorIterationsOf(file.metadata, o.stage) : 0;
+        events.onInfo?.(`all weights initialised from ${o.initModel}${t.priorIterations ? ` (${t.priorIterations} ${o.stage} iterations)` : ''}, with a fresh optimizer and schedule`);
+      }
     } else if (o.stage === 'flow') {
       if (o.pretrainRrdb) {
-        const rrdb = readRrdbWeights(o.pretrainRrdb);
-        const dst = t.net.rrdbParameters();
-        for (const [n, p] of dst) {
-          const s = rrdb.get(n);
-          if (!s || s.data.length !== p.size) throw new Error(`Pre-trained RRDB ${o.pretrainRrdb} does not match the configuration at ${n}${s ? ` (shape [${s.shape}], expected [${p.shape}])` : ' (missing)'}`);
-          p.data = Float32Array.from(s.data);
-        }
-        events.onInfo?.(`RRDB initialised from ${o.pretrainRrdb}`);
+        t.loadRrdb(o.pretrainRrdb);
       } else {
         warn('no pre-trained RRDB (path.pretrain_rrdb): the flow stage starts from a random RRDB');
       }
     }
     mkdirSync(o.outDir, { recursive: true });
     return t;
+  }
+
+  /** The RRDB's weights from a pre-training checkpoint, model file or RRDB state dict (every tensor must match). */
+  loadRrdb(path: string): void {
+    const rrdb = readRrdbWeights(path);
+    for (const [n, p] of this.net.rrdbParameters()) {
+      const s = rrdb.get(n);
+      if (!s || s.data.length !== p.size) throw new Error(`Pre-trained RRDB ${path} does not match the configuration at ${n}${s ? ` (shape [${s.shape}], expected [${p.shape}])` : ' (missing)'}`);
+      p.data = Float32Array.from(s.data);
+    }
+    this.events.onInfo?.(`RRDB initialised from ${path}`);
   }
 
   resumeFrom(path: string): void {

@@ -158,6 +158,36 @@ test('flow validation reports hatching and the synthetic robustness check', asyn
   assert.ok((v.synth_bad_frac as number) >= 0 && (v.synth_bad_frac as number) <= 1);
 });
 
+test('init_partial: an 8x run warm-starts from a 4x model (matching tensors taken, the rest fresh)', async () => {
+  const four = await Trainer.create(opts('flow', join(dir, 'four')));
+  await four.run({ maxSteps: 1 });
+  const src = join(dir, 'four.safetensors');
+  four.saveModel(src);
+  const base = opts('flow', join(dir, 'eight'));
+  const model8 = makeOpt({ scale: 8, nb: 1, K: 1, L: 4, blocks: [0], hidden: 8, nf: 8, quant: 32 });
+  const raw = { ...base.raw, ...model8, datasets: { train: { dataroot_GT: join(dir, 'train'), GT_size: 32, batch_size: 2 } }, path: { out_dir: join(dir, 'eight'), init_model: src, init_partial: true } };
+  const infos: string[] = [];
+  const t = await Trainer.create(parseTrainOptions(raw), { onInfo: (m) => infos.push(m) });
+  const p4 = four.net.parameters();
+  const p8 = t.net.parameters();
+  let same = 0;
+  let fresh = 0;
+  for (const [n, p] of p8) {
+    const q = p4.get(n);
+    if (q && q.shape.join() === p.shape.join()) {
+      assert.deepEqual(Array.from(p.data), Array.from(q.data), `${n} taken from the 4x model`);
+      same++;
+    } else fresh++;
+  }
+  assert.ok(same > 0 && fresh > 0, `${same} taken, ${fresh} fresh`);
+  assert.ok(p8.has('RRDB.upconv3.weight') && !p4.has('RRDB.upconv3.weight'));
+  assert.ok(infos.some((m) => new RegExp(`${same} of ${p8.size} tensors initialised from .* \\(partial\\)`).test(m)), infos.join('\n'));
+  await t.run({ maxSteps: 2 });
+  assert.ok(t.weightsFinite());
+  // without init_partial the mismatch is an error naming the tensors
+  await assert.rejects(Trainer.create(parseTrainOptions({ ...raw, path: { out_dir: join(dir, 'eight2'), init_model: src } })), /does not match the configuration/);
+});
+
 test('rrdb stage: L1 pre-training runs and its checkpoint seeds the flow stage', async () => {
   const out = join(dir, 'r');
   const t = await Trainer.create(opts('rrdb', out, { niter: 10, val_freq: 10 }));
