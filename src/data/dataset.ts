@@ -10,8 +10,8 @@
  *
  * All randomness comes from the `rng` argument (uniform [0, 1)); per sample the draws are, in
  * order: image index, crop row, crop column, flip (if enabled), rotation (if enabled), then, when
- * `synthetic` > 0, whether the patch is synthetic, whether it is drawn over the photo patch, and the
- * synthetic patch's own draws (data/synthetic.ts). `Rng` below is a seeded generator with saveable
+ * `synthetic` > 0, whether the patch is synthetic, its mode (crisp LR, over the photo patch, alone),
+ * and the synthetic patch's own draws (data/synthetic.ts). `Rng` below is a seeded generator with saveable
  * state for reproducible, resumable training.
  *
  * Several folders can be given: their images are pooled (each image equally likely).
@@ -53,8 +53,11 @@ export interface DatasetOptions {
   onWarning?: (message: string) => void;
   /**
    * Fraction of patches replaced by synthetic non-photographic content (data/synthetic.ts), in
-   * [0, 1]; default 0. A quarter of those are drawn over the photo patch (logos on photographs).
-   * The LR of a synthetic patch is always made by MATLAB bicubic, also for paired datasets.
+   * [0, 1]; default 0. Of those, 30 % are drawn crisp at LR size — the LR is that drawing and the HR
+   * its nearest-neighbour enlargement (pixel art, screenshots, a logo at its own size: LR content
+   * sharper than any bicubic downscale makes) —, 17.5 % are drawn over the photo patch (logos on
+   * photographs), and the rest alone at HR size, with the LR made by MATLAB bicubic (also for
+   * paired datasets).
    */
   synthetic?: number;
 }
@@ -85,6 +88,10 @@ interface Draw {
   flip: boolean;
   rot: number;
 }
+
+/** Shares of the synthetic patches: drawn crisp at LR size (HR = its nearest enlargement), drawn over the photo patch; the rest are drawn at HR size alone. */
+const CRISP_LR = 0.3;
+const OVER_PHOTO = 0.175;
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp'];
 
@@ -323,9 +330,17 @@ export class ImageFolderDataset {
     let synthetic = false;
     if (this.synthetic > 0 && rng() < this.synthetic) {
       synthetic = true;
-      const over = rng() < 0.25;
+      const mode = rng();
       const off = b * 3 * P * P;
-      drawSynthetic(rng, P, out.hr.data, off, over ? out.hr.data.slice(off, off + 3 * P * P) : undefined);
+      if (mode < CRISP_LR) {
+        // crisp LR content (pixel art, screenshots, a logo drawn at its own size): drawn at LR size
+        // and kept as the LR; the HR is its nearest-neighbour enlargement
+        const lr = out.lr.data.subarray(b * 3 * p * p, (b + 1) * 3 * p * p);
+        drawSynthetic(rng, p, lr);
+        for (let c = 0; c < 3; c++) for (let y = 0; y < P; y++) for (let x = 0; x < P; x++) out.hr.data[off + (c * P + y) * P + x] = lr[(c * p + Math.floor(y / s)) * p + Math.floor(x / s)];
+        return;
+      }
+      drawSynthetic(rng, P, out.hr.data, off, mode < CRISP_LR + OVER_PHOTO ? out.hr.data.slice(off, off + 3 * P * P) : undefined);
     }
     if (this.paired && !synthetic) {
       cropAugment(lrData!, e.lrHeight!, e.lrWidth!, d.y / s, d.x / s, p, d.flip, d.rot, out.lr.data, b * 3 * p * p);
