@@ -9,10 +9,10 @@
  *
  * The source's latents carry its detail relative to its own LR; decoded against the target's LR
  * they give the target's structure with the source's texture. Outside the mask the latents are the
- * target's, so the target comes back there (up to the flow's receptive field reaching across the
- * mask's edge). Finally the image is projected onto the images whose bicubic downscale is LR_t
- * (iterative back-projection, src/upscale/consistency.ts), so that it stays exactly consistent
- * with the target's LR.
+ * target's; the flow's receptive field reaches a little across the mask's edge, so the result is
+ * composited, target + m ⊙ (x − target), with the pixel mask m. Finally the LR mismatch is
+ * removed by back-projection confined to the mask (maskedBackProjection), so that the result
+ * downscales to the target's LR while the outside stays the target.
  */
 import type { Planar } from '../io/image.js';
 import { imresize } from '../data/bicubic.js';
@@ -20,13 +20,42 @@ import type { SRFlowModel } from '../models/api.js';
 import { Tensor } from '../tensor/tensor.js';
 import { sizeMultiple } from '../upscale/engine.js';
 import { ceilTo, crop, padReflect } from '../upscale/pad.js';
-import { projectConsistent } from '../upscale/consistency.js';
 import { checkMap, levelMaps, type Map1 } from '../upscale/tempmap.js';
 import { lrPsnr } from '../metrics/psnr.js';
 import { mixLatentsByLevel } from './latents.js';
 
+/**
+ * Back-projection confined to the mask: x ← x + m ⊙ bicubic↑(lr − bicubic↓(x)), until the LR-PSNR
+ * (float) reaches `targetDb` or stops improving; outside the mask x is not touched. Converges when
+ * the LR mismatch lies under the mask (as it does when x equals a consistent image outside it).
+ */
+export function maskedBackProjection(x0: Planar, lr: Planar, s: number, mask: Map1, opts: { targetDb?: number; maxIterations?: number } = {}): { image: Planar; lrPsnr: number; iterations: number } {
+  const target = opts.targetDb ?? 60;
+  const maxIt = opts.maxIterations ?? 100;
+  const x: Planar = { ...x0, data: Float32Array.from(x0.data) };
+  const n = x.height * x.width;
+  let db = lrPsnr(x, lr, s, { quantize: false });
+  let it = 0;
+  while (db < target && it < maxIt) {
+    const prev = x.data.slice();
+    const down = imresize(x, 1 / s);
+    for (let i = 0; i < down.data.length; i++) down.data[i] = lr.data[i] - down.data[i];
+    const up = imresize(down, s, { outHeight: x.height, outWidth: x.width });
+    for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) x.data[c * n + p] += mask.data[p] * up.data[c * n + p];
+    it++;
+    const next = lrPsnr(x, lr, s, { quantize: false });
+    if (!(next > db + 1e-3)) {
+      if (!(next >= db)) x.data.set(prev);
+      else db = next;
+      break;
+    }
+    db = next;
+  }
+  return { image: x, lrPsnr: db, iterations: it };
+}
+
 export interface TransferOptions {
-  /** Project the result so that its bicubic downscale equals the target's LR (default true). */
+  /** Back-project inside the mask so that the result's bicubic downscale equals the target's LR (default true). */
   consistency?: boolean;
 }
 
@@ -91,6 +120,15 @@ export function transferContent(model: SRFlowModel, target: Planar, source: Plan
   const decoded = model.decode(new Tensor(t.lr.data, [1, 3, t.lr.height, t.lr.width]), z).sr;
   let image = crop({ data: decoded.data as Float32Array, channels: 3, height: tP.height, width: tP.width }, 0, 0, target.height, target.width);
   if (image.data === decoded.data) image = { ...image, data: Float32Array.from(image.data) };
+  // outside the mask the target itself (the flow's receptive field reaches a few pixels across
+  // the mask's edge); gray mask values blend
+  const n = target.height * target.width;
+  for (let c = 0; c < 3; c++) {
+    for (let p = 0; p < n; p++) {
+      const i = c * n + p;
+      image.data[i] = target.data[i] + mask.data[p] * (image.data[i] - target.data[i]);
+    }
+  }
   // the target's own LR (unpadded), the reference for consistency
   const lrT = imresize(target, 1 / s);
   const exact = target.height % s === 0 && target.width % s === 0;
@@ -98,12 +136,11 @@ export function transferContent(model: SRFlowModel, target: Planar, source: Plan
   let iterations = 0;
   let after = before;
   if ((opts.consistency ?? true) && exact) {
-    const r = projectConsistent(image, lrT, s);
+    const r = maskedBackProjection(image, lrT, s, mask);
     image = r.image;
     after = r.lrPsnr;
     iterations = r.iterations;
-  } else {
-    for (let i = 0; i < image.data.length; i++) image.data[i] = Math.min(1, Math.max(0, image.data[i]));
   }
+  for (let i = 0; i < image.data.length; i++) image.data[i] = Math.min(1, Math.max(0, image.data[i]));
   return { image, lrPsnrBefore: before, lrPsnr: after, maskFraction, iterations };
 }
