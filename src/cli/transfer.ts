@@ -11,7 +11,7 @@ import { oneLineErrors, toJson } from './progress.js';
 import { parseFormat } from './upscale.js';
 import { encodeImage, loadImage, writeFileAtomicAsync } from '../io/image.js';
 import { resolveModel } from '../upscale/model.js';
-import { loadMap } from '../upscale/tempmap.js';
+import { loadMap } from '../upscale/mapfile.js';
 import { maskCoverage, transferContent } from '../edit/transfer.js';
 import { checkOutputPath, refuseOverwrite } from './edit-common.js';
 

@@ -17,7 +17,7 @@ import { resolveModel } from '../upscale/model.js';
 import { checkOutputSize, makeDraws, upscaleLoaded, type OutputForm } from '../upscale/index.js';
 import { DEFAULT_MAX_MEMORY_MB, DEFAULT_OVERLAP, type Draw } from '../upscale/engine.js';
 import { grayToRgb, uncertaintyMap } from '../upscale/uncertainty.js';
-import { loadMap } from '../upscale/tempmap.js';
+import { loadMap } from '../upscale/mapfile.js';
 import type { SRFlowModel } from '../models/api.js';
 
 interface UpscaleCliOptions {

@@ -19,7 +19,8 @@ import { superResolve, checkEngineOptions, abortError, DEFAULT_MAX_MEMORY_MB, ty
 import { resolveModel } from './model.js';
 import { clip01 } from './pad.js';
 import { uncertaintyMap } from './uncertainty.js';
-import { loadMap, type Map1, type MapInput } from './tempmap.js';
+import type { Map1 } from './tempmap.js';
+import { loadMap, type MapInput } from './mapfile.js';
 
 export { superResolve, sizeMultiple, abortError, DEFAULT_MAX_MEMORY_MB, DEFAULT_OVERLAP } from './engine.js';
 export type { Draw, Progress, Stage, SuperResolveOptions, SuperResolveResult } from './engine.js';
@@ -32,8 +33,10 @@ export { bytesPerLrPixel } from './memory.js';
 export { padReflect, reflectIndex, crop } from './pad.js';
 export { planTiles, planAxis, axisWeights } from './tiles.js';
 export { fillLatentField } from './noise.js';
-export { levelMaps, resizeMap, poolMap, lumaMap, loadMap, checkMap } from './tempmap.js';
-export type { Map1, MapInput } from './tempmap.js';
+export { levelMaps, resizeMap, poolMap, lumaMap, checkMap } from './tempmap.js';
+export { loadMap } from './mapfile.js';
+export type { Map1 } from './tempmap.js';
+export type { MapInput } from './mapfile.js';
 
 export type OutputForm = 'raw' | 'png' | 'jpg' | 'webp';
 

@@ -7,8 +7,10 @@
  * inside the map's range and a black region stays exactly 0 away from its border), padded by reflection to the padded output (as the
  * engine pads the LR image), and averaged over each latent cell's footprint: a latent of level ℓ
  * with H_ℓ rows covers HS / H_ℓ output rows per cell.
+ *
+ * No image decoding here (the browser's worker bundles this module): see mapfile.ts.
  */
-import { loadImage, type Planar, type RawPixels } from '../io/image.js';
+import type { Planar } from '../io/image.js';
 import { padReflect } from './pad.js';
 
 /** A one-channel map, values in [0, 1] (CHW with C = 1, so planar and interleaved agree). */
@@ -160,23 +162,4 @@ export function multiplyByMap(values: Float32Array, win: { channels: number; hei
       for (let x = 0; x < W; x++) values[o + x] *= map.data[m + x];
     }
   }
-}
-
-/** What a map may be given as: a file path, encoded image bytes, or raw pixels (see io/image.ts). */
-export type MapInput = string | Buffer | Uint8Array | RawPixels;
-
-/**
- * Decode a map image (any format and size; colour images count by their luma, alpha is ignored)
- * into a one-channel map in [0, 1]. Errors name `what` ("temperature map", "mask").
- */
-export async function loadMap(input: MapInput, what: string): Promise<Map1> {
-  const name = typeof input === 'string' ? input : input instanceof Uint8Array ? '<buffer>' : 'raw pixels';
-  let img;
-  try {
-    img = await loadImage(input);
-  } catch (e) {
-    const msg = (e as Error).message.replace(/^Cannot read image [^:]*: /, '');
-    throw new Error(`Cannot read the ${what} ${name}: ${msg}`);
-  }
-  return lumaMap(img.rgb);
 }
