@@ -2,9 +2,10 @@
  * Measure `srflow restore` on photo crops: for every photo given, 256×256 crops (the centre, and
  * the centres of the four quadrants when the photo is at least 512 pixels on both sides), degraded
  * by JPEG quality 10 (sharp/libjpeg-turbo, 4:2:0) and by Gaussian noise σ = 15/255 (seeded,
- * clipped, 8-bit), restored with the library's restoreImage at full strength. Prints the PSNR
- * (RGB, 8-bit) of the degraded and restored crops and the mean gains, with and without the chroma
- * step (step 5). Usage:
+ * clipped, 8-bit), restored with the library's restoreImage at full strength (with the JPEG's
+ * quantisation table for the JPEG crops, as `srflow restore file.jpg` does). Prints the PSNR
+ * (RGB, 8-bit) of the degraded and restored crops and the mean gains: all steps, the model's
+ * steps 1–4 alone, and the classical chroma step 5 alone on the degraded input. Usage:
  *
  *   node --import tsx scripts/restore-eval.ts [--model M] [--crops 1|5] [--passes n] photo.png ...
  */
@@ -16,6 +17,7 @@ import { Rng } from '../src/tensor/random.js';
 import { crop } from '../src/upscale/pad.js';
 import { restoreImage, RESTORE_FULL } from '../src/edit/restore.js';
 import { filterChroma } from '../src/edit/chroma.js';
+import { projectJpegLuma, readJpegTables, type JpegTables } from '../src/edit/jpeg.js';
 
 const args = process.argv.slice(2);
 let modelPath = 'models/srflow-4x.safetensors';
@@ -37,10 +39,11 @@ function toU8(p: Planar): Buffer {
   for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) b[3 * i + c] = Math.round(Math.min(1, Math.max(0, p.data[c * n + i])) * 255);
   return b;
 }
-async function jpeg(p: Planar, q: number): Promise<Planar> {
+async function jpeg(p: Planar, q: number): Promise<{ img: Planar; tables: JpegTables | null }> {
   const buf = await sharp(toU8(p), { raw: { width: p.width, height: p.height, channels: 3 } }).jpeg({ quality: q }).toBuffer();
-  return (await loadImage(buf)).rgb;
+  return { img: (await loadImage(buf)).rgb, tables: readJpegTables(buf) };
 }
+const clip = (p: Planar): Planar => ({ ...p, data: p.data.map((v) => (v > 0 ? (v < 1 ? v : 1) : 0)) });
 function noisy(p: Planar, sigma: number, seed: number): Planar {
   const r = new Rng(seed);
   return { ...p, data: Float32Array.from(p.data, (v) => Math.round(Math.min(1, Math.max(0, v + sigma * r.normal())) * 255) / 255) };
@@ -56,19 +59,22 @@ for (const f of files) {
   }
   for (const [y0, x0] of spots) {
     const gt = crop(img, y0, x0, S, S);
-    for (const [name, deg] of [
-      ['jpeg q10', await jpeg(gt, 10)],
-      ['noise 15', noisy(gt, 15 / 255, ++k)],
-    ] as [string, Planar][]) {
+    const j = await jpeg(gt, 10);
+    for (const [name, deg, tables] of [
+      ['jpeg q10', j.img, j.tables],
+      ['noise 15', noisy(gt, 15 / 255, ++k), null],
+    ] as [string, Planar, JpegTables | null][]) {
       const t0 = performance.now();
+      // steps 1–4 once; steps 5 (chroma) and 6 (JPEG constraint) applied here as restoreImage does
       const noChroma = (await restoreImage(model, deg, { chroma: false, passes })).image;
-      const full = filterChroma(noChroma, { radius: RESTORE_FULL.chromaRadius, eps: RESTORE_FULL.chromaEps });
+      let full = clip(filterChroma(noChroma, { radius: RESTORE_FULL.chromaRadius, eps: RESTORE_FULL.chromaEps }));
+      if (tables) full = clip(projectJpegLuma(full, deg, tables.luma).image);
       const pd = psnr(deg, gt);
       const pn = psnr(noChroma, gt);
       const pf = psnr(full, gt);
       const pc = psnr(filterChroma(deg, { radius: RESTORE_FULL.chromaRadius, eps: RESTORE_FULL.chromaEps }), gt);
       (gains[`${name} full`] ??= []).push(pf - pd);
-      (gains[`${name} model only (no chroma step)`] ??= []).push(pn - pd);
+      (gains[`${name} model steps 1-4 only`] ??= []).push(pn - pd);
       (gains[`${name} chroma step alone (no model)`] ??= []).push(pc - pd);
       console.log(`${f.split('/').pop()} @${y0},${x0} ${name}: degraded ${pd.toFixed(2)} dB, restored ${pf.toFixed(2)} dB (${(pf - pd >= 0 ? '+' : '') + (pf - pd).toFixed(2)}), model only ${pn.toFixed(2)}, chroma step alone ${pc.toFixed(2)}  [${((performance.now() - t0) / 1000).toFixed(1)} s]`);
     }

@@ -9,6 +9,9 @@ import { parseFormat } from './upscale.js';
 import { encodeImage, loadImage, writeFileAtomicAsync } from '../io/image.js';
 import { resolveModel } from '../upscale/model.js';
 import { DEFAULT_RESTORE_TILE, RESTORE_SHIFTS, restoreImage } from '../edit/restore.js';
+import { readJpegTables, type JpegTables } from '../edit/jpeg.js';
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
 import { checkOutputPath, refuseOverwrite } from './edit-common.js';
 
 interface RestoreCliOptions {
@@ -45,8 +48,10 @@ export function registerRestore(program: Command): void {
 How: the image is downscaled by the model's scale (bicubic), encoded by the flow given that LR,
 its latents are pulled back to what natural detail looks like (channels with more energy than τ
 are scaled down to τ; the finest level is damped most), decoded against the same LR, and this is
-averaged over shifted passes; a fraction of the input is blended back. See docs/EDITING.md for the
-method and measured gains (JPEG quality 10, Gaussian noise). Alpha and grayscale are kept.
+averaged over shifted passes; a fraction of the input is blended back; the chroma is smoothed
+along the luma's edges, and for a JPEG input the luma is kept within the file's quantisation
+steps. See docs/EDITING.md for the method and measured gains (JPEG quality 10, Gaussian noise).
+Alpha and grayscale are kept.
 
 Exit codes: 0 success, 1 failure (unreadable input or model), 2 usage error.`,
     );
@@ -61,12 +66,19 @@ Exit codes: 0 success, 1 failure (unreadable input or model), 2 usage error.`,
     refuseOverwrite(o.output, [input]);
     const t0 = performance.now();
     const img = await loadImage(input);
+    // a JPEG file: its luma quantisation table constrains the result (unless EXIF rotated it)
+    let jpeg: JpegTables | null = null;
+    if (img.format === 'jpeg') {
+      const t = readJpegTables(await readFile(input));
+      const orientation = (await sharp(input).metadata()).orientation ?? 1;
+      if (t && orientation === 1 && t.width === img.width && t.height === img.height) jpeg = t;
+    }
     const model = await resolveModel(o.model, { config: o.config, hint: 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)' });
     const bar = createProgressBar(progressWanted(o.quiet || o.json));
     bar.start('restore', 1);
     let r;
     try {
-      r = await restoreImage(model, img.rgb, { strength, passes, tile, onProgress: (p) => bar.update({ done: p.done, total: p.total, stage: 'restore' }) });
+      r = await restoreImage(model, img.rgb, { strength, passes, tile, jpeg: strength > 0 ? jpeg : null, onProgress: (p) => bar.update({ done: p.done, total: p.total, stage: 'restore' }) });
     } finally {
       bar.stop();
     }
@@ -78,7 +90,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model), 2 usage error.`,
       width: img.width,
       height: img.height,
       scale: model.scale,
-      method: 'encode given the bicubic LR, shrink latent channels to rms tau, damp levels, decode, average shifted passes, blend input',
+      method: 'encode given the bicubic LR, shrink latent channels to rms tau, damp levels, decode, average shifted passes, blend input, luma-guided chroma filter, JPEG quantisation constraint (JPEG input)',
       ...r.report,
       tau: Number.isFinite(r.report.tau) ? r.report.tau : null,
       seconds: (performance.now() - t0) / 1000,

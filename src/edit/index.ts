@@ -6,3 +6,5 @@ export type { RestoreOptions, RestoreReport } from './restore.js';
 export { transferContent, maskedBackProjection, maskCoverage } from './transfer.js';
 export type { TransferOptions, TransferResult } from './transfer.js';
 export { filterChroma, guidedFilter } from './chroma.js';
+export { readJpegTables, projectJpegLuma } from './jpeg.js';
+export type { JpegTables } from './jpeg.js';

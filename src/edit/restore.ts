@@ -17,7 +17,10 @@
  *   4. blend back a fraction of the input (the average loses some true detail);
  *   5. smooth the chroma with a guided filter steered by the luma (a classical step, not the
  *      model: JPEG's subsampled, coarsely quantised chroma is a large part of its error; off
- *      with `chroma: false`).
+ *      with `chroma: false`);
+ *   6. when the input is a JPEG whose quantisation table is given (`jpeg`, from readJpegTables),
+ *      project the luma onto the JPEG's quantisation constraint set (jpeg.ts): every 8×8 block's
+ *      DCT coefficients back within half a step of what the file stores.
  *
  * `strength` s ∈ [0, 1] moves every step from doing nothing (s = 0: the input comes back,
  * exactly, up to float rounding) to the full setting (s = 1, the default). Large images are
@@ -33,6 +36,7 @@ import { ceilTo, crop, reflectIndex } from '../upscale/pad.js';
 import { axisWeights, planTiles } from '../upscale/tiles.js';
 import { latentRms, normaliseLatents, scaleLatents } from './latents.js';
 import { filterChroma } from './chroma.js';
+import { projectJpegLuma, type JpegTables } from './jpeg.js';
 
 /** The full-strength setting (s = 1); chosen on held-out photos, see docs/EDITING.md. */
 export const RESTORE_FULL = {
@@ -67,6 +71,8 @@ export interface RestoreOptions {
   tile?: number;
   /** Step 5, the luma-guided chroma filter (default true). */
   chroma?: boolean;
+  /** Step 6: the input's JPEG tables (readJpegTables of the file it was decoded from), for the quantisation constraint. */
+  jpeg?: JpegTables | null;
   onProgress?: (p: { done: number; total: number }) => void;
   signal?: AbortSignal;
 }
@@ -79,6 +85,9 @@ export interface RestoreReport {
   blend: number;
   /** Amount of the chroma filter (0 = off). */
   chroma: number;
+  /** Step 6: whether the JPEG quantisation constraint was applied, and the fraction of luma DCT coefficients it moved. */
+  jpegConstraint: boolean;
+  jpegMoved: number;
   tiles: number;
   /** Root mean square of each latent before and after editing, averaged over tiles and passes. */
   latentRmsBefore: number[];
@@ -175,6 +184,8 @@ export async function restoreImage(model: SRFlowModel, img: Planar, opts: Restor
     levelFactors: setting.levelFactors,
     blend: setting.blend,
     chroma: opts.chroma === false ? 0 : strength,
+    jpegConstraint: false,
+    jpegMoved: 0,
     tiles: 1,
     latentRmsBefore: new Array(nLevels).fill(0),
     latentRmsAfter: new Array(nLevels).fill(0),
@@ -231,6 +242,13 @@ export async function restoreImage(model: SRFlowModel, img: Planar, opts: Restor
   };
   clip(out);
   if (report.chroma > 0) out = clip(filterChroma({ data: out, channels: 3, height: H, width: W }, { radius: RESTORE_FULL.chromaRadius, eps: RESTORE_FULL.chromaEps, amount: report.chroma }).data);
+  if (opts.jpeg) {
+    if (opts.jpeg.width !== W || opts.jpeg.height !== H) throw new Error(`Expected JPEG tables of a ${W}×${H} image but they are of ${opts.jpeg.width}×${opts.jpeg.height}`);
+    const p = projectJpegLuma({ data: out, channels: 3, height: H, width: W }, img, opts.jpeg.luma);
+    out = clip(p.image.data);
+    report.jpegConstraint = true;
+    report.jpegMoved = p.moved;
+  }
   report.latentRmsBefore = stats.before.map((v) => v / stats.n);
   report.latentRmsAfter = stats.after.map((v) => v / stats.n);
   return { image: { data: out, channels: 3, height: H, width: W }, report };

@@ -137,6 +137,12 @@ test('restore: writes a restored image of the same size, --json reports the meth
   assert.match(j.method, /encode/);
   const meta = await sharp(out).metadata();
   assert.deepEqual([meta.width, meta.height], [48, 48]);
+  // a JPEG input: its quantisation table constrains the luma
+  const jpg = join(dir, 'in.jpg');
+  await sharp(pattern(48, 48, stripes), { raw: { width: 48, height: 48, channels: 3 } }).jpeg({ quality: 20 }).toFile(jpg);
+  const rj = await run(['restore', jpg, '-o', join(dir, 'restored-jpg.png'), '--model', model, '--passes', '1', '--json']);
+  assert.equal(rj.code, 0, rj.stderr);
+  assert.equal(JSON.parse(rj.stdout).jpegConstraint, true);
   const bad = join(dir, 'restored-bad.png');
   oneLine(await run(['restore', join(dir, 'notimage.png'), '-o', bad, '--model', model]), 1, /notimage\.png/);
   oneLine(await run(['restore', join(dir, 'target.png'), '-o', bad, '--model', model, '--strength', '2']), 2, /from 0 to 1 for --strength/);

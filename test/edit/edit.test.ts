@@ -199,3 +199,32 @@ test('restore with the shipped model on a real photo crop: JPEG q10 and noise σ
   assert.ok(psnr(rj.image, gt) > psnr(jpg, gt), `JPEG: ${psnr(jpg, gt)} → ${psnr(rj.image, gt)} dB`);
   assert.ok(psnr(rn.image, gt) > psnr(noisy, gt) + 1, `noise: ${psnr(noisy, gt)} → ${psnr(rn.image, gt)} dB`);
 });
+
+test('JPEG tables and the quantisation constraint: the decoded JPEG is inside, a flat estimate moves toward the truth', async () => {
+  const { readJpegTables, projectJpegLuma } = await import('../../src/edit/jpeg.js');
+  const sharp = (await import('sharp')).default;
+  const W = 48;
+  const gt = smooth(W, W);
+  const u8 = Buffer.alloc(3 * W * W);
+  for (let i = 0; i < W * W; i++) for (let c = 0; c < 3; c++) u8[3 * i + c] = Math.round(gt.data[c * W * W + i] * 255);
+  const buf = await sharp(u8, { raw: { width: W, height: W, channels: 3 } }).jpeg({ quality: 10 }).toBuffer();
+  const t = readJpegTables(buf);
+  assert.ok(t);
+  assert.deepEqual([t.width, t.height, t.components], [W, W, 3]);
+  assert.equal(t.luma[0], 80); // libjpeg's luma table (16) scaled for quality 10 (×5)
+  assert.equal(readJpegTables(await sharp(u8, { raw: { width: W, height: W, channels: 3 } }).png().toBuffer()), null);
+  assert.equal(readJpegTables(new Uint8Array([0xff, 0xd8, 0xff])), null);
+  const dec = (await loadImage(buf)).rgb;
+  assert.equal(projectJpegLuma(dec, dec, t.luma).moved, 0);
+  // a flat gray estimate is far outside the constraint set: projecting it recovers luma structure
+  const flat: Planar = { ...gt, data: new Float32Array(gt.data.length).fill(0.5) };
+  const p = projectJpegLuma(flat, dec, t.luma);
+  assert.ok(p.moved > 0.01);
+  const luma = (img: Planar): Planar => {
+    const n = W * W;
+    const d = new Float32Array(n);
+    for (let i = 0; i < n; i++) d[i] = 0.299 * img.data[i] + 0.587 * img.data[n + i] + 0.114 * img.data[2 * n + i];
+    return { data: d, channels: 1, height: W, width: W };
+  };
+  assert.ok(psnr(luma(p.image), luma(gt), { quantize: false }) > psnr(luma(flat), luma(gt), { quantize: false }) + 3);
+});
