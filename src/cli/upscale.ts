@@ -274,12 +274,12 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
         if (sameFile(o.temperatureMap, q)) throw new UsageError(`Refusing to overwrite the temperature map ${o.temperatureMap} with an output`);
       }
     }
+    const temperatureMap = o.temperatureMap !== undefined ? await loadMap(o.temperatureMap, 'temperature map') : undefined;
     const model: SRFlowModel = await resolveModel(o.model, { config: o.config, hint: 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)' });
     const tModel = performance.now();
     const plan = planOutputs(inputs, o, p, model.scale);
     checkPlan(plan, o);
 
-    const temperatureMap = o.temperatureMap !== undefined ? await loadMap(o.temperatureMap, 'temperature map') : undefined;
     // Decode every input before any inference; keep the decoded pixels when they are small.
     const kept = new Map<string, LoadedImage>();
     let keptBytes = 0;
