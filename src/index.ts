@@ -53,3 +53,18 @@ export type { Planar, RawPixels, LoadedImage, SaveableImage, ImageFormat, Encode
 
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export type { RawTensor, SafetensorsFile } from './io/safetensors.js';
+
+export {
+  scaleLatents,
+  mixLatents,
+  maskLatents,
+  mixLatentsByLevel,
+  normaliseLatents,
+  latentRms,
+  restoreImage,
+  transferContent,
+  filterChroma,
+} from './edit/index.js';
+export type { LatentWeight, NormaliseOptions, RestoreOptions, RestoreReport, TransferOptions, TransferResult } from './edit/index.js';
+export { levelMaps, resizeMap, loadMap } from './upscale/index.js';
+export type { Map1, MapInput } from './upscale/index.js';

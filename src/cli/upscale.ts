@@ -17,6 +17,7 @@ import { resolveModel } from '../upscale/model.js';
 import { checkOutputSize, makeDraws, upscaleLoaded, type OutputForm } from '../upscale/index.js';
 import { DEFAULT_MAX_MEMORY_MB, DEFAULT_OVERLAP, type Draw } from '../upscale/engine.js';
 import { grayToRgb, uncertaintyMap } from '../upscale/uncertainty.js';
+import { loadMap } from '../upscale/mapfile.js';
 import type { SRFlowModel } from '../models/api.js';
 
 interface UpscaleCliOptions {
@@ -34,6 +35,7 @@ interface UpscaleCliOptions {
   maxMemory: string;
   uncertainty?: string;
   consistency: string;
+  temperatureMap?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -210,6 +212,7 @@ export function registerUpscale(program: Command): void {
     .option('--max-memory <mb>', 'memory budget (MB) that picks the tile size', String(DEFAULT_MAX_MEMORY_MB))
     .option('--uncertainty <file>', 'write a grayscale PNG of how much the samples disagree (needs --samples ≥ 2; one input)')
     .option('--consistency <mode>', 'none, or exact: project every output so that its bicubic downscale equals the input', 'none')
+    .option('--temperature-map <image>', 'grayscale image (any size, resized to the output) scaling τ per pixel: black = τ 0, white = --temperature')
     .option('--json', 'print one JSON object with outputs, timings and sizes')
     .option('--quiet', 'no progress bar and no messages')
     .addHelpText(
@@ -231,6 +234,11 @@ not depend on the tile size (at τ = 0 tiled and whole-image results agree to �
 Uncertainty: the per-pixel standard deviation across the samples, averaged over RGB and scaled so
 that its 99.5th percentile is white. With several temperatures, one map per temperature
 (FILE_t0.4.png, …).
+
+Temperature map: --temperature-map map.png scales the temperature per position (black = τ 0, the
+deterministic mean; white = the given τ; gray in between; colour maps count by their luma). The
+map is resized to the output and averaged over each latent's footprint, so it decides where
+detail is invented and where the output stays the mean.
 
 Consistency exact: iterative back-projection x ← x + bicubic↑(lr − bicubic↓(x)) (MATLAB bicubic,
 float) until the LR-PSNR is ≥ 60 dB (at most 50 iterations), clipped to [0, 1]. The LR-PSNR
@@ -258,8 +266,15 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
       if (['png', 'jpg', 'webp'].includes(f) && f !== p.format) throw new UsageError(`-o ${o.output} does not match --format ${p.format}`);
     }
     // Output names without the model first (the scale only changes the names), to fail fast.
-    checkPlan(planOutputs(inputs, o, p, 4), o);
+    const plan0 = planOutputs(inputs, o, p, 4);
+    checkPlan(plan0, o);
 
+    if (o.temperatureMap !== undefined) {
+      for (const q of [...plan0.flatMap((x) => x.outputs.map((y) => y.path)), ...plan0.flatMap((x) => x.uncertainty.map((y) => y.path))]) {
+        if (sameFile(o.temperatureMap, q)) throw new UsageError(`Refusing to overwrite the temperature map ${o.temperatureMap} with an output`);
+      }
+    }
+    const temperatureMap = o.temperatureMap !== undefined ? await loadMap(o.temperatureMap, 'temperature map') : undefined;
     const model: SRFlowModel = await resolveModel(o.model, { config: o.config, hint: 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)' });
     const tModel = performance.now();
     const plan = planOutputs(inputs, o, p, model.scale);
@@ -296,6 +311,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           tileOverlap: p.tileOverlap,
           maxMemoryMB: p.maxMemoryMB,
           consistency: p.consistency,
+          temperatureMap,
           onProgress: (q) => bar.update(q),
           signal: ac.signal,
         });
@@ -369,6 +385,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           samples: p.samples,
           seed: p.seed,
           consistency: p.consistency,
+          ...(o.temperatureMap !== undefined ? { temperatureMap: o.temperatureMap } : {}),
           maxMemoryMB: p.maxMemoryMB,
           images: results,
           seconds: { model: (tModel - t0) / 1000, total: (performance.now() - t0) / 1000 },

@@ -19,6 +19,7 @@ import { ceilTo, clip01, crop, padReflect } from './pad.js';
 import { axisWeights, floorTo, planTiles, type Tile } from './tiles.js';
 import { bytesPerLrPixel, chooseTile, DECODE_BATCH, TILE_GC_FACTOR } from './memory.js';
 import { projectConsistent } from './consistency.js';
+import { checkMap, levelMaps, multiplyByMap, type Map1 } from './tempmap.js';
 
 export interface Draw {
   temperature: number;
@@ -48,6 +49,12 @@ export interface SuperResolveOptions {
   maxMemoryMB?: number;
   /** 'exact': project every sample so that its bicubic downscale equals the LR (see consistency.ts). */
   consistency?: 'none' | 'exact';
+  /**
+   * Spatially varying temperature: a one-channel map (values in [0, 1], any size) over the output;
+   * each latent is multiplied by the map averaged over its footprint, so black gives τ = 0 (the
+   * deterministic mean) and white the draw's τ. See tempmap.ts.
+   */
+  temperatureMap?: Map1;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
@@ -140,6 +147,7 @@ export function checkEngineOptions(o: SuperResolveOptions): void {
     throw new Error(`Expected 'none' or 'exact' for consistency but received ${JSON.stringify(o.consistency)}`);
   }
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new Error('Expected a function for onProgress');
+  if (o.temperatureMap !== undefined) checkMap(o.temperatureMap, 'temperatureMap');
 }
 
 /** Super-resolve an RGB LR image (any size) into one SR image per draw. */
@@ -195,6 +203,7 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
   const wsum = single ? null : new Float32Array(HS * WS);
   let whole: Float32Array[] = [];
   const globalShapes = model.latentShapes([1, 3, Hp, Wp]);
+  const tMaps = opts.temperatureMap ? levelMaps(opts.temperatureMap, globalShapes, { height: h * s, width: w * s, paddedHeight: HS, paddedWidth: WS }) : null;
 
   for (const t of tiles) {
     await tick();
@@ -229,7 +238,11 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
         const per = sh[1] * sh[2] * sh[3];
         const f = globalShapes[li][2] / Hp; // latent pixels per LR pixel at this level
         const win = { channels: sh[1], height: sh[2], width: sh[3], y0: Math.round(t.y.start * f), x0: Math.round(t.x.start * f) };
-        group.forEach((d, j) => fillLatentField((z.data as Float32Array).subarray(j * per, (j + 1) * per), win, d.seed, li, d.temperature));
+        group.forEach((d, j) => {
+          const part = (z.data as Float32Array).subarray(j * per, (j + 1) * per);
+          fillLatentField(part, win, d.seed, li, d.temperature);
+          if (tMaps && d.temperature > 0) multiplyByMap(part, win, tMaps[li]);
+        });
         return z;
       });
       const out = model.net.decodeCached(latents, cond, { logdet: false }).sr.data as Float32Array;

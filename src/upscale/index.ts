@@ -19,6 +19,8 @@ import { superResolve, checkEngineOptions, abortError, DEFAULT_MAX_MEMORY_MB, ty
 import { resolveModel } from './model.js';
 import { clip01 } from './pad.js';
 import { uncertaintyMap } from './uncertainty.js';
+import type { Map1 } from './tempmap.js';
+import { loadMap, type MapInput } from './mapfile.js';
 
 export { superResolve, sizeMultiple, abortError, DEFAULT_MAX_MEMORY_MB, DEFAULT_OVERLAP } from './engine.js';
 export type { Draw, Progress, Stage, SuperResolveOptions, SuperResolveResult } from './engine.js';
@@ -31,6 +33,10 @@ export { bytesPerLrPixel } from './memory.js';
 export { padReflect, reflectIndex, crop } from './pad.js';
 export { planTiles, planAxis, axisWeights } from './tiles.js';
 export { fillLatentField } from './noise.js';
+export { levelMaps, resizeMap, poolMap, lumaMap, checkMap } from './tempmap.js';
+export { loadMap } from './mapfile.js';
+export type { Map1 } from './tempmap.js';
+export type { MapInput } from './mapfile.js';
 
 export type OutputForm = 'raw' | 'png' | 'jpg' | 'webp';
 
@@ -53,6 +59,12 @@ export interface UpscaleOptions {
   maxMemoryMB?: number;
   /** 'exact': every sample's bicubic downscale equals the input (LR-PSNR ≥ 60 dB). Default 'none'. */
   consistency?: 'none' | 'exact';
+  /**
+   * Spatially varying temperature: a grayscale image (file path, encoded bytes or raw pixels; any
+   * size, resized to the output) that scales τ per position: black = τ 0 (the deterministic
+   * mean), white = the given τ. Colour images count by their luma.
+   */
+  temperatureMap?: MapInput;
   /** Also return a per-pixel uncertainty map (needs ≥ 2 samples per temperature). */
   uncertainty?: boolean;
   onProgress?: (p: Progress) => void;
@@ -126,6 +138,11 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
     throw new Error(`Expected an integer from 1 to 100 for quality but received ${o.quality}`);
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new Error('Expected an AbortSignal for signal');
+  if (o.temperatureMap !== undefined) {
+    const m = o.temperatureMap;
+    const ok = typeof m === 'string' ? m.length > 0 : m instanceof Uint8Array || (typeof m === 'object' && m !== null && 'data' in m);
+    if (!ok) throw new Error('Expected an image (file path, Buffer or raw pixels) for temperatureMap');
+  }
   const draws = makeDraws(temps, samples, seed);
   checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress });
   return { temperatures: temps, samples, seed, draws };
@@ -160,7 +177,7 @@ export interface UpscaledImage {
 export async function upscaleLoaded(
   model: SRFlowModel,
   img: LoadedImage,
-  opts: { draws: Draw[] } & Omit<UpscaleOptions, 'model' | 'temperature' | 'samples' | 'seed' | 'output' | 'uncertainty' | 'quality' | 'config'>,
+  opts: { draws: Draw[]; temperatureMap?: Map1 } & Omit<UpscaleOptions, 'model' | 'temperature' | 'samples' | 'seed' | 'output' | 'uncertainty' | 'quality' | 'config' | 'temperatureMap'>,
 ): Promise<UpscaledImage> {
   const engine = await superResolve(model, img.rgb, {
     draws: opts.draws,
@@ -168,6 +185,7 @@ export async function upscaleLoaded(
     overlap: opts.tileOverlap,
     maxMemoryMB: opts.maxMemoryMB,
     consistency: opts.consistency,
+    temperatureMap: opts.temperatureMap,
     onProgress: opts.onProgress,
     signal: opts.signal,
   });
@@ -211,13 +229,14 @@ export async function upscale(input: string | Buffer | Uint8Array | RawPixels, o
   const model = await resolveModel(options.model, { config: options.config });
   const t1 = performance.now();
   const img = await loadImage(input);
+  const tmap = options.temperatureMap !== undefined ? await loadMap(options.temperatureMap, 'temperature map') : undefined;
   const t2 = performance.now();
   const writable = new Set(['png', 'jpeg', 'webp']);
   const form: OutputForm =
     options.output ?? (isRaw || typeof input === 'string' ? 'raw' : writable.has(img.format) ? (img.format === 'jpeg' ? 'jpg' : (img.format as OutputForm)) : 'png');
   const name = typeof input === 'string' ? input : isRaw ? 'raw pixels' : '<buffer>';
   checkOutputSize(name, img.width, img.height, model.scale, form);
-  const up = await upscaleLoaded(model, img, { ...options, draws: norm.draws });
+  const up = await upscaleLoaded(model, img, { ...options, draws: norm.draws, temperatureMap: tmap });
   const t3 = performance.now();
 
   const floatRaw = isRaw && (input as RawPixels).data instanceof Float32Array;

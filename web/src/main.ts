@@ -7,6 +7,7 @@
 import wasmUrl from '../../wasm/srflow-kernels.wasm?url';
 import wasmThreadsUrl from '../../wasm/srflow-kernels-threads.wasm?url';
 import type { FromWorker, ModelInfo, Rgba, ToWorker } from './protocol.js';
+import { createBrush } from './brush.js';
 
 /** Largest accepted input side (LR pixels): the output is 4× larger per side. */
 const MAX_SIDE = 512;
@@ -37,6 +38,8 @@ const ui = {
   stdWhite: $('std-white'),
   timing: $('timing'),
 };
+
+const brush = createBrush($('brush'));
 
 type State = 'loading' | 'ready' | 'running' | 'done' | 'cancelled' | 'error';
 let worker: Worker | null = null;
@@ -201,6 +204,7 @@ async function takeFile(file: File): Promise<void> {
   g.drawImage(bitmap, 0, 0);
   const d = g.getImageData(0, 0, bitmap.width, bitmap.height);
   image = { rgba: { width: d.width, height: d.height, data: d.data }, bitmap, name: file.name.replace(/\.[^.]*$/, '') || 'image' };
+  brush.setImage(bitmap);
   const preview = document.createElement('canvas');
   preview.width = bitmap.width;
   preview.height = bitmap.height;
@@ -229,8 +233,9 @@ function run(): void {
   status('Working…');
   setState('running');
   const data = new Uint8ClampedArray(image.rgba.data);
-  const msg: ToWorker = { type: 'run', id: runId, image: { width: image.rgba.width, height: image.rgba.height, data }, temperature, samples, seed };
-  worker.postMessage(msg, [data.buffer]);
+  const temperatureMap = brush.map() ?? undefined;
+  const msg: ToWorker = { type: 'run', id: runId, image: { width: image.rgba.width, height: image.rgba.height, data }, temperature, samples, seed, temperatureMap };
+  worker.postMessage(msg, temperatureMap ? [data.buffer, temperatureMap.data.buffer] : [data.buffer]);
 }
 
 function cancel(): void {

@@ -18,7 +18,16 @@ export interface Rgba {
 
 export type ToWorker =
   | { type: 'init'; model: ArrayBuffer; untrained: boolean; name: string; wasm: string; wasmThreads: string; threads: number }
-  | { type: 'run'; id: number; image: Rgba; temperature: number; samples: number; seed: number };
+  | {
+      type: 'run';
+      id: number;
+      image: Rgba;
+      temperature: number;
+      samples: number;
+      seed: number;
+      /** Painted temperature map (web/src/brush.ts): input-sized, values in [0, 1]; absent = uniform τ. */
+      temperatureMap?: { width: number; height: number; data: Float32Array };
+    };
 
 export type FromWorker =
   | { type: 'ready'; info: ModelInfo; backend: string; threads: number }

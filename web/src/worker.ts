@@ -92,6 +92,7 @@ async function run(m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const r = await superResolve(model, toPlanar(m.image), {
     draws,
     maxMemoryMB: MAX_MEMORY_MB,
+    temperatureMap: m.temperatureMap ? { data: m.temperatureMap.data, channels: 1, height: m.temperatureMap.height, width: m.temperatureMap.width } : undefined,
     onProgress: (p) => {
       const tiles = p.tiles > 1 ? `, tile ${p.tile + 1} of ${p.tiles}` : '';
       post({ type: 'progress', id: m.id, done: p.done, total: p.total + 1, stage: `${STAGES[p.stage] ?? p.stage}${tiles}` });
