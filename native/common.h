@@ -66,7 +66,7 @@ void ew_axpy(float a, const float* x, const float* y, float* out, long n);
 void ew_add_into(const float* x, float* out, long n);
 void ew_adam(float* p, const float* g, float* m, float* v, long n, double b1, double b2, double step, double bc2s, double eps, double wd);
 
-// ---- thread pool (pool.cc) ----
+// ---- thread pool (pool.cc: native and wasm) ----
 // Runs fn(ctx, chunk, tid) for chunk in [0, nchunks) on the pool (the calling thread takes
 // part as tid 0), handing chunks out dynamically. Blocks until all chunks are done.
 constexpr int kMaxThreads = 256;
@@ -98,6 +98,11 @@ struct IsaImpl {
   void (*gemm)(const GemmJob&);
 };
 extern const IsaImpl isa_scalar;
+#if defined(__wasm__)
+extern const IsaImpl isa_simd128;  // wasm/isa_simd128.cc
+// The threaded wasm module: a worker's loop on the pool (pool.cc), entered by srf_worker_main.
+void pool_worker_loop(int tid);
+#endif
 #if (defined(__x86_64__) || defined(_M_X64)) && !defined(SRF_NO_X86)
 extern const IsaImpl isa_avx2;
 extern const IsaImpl isa_avx512;
