@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 namespace srf {
 
@@ -74,6 +75,15 @@ typedef void (*ChunkFn)(void* ctx, int chunk, int tid);
 void parallel_run(int nchunks, ChunkFn fn, void* ctx);
 int num_threads();
 void set_num_threads(int n);
+
+// Out of memory: native aborts; wasm traps (a RuntimeError in JS).
+[[noreturn]] inline void out_of_memory() {
+#if defined(__wasm__)
+  __builtin_trap();
+#else
+  std::abort();
+#endif
+}
 
 // ---- per-thread grow-only scratch (pool.cc) ----
 enum ScratchSlot { SLOT_A = 0, SLOT_B = 1, SLOT_C = 2, SLOT_X = 3, SLOT_G = 4, SLOT_S = 5, NUM_SLOTS = 6 };

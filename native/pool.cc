@@ -342,11 +342,7 @@ float* scratch(int slot, size_t nfloats) {
     s.p[slot] = static_cast<float*>(std::aligned_alloc(64, bytes));
     if (!s.p[slot]) {
       s.cap[slot] = 0;
-#if defined(SRF_POOL_WASM)
-      __builtin_trap();  // out of memory: surfaces in JS as a RuntimeError
-#else
-      std::abort();
-#endif
+      out_of_memory();
     }
     s.cap[slot] = bytes / sizeof(float);
   }

@@ -6,7 +6,6 @@
 #include <cstdint>
 
 #include "../common.h"
-#include "wasm_isa.h"
 
 namespace srf {
 namespace simd128 {
