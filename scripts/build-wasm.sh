@@ -38,8 +38,8 @@ lld_v=$(wasm-ld --version | sed -n 's/.*LLD \([0-9][0-9.]*\).*/\1/p')
 binaryen_v=$(wasm-opt --version | sed -n 's/.*version \([0-9][0-9]*\).*/\1/p')
 if [ "$emcc_v" != "$EMCC_WANT" ] || [ "$clang_v" != "$CLANG_WANT" ] || [ "$lld_v" != "$LLD_WANT" ] ||
   [ "$binaryen_v" != "$BINARYEN_WANT" ]; then
-  msg="toolchain emscripten $emcc_v, clang $clang_v, lld $lld_v, binaryen $binaryen_v; the committed wasm/ is built"
-  msg="$msg with emscripten $EMCC_WANT, clang $CLANG_WANT, lld $LLD_WANT, binaryen $BINARYEN_WANT (Debian 12: apt-get install -y emscripten lld)"
+  msg="found emscripten ${emcc_v:-?}, clang ${clang_v:-?}, lld ${lld_v:-?}, binaryen ${binaryen_v:-?}, but wasm/ is built with the pinned"
+  msg="$msg emscripten $EMCC_WANT, clang $CLANG_WANT, lld $LLD_WANT, binaryen $BINARYEN_WANT (Debian 12: apt-get install -y emscripten lld)"
   if [ "${SRFLOW_WASM_ANY_TOOLCHAIN:-}" = 1 ]; then echo "build-wasm: warning: $msg" >&2; else die "$msg"; fi
 fi
 
