@@ -100,6 +100,7 @@ class Parker {
 
 class Pool {
  public:
+  Pool() = default;  // one thread; constexpr, so a global Pool needs no constructor call (wasm has none)
   explicit Pool(int nt) : nt_(nt < 1 ? 1 : nt) {}
   int size() const { return nt_; }
   // Threads taking part in later jobs (wasm: workers join as they start; native: fixed).
@@ -198,7 +199,7 @@ class Pool {
     }
   }
 
-  int nt_;
+  int nt_ = 1;
   Parker parker_;
   std::atomic<uint32_t> gen_{0};  // bumped for every job (and by stop()): idle workers wait on it
   std::atomic<bool> stop_{false};
@@ -220,7 +221,8 @@ class Pool {
 // The process's pool
 
 #if defined(SRF_POOL_WASM)
-Pool g_pool(1);
+// Constant-initialised (checked by clang): the module runs no global constructors.
+__attribute__((require_constant_initialization)) Pool g_pool;
 Pool& pool() { return g_pool; }
 #else
 // Native: the pool with its std::thread workers, re-created when the size changes.
