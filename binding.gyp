@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/pool.cc",
+        "native/capi.cc",
         "native/elementwise.cc",
         "native/isa_scalar.cc",
         "native/isa_avx2.cc",

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 namespace srf {
 
@@ -66,7 +67,7 @@ void ew_axpy(float a, const float* x, const float* y, float* out, long n);
 void ew_add_into(const float* x, float* out, long n);
 void ew_adam(float* p, const float* g, float* m, float* v, long n, double b1, double b2, double step, double bc2s, double eps, double wd);
 
-// ---- thread pool (pool.cc) ----
+// ---- thread pool (pool.cc: native and wasm) ----
 // Runs fn(ctx, chunk, tid) for chunk in [0, nchunks) on the pool (the calling thread takes
 // part as tid 0), handing chunks out dynamically. Blocks until all chunks are done.
 constexpr int kMaxThreads = 256;
@@ -74,6 +75,15 @@ typedef void (*ChunkFn)(void* ctx, int chunk, int tid);
 void parallel_run(int nchunks, ChunkFn fn, void* ctx);
 int num_threads();
 void set_num_threads(int n);
+
+// Out of memory: native aborts; wasm traps (a RuntimeError in JS).
+[[noreturn]] inline void out_of_memory() {
+#if defined(__wasm__)
+  __builtin_trap();
+#else
+  std::abort();
+#endif
+}
 
 // ---- per-thread grow-only scratch (pool.cc) ----
 enum ScratchSlot { SLOT_A = 0, SLOT_B = 1, SLOT_C = 2, SLOT_X = 3, SLOT_G = 4, SLOT_S = 5, NUM_SLOTS = 6 };
@@ -98,6 +108,11 @@ struct IsaImpl {
   void (*gemm)(const GemmJob&);
 };
 extern const IsaImpl isa_scalar;
+#if defined(__wasm__)
+extern const IsaImpl isa_simd128;  // wasm/isa_simd128.cc
+// The threaded wasm module: a worker's loop on the pool (pool.cc), entered by srf_worker_main.
+void pool_worker_loop(int tid);
+#endif
 #if (defined(__x86_64__) || defined(_M_X64)) && !defined(SRF_NO_X86)
 extern const IsaImpl isa_avx2;
 extern const IsaImpl isa_avx512;

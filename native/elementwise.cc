@@ -7,6 +7,7 @@
 // a fixed order in double precision, so results never depend on scheduling or on the thread count.
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "common.h"
@@ -248,7 +249,8 @@ void ew_affine_from_net_bwd(const ChanJob& j, const float* raw, int rb, float ep
 
 void ew_sum_log_scale(const float* raw, int n, int c, long hw, float eps, double* out) {
   // partial[b*c + ch] then summed over ch in order
-  double* part = new double[(size_t)n * c];
+  double* part = static_cast<double*>(std::malloc(sizeof(double) * (size_t)n * c));
+  if (!part) out_of_memory();
   auto body = [&](int ch) {
     for (int b = 0; b < n; ++b) part[(long)b * c + ch] = logscale_row(raw + ((long)b * 2 * c + 2L * ch + 1) * hw, hw, eps);
   };
@@ -258,7 +260,7 @@ void ew_sum_log_scale(const float* raw, int n, int c, long hw, float eps, double
     for (int ch = 0; ch < c; ++ch) s += part[(long)b * c + ch];
     out[b] = s;
   }
-  delete[] part;
+  std::free(part);
 }
 
 void ew_sum_log_scale_bwd(const float* raw, int n, int c, long hw, float eps, const float* g, float* gr) {

@@ -1,4 +1,5 @@
-// AVX2 + FMA kernels (MR x NR = 6 x 16 register tile), selected at run time.
+// AVX2 + FMA kernels (MR x NR = 6 x 16 register tile), selected at run time. The micro-kernels are
+// ukr_x86.inc over this file's 8-lane vector type; the transpose is its own.
 #include <cstdint>
 #include <cstring>
 
@@ -19,154 +20,32 @@ namespace avx2 {
 
 constexpr int NV = 2;
 constexpr int MR = 6;
-constexpr int NR = 8 * NV;
+constexpr int KC_DEFAULT = 384, NCT_DEFAULT = 16, MPB_DEFAULT = 48;
 
-static int kc_max() { static const int v = tune("KC", 384); return v; }
-static int nct_max() { static const int v = tune("NCT", 16); return v; }
-static int mpb_max() { static const int v = tune("MPB", 48); return v; }
-static int pb_bwf() { static const int v = (tune("PB", 128) + 15) / 16 * 16; return v; }
-static int loop_order() { static const int v = tune("ORDER", 1) - 1; return v; }
-#define LOOP_ORDER loop_order()
-static long a_private_max() { static const long v = tune("APRIV", 262144); return v; }
-#define A_PRIVATE_MAX a_private_max()
-#define KC_MAX kc_max()
-#define NCT_MAX nct_max()
-#define MPB_MAX mpb_max()
-#define PB_BWF pb_bwf()
-
-static inline __m256i lane_mask(int lo, int hi, int base) {  // lanes base+l in [lo, hi)
-  const __m256i idx = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(base));
-  return _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(lo - 1)),
-                          _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), idx));
-}
-
-static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
-                int mode, const float* bias) {
-  __m256 c[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) c[i][v] = _mm256_setzero_ps();
-#pragma GCC unroll 2
-  for (int p = 0; p < kc; ++p) {
-    __m256 b[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = _mm256_load_ps(B + 8 * v);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m256 a = _mm256_broadcast_ss(A + i);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) c[i][v] = _mm256_fmadd_ps(a, b[v], c[i][v]);
-    }
-    A += MR;
-    B += NR;
+struct V {  // 8 floats
+  typedef __m256 reg;
+  typedef __m256i mask;
+  static constexpr int L = 8;
+  static inline reg zero() { return _mm256_setzero_ps(); }
+  static inline reg set1(float f) { return _mm256_set1_ps(f); }
+  static inline reg load(const float* p) { return _mm256_load_ps(p); }
+  static inline reg loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static inline void store(float* p, reg r) { _mm256_store_ps(p, r); }
+  static inline void storeu(float* p, reg r) { _mm256_storeu_ps(p, r); }
+  static inline reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static inline reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static inline mask lanes(int lo, int hi) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(lo - 1)), _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), idx));
   }
-  if (nv >= NR) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      if (i >= mr) break;
-      float* cr = C + i * ldc;
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) {
-        __m256 r = c[i][v];
-        if (mode == 1) r = _mm256_add_ps(r, _mm256_loadu_ps(cr + 8 * v));
-        else if (mode == 2) r = _mm256_add_ps(r, _mm256_set1_ps(bias[i]));
-        _mm256_storeu_ps(cr + 8 * v, r);
-      }
-    }
-  } else {
-    alignas(32) float t[NR];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      if (i >= mr) break;
-      float* cr = C + i * ldc;
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) _mm256_store_ps(t + 8 * v, c[i][v]);
-      for (int jj = 0; jj < nv; ++jj) {
-        float r = t[jj];
-        if (mode == 1) r += cr[jj];
-        else if (mode == 2) r += bias[i];
-        cr[jj] = r;
-      }
-    }
+  static inline reg maskz_loadu(mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+  static inline reg mask_loadu(reg src, mask m, const float* p) {
+    return _mm256_blendv_ps(src, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
   }
-}
-
-static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr, int mode) {
-  __m256 c[MR][NV];
-  const float* r[MR];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    r[i] = rows[i];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) c[i][v] = _mm256_setzero_ps();
-  }
-#pragma GCC unroll 2
-  for (int p = 0; p < kc; ++p) {
-    __m256 b[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = _mm256_load_ps(B + 8 * v);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m256 a = _mm256_broadcast_ss(r[i] + p);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) c[i][v] = _mm256_fmadd_ps(a, b[v], c[i][v]);
-    }
-    B += NR;
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    if (i >= mr) break;
-    float* cr = C + i * ldc;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      _mm256_storeu_ps(cr + 8 * v, mode ? _mm256_add_ps(c[i][v], _mm256_loadu_ps(cr + 8 * v)) : c[i][v]);
-  }
-}
-
-static inline void row_load(float* dst, const float* src, int lo, int hi) {
-  if (lo == 0 && hi == NR) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) _mm256_store_ps(dst + 8 * v, _mm256_loadu_ps(src + 8 * v));
-    return;
-  }
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) _mm256_store_ps(dst + 8 * v, _mm256_maskload_ps(src + 8 * v, lane_mask(lo, hi, 8 * v)));
-}
-
-struct RowMask {
-  __m256i v[NV];
+  static inline void mask_storeu(float* p, mask m, reg r) { _mm256_maskstore_ps(p, m, r); }
 };
-struct SegEnt {
-  long off;
-  RowMask m;
-};
-static inline RowMask make_mask(int lo, int hi) {
-  RowMask m;
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) m.v[v] = lane_mask(lo, hi, 8 * v);
-  return m;
-}
 
-static inline void row_pack1(float* dst, const float* plane, const SegEnt& e) {
-  const float* src = plane + e.off;
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) _mm256_store_ps(dst + 8 * v, _mm256_maskload_ps(src + 8 * v, e.m.v[v]));
-}
-
-static inline void row_pack(float* dst, const float* plane, const SegEnt* e, int nseg) {
-  __m256 r[NV];
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) r[v] = _mm256_maskload_ps(plane + e[0].off + 8 * v, e[0].m.v[v]);
-  for (int g = 1; g < nseg; ++g) {
-    const float* src = plane + e[g].off;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      r[v] = _mm256_blendv_ps(r[v], _mm256_maskload_ps(src + 8 * v, e[g].m.v[v]), _mm256_castsi256_ps(e[g].m.v[v]));
-  }
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) _mm256_store_ps(dst + 8 * v, r[v]);
-}
+#include "ukr_x86.inc"
 
 constexpr int TB = 8;
 static inline void transpose_tile(const float* s, long lds, float* d, long ldd) {

@@ -10,18 +10,7 @@ namespace scalar {
 constexpr int MR = 4;
 constexpr int NR = 8;
 
-static int kc_max() { static const int v = tune("KC", 256); return v; }
-static int nct_max() { static const int v = tune("NCT", 32); return v; }
-static int mpb_max() { static const int v = tune("MPB", 64); return v; }
-static int pb_bwf() { static const int v = (tune("PB", 128) + 15) / 16 * 16; return v; }
-static int loop_order() { static const int v = tune("ORDER", 1) - 1; return v; }
-#define LOOP_ORDER loop_order()
-static long a_private_max() { static const long v = tune("APRIV", 262144); return v; }
-#define A_PRIVATE_MAX a_private_max()
-#define KC_MAX kc_max()
-#define NCT_MAX nct_max()
-#define MPB_MAX mpb_max()
-#define PB_BWF pb_bwf()
+constexpr int KC_DEFAULT = 256, NCT_DEFAULT = 32, MPB_DEFAULT = 64;
 
 static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
                 int mode, const float* bias) {

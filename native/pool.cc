@@ -1,16 +1,30 @@
-// Persistent thread pool (workers spin briefly, then sleep on a condition variable) and
-// per-thread grow-only scratch buffers.
+// The thread pool (parallel_run) and per-thread grow-only scratch buffers, for the Node addon and
+// for the WebAssembly module alike. The chunk-claiming logic (class Pool) is written once; what
+// differs by platform sits behind class Parker (how an idle worker sleeps and is woken) and in the
+// few lines that start the workers:
+//   native: std::thread workers; an idle worker spins ~150 us, then sleeps on a condition variable;
+//   wasm (threaded build, SRF_WASM_THREADS): every JS worker thread instantiates the module over
+//     the same shared memory and enters srf_worker_main(tid) (native/wasm/srflow_wasm.cc), which
+//     runs Pool::loop; an idle worker spins, then sleeps in memory.atomic.wait32 on the job
+//     counter, woken by memory.atomic.notify. Workers join as they start (set_num_threads).
+//   wasm (single-threaded build): parallel_run runs the chunks in order on the calling thread.
 #include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "common.h"
+
+#if defined(__wasm__)
+#define SRF_POOL_WASM 1
+#else
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include "common.h"
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -25,33 +39,83 @@ namespace srf {
 
 namespace {
 
+// ------------------------------------------------------------------------------------------
+// Parker: an idle worker waits for the job counter to move past `seen`; the publisher moves it.
+
+#if defined(SRF_POOL_WASM)
+class Parker {
+ public:
+  // Returns once *gen != seen.
+  void idle_wait(std::atomic<uint32_t>& gen, uint32_t seen) {
+    int spins = 0;
+    while (gen.load(std::memory_order_acquire) == seen) {
+      if (++spins > 20000) {
+#if defined(SRF_WASM_THREADS)
+        __builtin_wasm_memory_atomic_wait32(reinterpret_cast<int*>(&gen), (int)seen, -1);
+#endif
+        spins = 0;
+      }
+    }
+  }
+  void publish(std::atomic<uint32_t>& gen) {
+    gen.fetch_add(1, std::memory_order_acq_rel);
+#if defined(SRF_WASM_THREADS)
+    __builtin_wasm_memory_atomic_notify(reinterpret_cast<int*>(&gen), 0x7fffffffu);
+#endif
+  }
+};
+#else
 constexpr int kSpinMicros = 150;  // how long an idle worker spins before sleeping
+
+class Parker {
+ public:
+  void idle_wait(std::atomic<uint32_t>& gen, uint32_t seen) {
+    auto t0 = std::chrono::steady_clock::now();
+    int spins = 0;
+    while (gen.load(std::memory_order_acquire) == seen) {
+      cpu_relax();
+      if ((++spins & 63) == 0 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(kSpinMicros)) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return gen.load(std::memory_order_acquire) != seen; });
+        return;
+      }
+    }
+  }
+  void publish(std::atomic<uint32_t>& gen) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      gen.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+#endif
+
+// ------------------------------------------------------------------------------------------
+// Pool: jobs of nchunks chunks claimed by the calling thread (tid 0) and the workers.
 
 class Pool {
  public:
-  explicit Pool(int nt) : nt_(nt < 1 ? 1 : nt) {
-    for (int t = 1; t < nt_; ++t) workers_.emplace_back([this, t] { loop(t); });
-  }
-  ~Pool() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_.store(true, std::memory_order_release);
-      gen_.fetch_add(1, std::memory_order_release);
-    }
-    cv_.notify_all();
-    for (auto& th : workers_) th.join();
-  }
+  Pool() = default;  // one thread; constexpr, so a global Pool needs no constructor call (wasm has none)
+  explicit Pool(int nt) : nt_(nt < 1 ? 1 : nt) {}
   int size() const { return nt_; }
+  // Threads taking part in later jobs (wasm: workers join as they start; native: fixed).
+  void set_size(int nt) { nt_ = nt < 1 ? 1 : nt > kMaxThreads ? kMaxThreads : nt; }
 
   void run(int nchunks, ChunkFn fn, void* ctx) {
     if (nchunks <= 0) return;
-    // Serial when there is one thread or one chunk, or when another JS thread (a worker_threads
-    // Worker with its own instance of the addon) is already using the pool.
-    std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
-    if (nt_ == 1 || nchunks == 1 || !busy.owns_lock()) {
+    // Serial when there is one thread or one chunk, or when another thread is already using the
+    // pool (native: a worker_threads Worker with its own instance of the addon; nested calls).
+    bool idle = false;
+    if (nt_ == 1 || nchunks == 1 || !busy_.compare_exchange_strong(idle, true, std::memory_order_acq_rel)) {
       for (int c = 0; c < nchunks; ++c) fn(ctx, c, 0);
       return;
     }
+    const int nt = nt_;
     const uint32_t g = ++job_;
     // The slots move to the new job *before* its fields change. A worker still inside the previous
     // job may read the new chunk count or function while it holds that job's number; had the slots
@@ -59,38 +123,68 @@ class Pool {
     // new count, run a chunk of the wrong job and count it as done for the new one (the count then
     // passed nchunks and run() spun forever: a hang seen in training). With the slots renumbered
     // first, every claim of the previous job fails once any new field is visible.
-    for (int t = 0; t < nt_; ++t)
-      slots_[t].v.store((uint64_t(g) << 32) | uint32_t(slot_begin(t, nchunks)), std::memory_order_seq_cst);
+    for (int t = 0; t < nt; ++t)
+      slots_[t].v.store((uint64_t(g) << 32) | uint32_t(slot_begin(t, nt, nchunks)), std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
     nchunks_.store(nchunks, std::memory_order_relaxed);
+    jnt_.store(nt, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     job_gen_.store(g, std::memory_order_release);
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      gen_.fetch_add(1, std::memory_order_release);
-    }
-    cv_.notify_all();
-    work(0, g, fn, ctx, nchunks);
+    parker_.publish(gen_);
+    work(0, g, fn, ctx, nchunks, nt);
     // Wait for the chunks, not for the workers: a worker that wakes late finds no chunk left.
     int spins = 0;
     while (done_.load(std::memory_order_acquire) != nchunks) {
+#if defined(SRF_POOL_WASM)
+      (void)spins;
+#else
       if (++spins < 20000) cpu_relax();
       else std::this_thread::yield();
+#endif
+    }
+    busy_.store(false, std::memory_order_release);
+  }
+
+  // A worker's loop (tid >= 1): returns when stop() is called.
+  void loop(int tid) {
+    uint32_t seen = 0;
+    for (;;) {
+      uint32_t g = gen_.load(std::memory_order_acquire);
+      if (g == seen) {
+        parker_.idle_wait(gen_, seen);
+        g = gen_.load(std::memory_order_acquire);
+      }
+      seen = g;
+      if (stop_.load(std::memory_order_acquire)) return;
+      // The job fields are read (acquire: before any slot) and then a chunk is claimed; a
+      // successful claim proves they belong to the claimed chunk's job: the next job is published
+      // only after this one completes, and its slots are renumbered before its fields change.
+      const uint32_t jg = job_gen_.load(std::memory_order_acquire);
+      ChunkFn fn = fn_.load(std::memory_order_acquire);
+      void* ctx = ctx_.load(std::memory_order_acquire);
+      const int n = nchunks_.load(std::memory_order_acquire);
+      const int nt = jnt_.load(std::memory_order_acquire);
+      if (tid < nt) work(tid, jg, fn, ctx, n, nt);
     }
   }
 
+  void stop() {
+    stop_.store(true, std::memory_order_release);
+    parker_.publish(gen_);
+  }
+
  private:
-  int slot_begin(int t, int n) const { return (int)((long)n * t / nt_); }
+  static int slot_begin(int t, int nt, int n) { return (int)((long)n * t / nt); }
 
   // Claims chunks of job g until none is left (or the job has been replaced): first from this
   // thread's own contiguous share of the chunks (so that a thread tends to touch the same data
-  // on every call), then from the other threads' shares.
-  void work(int tid, uint32_t g, ChunkFn fn, void* ctx, int nchunks) {
-    for (int k = 0; k < nt_; ++k) {
-      const int s = (tid + k) % nt_;
-      const int end = slot_begin(s + 1, nchunks);
+  // on every call), then from the other threads' shares. nt: the job's thread count.
+  void work(int tid, uint32_t g, ChunkFn fn, void* ctx, int nchunks, int nt) {
+    for (int k = 0; k < nt; ++k) {
+      const int s = (tid + k) % nt;
+      const int end = slot_begin(s + 1, nt, nchunks);
       std::atomic<uint64_t>& slot = slots_[s].v;
       uint64_t st = slot.load(std::memory_order_acquire);
       for (;;) {
@@ -104,43 +198,12 @@ class Pool {
       }
     }
   }
-  void loop(int tid) {
-    uint64_t seen = 0;
-    for (;;) {
-      uint64_t g = gen_.load(std::memory_order_acquire);
-      if (g == seen) {
-        auto t0 = std::chrono::steady_clock::now();
-        int spins = 0;
-        while ((g = gen_.load(std::memory_order_acquire)) == seen) {
-          cpu_relax();
-          if ((++spins & 63) == 0 &&
-              std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(kSpinMicros)) {
-            std::unique_lock<std::mutex> lk(mu_);
-            cv_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
-            g = gen_.load(std::memory_order_acquire);
-            break;
-          }
-        }
-      }
-      seen = g;
-      if (stop_.load(std::memory_order_acquire)) return;
-      // The job fields are read (acquire: before any slot) and then a chunk is claimed; a
-      // successful claim proves they belong to the claimed chunk's job: the next job is published
-      // only after this one completes, and its slots are renumbered before its fields change.
-      const uint32_t jg = job_gen_.load(std::memory_order_acquire);
-      ChunkFn fn = fn_.load(std::memory_order_acquire);
-      void* ctx = ctx_.load(std::memory_order_acquire);
-      const int n = nchunks_.load(std::memory_order_acquire);
-      work(tid, jg, fn, ctx, n);
-    }
-  }
 
-  int nt_;
-  std::vector<std::thread> workers_;
-  std::mutex mu_, run_mu_;
-  std::condition_variable cv_;
-  std::atomic<uint64_t> gen_{0};
+  int nt_ = 1;
+  Parker parker_;
+  std::atomic<uint32_t> gen_{0};  // bumped for every job (and by stop()): idle workers wait on it
   std::atomic<bool> stop_{false};
+  std::atomic<bool> busy_{false};
   uint32_t job_ = 0;
   struct alignas(128) Slot {
     std::atomic<uint64_t> v{0};  // (job << 32) | next chunk of this thread's share
@@ -150,11 +213,33 @@ class Pool {
   std::atomic<ChunkFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
   std::atomic<int> nchunks_{0};
+  std::atomic<int> jnt_{1};
   std::atomic<int> done_{0};
 };
 
+// ------------------------------------------------------------------------------------------
+// The process's pool
+
+#if defined(SRF_POOL_WASM)
+// Constant-initialised (checked by clang): the module runs no global constructors.
+__attribute__((require_constant_initialization)) Pool g_pool;
+Pool& pool() { return g_pool; }
+#else
+// Native: the pool with its std::thread workers, re-created when the size changes.
+struct NativePool {
+  Pool core;
+  std::vector<std::thread> workers;
+  explicit NativePool(int nt) : core(nt) {
+    for (int t = 1; t < core.size(); ++t) workers.emplace_back([this, t] { core.loop(t); });
+  }
+  ~NativePool() {
+    core.stop();
+    for (auto& th : workers) th.join();
+  }
+};
+
 std::mutex g_pool_mu;
-Pool* g_pool = nullptr;
+NativePool* g_pool = nullptr;
 
 int default_threads() {
   const char* e = std::getenv("SRFLOW_THREADS");
@@ -168,16 +253,19 @@ int default_threads() {
 
 Pool& pool() {
   std::lock_guard<std::mutex> lk(g_pool_mu);
-  if (!g_pool) g_pool = new Pool(default_threads());
-  return *g_pool;
+  if (!g_pool) g_pool = new NativePool(default_threads());
+  return g_pool->core;
 }
+#endif
 
 struct ScratchSet {
   float* p[NUM_SLOTS] = {};
   size_t cap[NUM_SLOTS] = {};
+#if !defined(SRF_POOL_WASM)  // wasm threads never exit
   ~ScratchSet() {
     for (int i = 0; i < NUM_SLOTS; ++i) std::free(p[i]);
   }
+#endif
 };
 thread_local ScratchSet t_scratch;
 
@@ -187,13 +275,31 @@ void parallel_run(int nchunks, ChunkFn fn, void* ctx) { pool().run(nchunks, fn, 
 
 int num_threads() { return pool().size(); }
 
+#if defined(SRF_POOL_WASM)
+void set_num_threads(int n) {
+#if defined(SRF_WASM_THREADS)
+  pool().set_size(n);  // the caller counts only workers that have started
+#else
+  (void)n;
+#endif
+}
+
+void pool_worker_loop(int tid) { pool().loop(tid); }
+
+// Tuning knobs and Winograd have no environment here: the defaults. The Winograd 3x3 convolution
+// (winograd.inc) is not used by the wasm kernels: its transforms have no SIMD-128 version and were
+// not measured there, so they keep the direct path.
+int tune(const char*, int def) { return def; }
+int winograd_mode() { return 0; }
+void set_winograd(int) {}
+#else
 void set_num_threads(int n) {
   if (n < 1) n = default_threads();
   if (n > kMaxThreads) n = kMaxThreads;
   std::lock_guard<std::mutex> lk(g_pool_mu);
-  if (g_pool && g_pool->size() == n) return;
+  if (g_pool && g_pool->core.size() == n) return;
   delete g_pool;
-  g_pool = new Pool(n);
+  g_pool = new NativePool(n);
 }
 
 namespace {
@@ -227,6 +333,7 @@ int tune(const char* name, int def) {
   }
   return def;
 }
+#endif
 
 float* scratch(int slot, size_t nfloats) {
   ScratchSet& s = t_scratch;
@@ -237,7 +344,7 @@ float* scratch(int slot, size_t nfloats) {
     s.p[slot] = static_cast<float*>(std::aligned_alloc(64, bytes));
     if (!s.p[slot]) {
       s.cap[slot] = 0;
-      std::abort();
+      out_of_memory();
     }
     s.cap[slot] = bytes / sizeof(float);
   }

@@ -6,7 +6,6 @@
 #include <cstdint>
 
 #include "../common.h"
-#include "wasm_isa.h"
 
 namespace srf {
 namespace simd128 {
@@ -21,16 +20,7 @@ constexpr int NV = SRF_SIMD128_NV;
 constexpr int MR = SRF_SIMD128_MR;
 constexpr int NR = 4 * NV;
 
-static int kc_max() { static const int v = tune("KC", 256); return v; }
-static int nct_max() { static const int v = tune("NCT", 32); return v; }
-static int mpb_max() { static const int v = tune("MPB", 64); return v; }
-static int pb_bwf() { static const int v = (tune("PB", 128) + 15) / 16 * 16; return v; }
-static int loop_order() { static const int v = tune("ORDER", 1) - 1; return v; }
-#define LOOP_ORDER loop_order()
-#define KC_MAX kc_max()
-#define NCT_MAX nct_max()
-#define MPB_MAX mpb_max()
-#define PB_BWF pb_bwf()
+constexpr int KC_DEFAULT = 256, NCT_DEFAULT = 32, MPB_DEFAULT = 64;
 
 static inline void store_rows(const v128_t (&c)[MR][NV], float* C, long ldc, int mr, int nv, int mode,
                               const float* bias) {

@@ -11,7 +11,7 @@
  *
  * Nothing here imports a Node module at load time: the Node-only parts are dynamic imports.
  */
-import type { Buf, Conv2dGeom, Kernels } from './types.js';
+import type { Buf, Conv2dGeom, ElementwiseKernels, Kernels } from './types.js';
 import { convOutSize } from './types.js';
 import * as ref from './reference.js';
 
@@ -20,6 +20,17 @@ export interface WasmExports {
   memory?: WebAssembly.Memory;
   __stack_pointer?: WebAssembly.Global;
   srf_malloc(bytes: number): number;
+  srf_channel_affine(x: number, n: number, c: number, hw: number, bias: number, mul: number, relu: number, out: number): void;
+  srf_channel_affine_backward(g: number, out: number, n: number, c: number, hw: number, mul: number, relu: number, gx: number, sb: number, ss: number): void;
+  srf_affine_from_net(h: number, raw: number, n: number, c: number, hw: number, rb: number, eps: number, inverse: number, out: number): void;
+  srf_affine_from_net_backward(g: number, h: number, raw: number, n: number, c: number, hw: number, rb: number, eps: number, inverse: number, gh: number, gr: number): void;
+  srf_sum_log_scale(raw: number, n: number, c: number, hw: number, eps: number, out: number): void;
+  srf_sum_log_scale_backward(raw: number, n: number, c: number, hw: number, eps: number, g: number, gr: number): void;
+  srf_leaky_relu(x: number, len: number, slope: number, out: number): void;
+  srf_leaky_relu_backward(g: number, x: number, len: number, slope: number, gx: number, accumulate: number): void;
+  srf_axpy(alpha: number, x: number, y: number, len: number, out: number): void;
+  srf_add_into(x: number, len: number, out: number): void;
+  srf_adam(p: number, g: number, m: number, v: number, len: number, beta1: number, beta2: number, stepSize: number, bc2sqrt: number, eps: number, weightDecay: number): void;
   srf_free(ptr: number): void;
   srf_set_simd(level: number): number;
   srf_simd_level(): number;
@@ -251,6 +262,155 @@ function makeKernels(inst: Instance, opts: { requested: number; ctl: number; thr
   const get = (at: number, out: Buf): void => {
     (out as Float32Array).set(view().subarray(at, at + out.length));
   };
+  // Float64 results (per-channel and per-sample sums) at a float offset of the arena (64-byte aligned).
+  const get64 = (at: number, out: Float64Array): void => {
+    out.set(new Float64Array(view().buffer, at * 4, out.length));
+  };
+  const chk = (fn: string, n: number, c: number, hw: number): void => {
+    checkInt('n', fn, n, 1);
+    checkInt('c', fn, c, 1);
+    checkInt('hw', fn, hw, 1);
+  };
+
+  // The element-wise kernels of native/elementwise.cc (the fused flow ops, leaky ReLU, axpy, Adam):
+  // the same C++ as the addon's, arguments copied in and results copied out like the convolutions.
+  const ew: ElementwiseKernels = {
+    channelAffine(x, n, c, hw, bias, mul, relu, out) {
+      chk('channelAffine', n, c, hw);
+      const t = n * c * hw;
+      checkLen('x', 'channelAffine', x, t);
+      checkLen('bias', 'channelAffine', bias, c);
+      checkLen('mul', 'channelAffine', mul, c);
+      checkLen('out', 'channelAffine', out, t);
+      syncThreads();
+      const [px, pb, pm, po] = reserve([t, c, c, t]);
+      const h = view();
+      ex.srf_channel_affine(put(h, px, x), n, c, hw, put(h, pb, bias), put(h, pm, mul), relu ? 1 : 0, po * 4);
+      get(po, out);
+    },
+    channelAffineBackward(g, out, n, c, hw, mul, relu, gx, sb, ss) {
+      chk('channelAffineBackward', n, c, hw);
+      const t = n * c * hw;
+      checkLen('g', 'channelAffineBackward', g, t);
+      checkLen('out', 'channelAffineBackward', out, t);
+      checkLen('mul', 'channelAffineBackward', mul, c);
+      checkLen('gx', 'channelAffineBackward', gx, t);
+      checkLen('sb', 'channelAffineBackward', sb, c);
+      checkLen('ss', 'channelAffineBackward', ss, c);
+      syncThreads();
+      const [pg, po, pm, px, psb, pss] = reserve([t, t, c, gx ? t : 0, 2 * c, 2 * c]);
+      const h = view();
+      ex.srf_channel_affine_backward(put(h, pg, g), put(h, po, out), n, c, hw, put(h, pm, mul), relu ? 1 : 0, gx ? px * 4 : 0, psb * 4, pss * 4);
+      if (gx) get(px, gx);
+      get64(psb, sb);
+      get64(pss, ss);
+    },
+    affineFromNet(hh, raw, n, c, hw, rb, eps, inverse, out) {
+      chk('affineFromNet', n, c, hw);
+      checkInt('rb', 'affineFromNet', rb, 0);
+      const t = n * c * hw;
+      const rt = (rb ? n : 1) * 2 * c * hw;
+      checkLen('h', 'affineFromNet', hh, t);
+      checkLen('raw', 'affineFromNet', raw, rt);
+      checkLen('out', 'affineFromNet', out, t);
+      syncThreads();
+      const [ph, pr, po] = reserve([t, rt, t]);
+      const h = view();
+      ex.srf_affine_from_net(put(h, ph, hh), put(h, pr, raw), n, c, hw, rb ? 1 : 0, eps, inverse ? 1 : 0, po * 4);
+      get(po, out);
+    },
+    affineFromNetBackward(g, hh, raw, n, c, hw, rb, eps, inverse, gh, gr) {
+      chk('affineFromNetBackward', n, c, hw);
+      checkInt('rb', 'affineFromNetBackward', rb, 0);
+      const t = n * c * hw;
+      const rt = (rb ? n : 1) * 2 * c * hw;
+      checkLen('g', 'affineFromNetBackward', g, t);
+      checkLen('h', 'affineFromNetBackward', hh, t);
+      checkLen('raw', 'affineFromNetBackward', raw, rt);
+      checkLen('gh', 'affineFromNetBackward', gh, t);
+      checkLen('gr', 'affineFromNetBackward', gr, rt);
+      syncThreads();
+      const [pg, ph, pr, pgh, pgr] = reserve([t, t, rt, gh ? t : 0, gr ? rt : 0]);
+      const h = view();
+      put(h, pgr, gr); // accumulated into
+      ex.srf_affine_from_net_backward(put(h, pg, g), put(h, ph, hh), put(h, pr, raw), n, c, hw, rb ? 1 : 0, eps, inverse ? 1 : 0, gh ? pgh * 4 : 0, gr ? pgr * 4 : 0);
+      if (gh) get(pgh, gh);
+      if (gr) get(pgr, gr);
+    },
+    sumLogScale(raw, n, c, hw, eps, out) {
+      chk('sumLogScale', n, c, hw);
+      const rt = n * 2 * c * hw;
+      checkLen('raw', 'sumLogScale', raw, rt);
+      checkLen('out', 'sumLogScale', out, n);
+      syncThreads();
+      const [pr, po] = reserve([rt, 2 * n]);
+      const h = view();
+      ex.srf_sum_log_scale(put(h, pr, raw), n, c, hw, eps, po * 4);
+      get64(po, out);
+    },
+    sumLogScaleBackward(raw, n, c, hw, eps, g, gr) {
+      chk('sumLogScaleBackward', n, c, hw);
+      const rt = n * 2 * c * hw;
+      checkLen('raw', 'sumLogScaleBackward', raw, rt);
+      checkLen('g', 'sumLogScaleBackward', g, n);
+      checkLen('gr', 'sumLogScaleBackward', gr, rt);
+      syncThreads();
+      const [pr, pg, pgr] = reserve([rt, n, rt]);
+      const h = view();
+      put(h, pgr, gr); // the shift channels are left as they are
+      ex.srf_sum_log_scale_backward(put(h, pr, raw), n, c, hw, eps, put(h, pg, g), pgr * 4);
+      get(pgr, gr);
+    },
+    leakyRelu(x, slope, out) {
+      checkLen('out', 'leakyRelu', out, x.length);
+      syncThreads();
+      const [px, po] = reserve([x.length, x.length]);
+      const h = view();
+      ex.srf_leaky_relu(put(h, px, x), x.length, slope, po * 4);
+      get(po, out);
+    },
+    leakyReluBackward(g, x, slope, gx, accumulate) {
+      checkLen('x', 'leakyReluBackward', x, g.length);
+      checkLen('gx', 'leakyReluBackward', gx, g.length);
+      syncThreads();
+      const [pg, px, pgx] = reserve([g.length, g.length, g.length]);
+      const h = view();
+      if (accumulate) put(h, pgx, gx);
+      ex.srf_leaky_relu_backward(put(h, pg, g), put(h, px, x), g.length, slope, pgx * 4, accumulate ? 1 : 0);
+      get(pgx, gx);
+    },
+    axpy(alpha, x, y, out) {
+      checkLen('y', 'axpy', y, x.length);
+      checkLen('out', 'axpy', out, x.length);
+      syncThreads();
+      const [px, py, po] = reserve([x.length, x.length, x.length]);
+      const h = view();
+      ex.srf_axpy(alpha, put(h, px, x), put(h, py, y), x.length, po * 4);
+      get(po, out);
+    },
+    addInto(x, out) {
+      checkLen('out', 'addInto', out, x.length);
+      syncThreads();
+      const [px, po] = reserve([x.length, x.length]);
+      const h = view();
+      put(h, po, out);
+      ex.srf_add_into(put(h, px, x), x.length, po * 4);
+      get(po, out);
+    },
+    adam(p, g, m, v, beta1, beta2, stepSize, bc2sqrt, eps, weightDecay) {
+      const len = p.length;
+      checkLen('g', 'adam', g, len);
+      checkLen('m', 'adam', m, len);
+      checkLen('v', 'adam', v, len);
+      syncThreads();
+      const [pp, pg, pm, pv] = reserve([len, len, len, len]);
+      const h = view();
+      ex.srf_adam(put(h, pp, p), put(h, pg, g), put(h, pm, m), put(h, pv, v), len, beta1, beta2, stepSize, bc2sqrt, eps, weightDecay);
+      get(pp, p);
+      get(pm, m);
+      get(pv, v);
+    },
+  };
 
   const k: WasmKernels = {
     get name() {
@@ -258,6 +418,7 @@ function makeKernels(inst: Instance, opts: { requested: number; ctl: number; thr
       return `wasm-${ex.srf_simd_level() ? 'simd128' : 'scalar'}${t}`;
     },
     requestedThreads: opts.requested,
+    ew,
     conv2d(x, w, bias, g, out) {
       const { oh, ow } = checkGeom(g, 'conv2d');
       checkLen('x', 'conv2d', x, g.n * g.cin * g.h * g.w);

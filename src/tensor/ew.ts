@@ -1,7 +1,7 @@
 /**
- * Access to the backend's element-wise kernels (native only): `ew(a, b, ...)` returns them when
+ * Access to the backend's element-wise kernels (native and wasm): `ew(a, b, ...)` returns them when
  * every buffer given is float32 and the backend has them, else null (the caller's TypeScript loop
- * runs: float64 gradient checks, the reference and wasm backends). SRFLOW_ELEMENTWISE=js forces the
+ * runs: float64 gradient checks, the reference backend). SRFLOW_ELEMENTWISE=js forces the
  * TypeScript loops (for side-by-side benchmarks and as an oracle in tests).
  */
 import { kernels } from '../kernels/index.js';
