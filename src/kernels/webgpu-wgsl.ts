@@ -336,3 +336,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   dst[idx] = 0.25 * (src[r0] + src[r0 + 1u] + src[r1] + src[r1 + 1u]);
 }
 `;
+
+/**
+ * CONV2D reading its input from the output buffer (other channels of it): a dense block's
+ * growing feature map, where each conv reads the channels so far and writes the next ones.
+ */
+export const CONV2D_SAME = CONV2D.replace('@group(0) @binding(1) var<storage, read> x: array<f32>;\n', '').replace(/\bx\[/g, 'out[');

@@ -228,8 +228,7 @@ export class WebGpuDevice {
    * One dispatch of kernel `name`: params are 4-byte fields (u32, or f32 where `floats` has their
    * index); buffers are bindings 1, 2, … in order.
    */
-  private dispatch(name: string, code: string, params: number[], floats: number[], buffers: GPUBuffer[], groups: [number, number, number]): void {
-    const written = new Set<GPUBuffer>();
+  private dispatch(name: string, code: string, params: number[], floats: number[], buffers: (GPUBuffer | null)[], groups: [number, number, number]): void {
     const pl = this.pipeline(name, code);
     let p = this.open();
     if (p.slots === PARAM_SLOTS) {
@@ -242,9 +241,8 @@ export class WebGpuDevice {
       if (floats.includes(i)) dv.setFloat32(i * 4, v, true);
       else dv.setUint32(i * 4, v >>> 0, true);
     });
-    void written;
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.params, offset: slot * PARAM_SLOT, size: Math.ceil((params.length * 4) / 16) * 16 } }];
-    buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b } }));
+    buffers.forEach((b, i) => b && entries.push({ binding: i + 1, resource: { buffer: b } }));
     const bg = this.device.createBindGroup({ layout: pl.getBindGroupLayout(0), entries });
     p.pass.setPipeline(pl);
     p.pass.setBindGroup(0, bg);
@@ -270,15 +268,17 @@ export class WebGpuDevice {
     const oh = h + 2 * pad - w.kh + 1;
     const ow = wd + 2 * pad - w.kw + 1;
     if (out.t.shape[0] !== n || out.t.shape[2] !== oh || out.t.shape[3] !== ow) throw new Error(`internal: conv2d output [${out.t.shape}] for ${n}×${oh}×${ow}`);
-    if (out.t.buf === x.t.buf || (res && res.t.buf === out.t.buf)) throw new Error('internal: conv2d output aliases an input');
+    // the input may be other channels of the output tensor (CONV2D_SAME), never overlapping ones
+    const same = out.t.buf === x.t.buf;
+    if ((same && (out.t !== x.t || (x.c0 < out.c0 + out.c && out.c0 < x.c0 + x.c))) || (res && res.t.buf === out.t.buf)) throw new Error('internal: conv2d output aliases an input');
     const ncg = Math.ceil(w.cout / 4);
     const flags = (bias ? 1 : 0) | (res ? 2 : 0);
     this.dispatch(
-      'conv2d',
-      W.CONV2D,
+      same ? 'conv2dSame' : 'conv2d',
+      same ? W.CONV2D_SAME : W.CONV2D,
       [n, w.cin, h, wd, w.cout, w.kh, w.kw, pad, oh, ow, x.t.shape[1], x.c0, out.t.shape[1], out.c0, flags, res ? res.t.shape[1] : 0, res ? res.c0 : 0, res && !resBroadcast ? 1 : 0, ncg, 0],
       [],
-      [x.t.buf, w.buf, bias ?? this.dummy, res ? res.t.buf : this.dummy, out.t.buf],
+      [same ? null : x.t.buf, w.buf, bias ?? this.dummy, res ? res.t.buf : this.dummy, out.t.buf],
       [Math.ceil(Math.ceil(ow / 4) / 16), Math.ceil(oh / 4), n * ncg],
     );
   }
