@@ -11,10 +11,14 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * 
 `;
 
 /**
- * Direct convolution, stride 1, zero padding. Each invocation computes 4 output pixels of a row
- * for 4 output channels (16 accumulators). The weight is packed [cin·kh·kw][ceil(cout/4)] of
- * vec4 (4 consecutive output channels), so one load feeds 4 channels. Optional bias and an added
- * residual (another region, with batch stride 0 for one sample broadcast over the batch).
+ * Direct convolution, stride 1, zero padding. Each invocation computes 4 neighbouring output
+ * pixels of a row for 8 output channels (eight vec4 accumulators): per input tap, 4 input loads
+ * and 2 weight loads feed 32 multiply-adds. Neighbouring invocations take neighbouring pixel
+ * quads, so input loads are contiguous across a workgroup and weight loads are the same for all
+ * of it. The weight is packed [cin·kh·kw][ceil(cout/8)·2] of vec4 (4 consecutive output channels).
+ * Optional bias and an added residual (another region, with batch stride 0 for one sample
+ * broadcast over the batch). Grid: x over pixel quads (64 a workgroup), y over 8-channel groups,
+ * z over the batch.
  */
 export const CONV2D = /* wgsl */ `
 struct P {
@@ -22,7 +26,7 @@ struct P {
   cout: u32, kh: u32, kw: u32, pad: u32,
   oh: u32, ow: u32, xC: u32, xC0: u32,
   oC: u32, oC0: u32, flags: u32, rC: u32,
-  rC0: u32, rBatch: u32, ncg: u32, _p: u32,
+  rC0: u32, rBatch: u32, ncg: u32, qw: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -31,36 +35,41 @@ struct P {
 @group(0) @binding(4) var<storage, read> res: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(16, 4, 1)
+fn ld(row: u32, ix: i32) -> f32 {
+  if (ix < 0 || ix >= i32(p.w)) { return 0.0; }
+  return x[row + u32(ix)];
+}
+
+@compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let xb = gid.x * 4u;
-  let oy = gid.y;
-  if (xb >= p.ow || oy >= p.oh) { return; }
-  let cg = gid.z % p.ncg;
-  let b = gid.z / p.ncg;
+  let q = gid.x;
+  if (q >= p.qw * p.oh) { return; }
+  let oy = q / p.qw;
+  let ox = (q % p.qw) * 4u;
+  let cg = gid.y;
+  let b = gid.z;
   let hw = p.h * p.w;
   let kk = p.kh * p.kw;
-  var a0 = vec4<f32>(0.0);
-  var a1 = vec4<f32>(0.0);
-  var a2 = vec4<f32>(0.0);
-  var a3 = vec4<f32>(0.0);
-  let ix0 = i32(xb) - i32(p.pad);
+  let stride = p.ncg * 2u;
+  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+  var b0 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
+  let iy0 = i32(oy) - i32(p.pad);
+  let ix0 = i32(ox) - i32(p.pad);
   for (var ci = 0u; ci < p.cin; ci++) {
     let xbase = (b * p.xC + p.xC0 + ci) * hw;
     let wbase = ci * kk;
     for (var ky = 0u; ky < p.kh; ky++) {
-      let iy = i32(oy + ky) - i32(p.pad);
+      let iy = iy0 + i32(ky);
       if (iy < 0 || iy >= i32(p.h)) { continue; }
       let row = xbase + u32(iy) * p.w;
       for (var kx = 0u; kx < p.kw; kx++) {
-        let wv = wt[(wbase + ky * p.kw + kx) * p.ncg + cg];
         let ix = ix0 + i32(kx);
-        var v0 = 0.0; var v1 = 0.0; var v2 = 0.0; var v3 = 0.0;
-        if (ix >= 0 && ix < i32(p.w)) { v0 = x[row + u32(ix)]; }
-        if (ix + 1 >= 0 && ix + 1 < i32(p.w)) { v1 = x[row + u32(ix + 1)]; }
-        if (ix + 2 >= 0 && ix + 2 < i32(p.w)) { v2 = x[row + u32(ix + 2)]; }
-        if (ix + 3 >= 0 && ix + 3 < i32(p.w)) { v3 = x[row + u32(ix + 3)]; }
-        a0 += v0 * wv; a1 += v1 * wv; a2 += v2 * wv; a3 += v3 * wv;
+        let v0 = ld(row, ix); let v1 = ld(row, ix + 1); let v2 = ld(row, ix + 2); let v3 = ld(row, ix + 3);
+        let wi = (wbase + ky * p.kw + kx) * stride + cg * 2u;
+        let w0 = wt[wi];
+        let w1 = wt[wi + 1u];
+        a0 += v0 * w0; a1 += v1 * w0; a2 += v2 * w0; a3 += v3 * w0;
+        b0 += v0 * w1; b1 += v1 * w1; b2 += v2 * w1; b3 += v3 * w1;
       }
     }
   }
@@ -68,20 +77,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let hasRes = (p.flags & 2u) != 0u;
   let rb = select(0u, b, p.rBatch != 0u);
   let ohw = p.oh * p.ow;
-  for (var c = 0u; c < 4u; c++) {
-    let co = cg * 4u + c;
+  let lo = array<vec4<f32>, 4>(a0, a1, a2, a3);
+  let hi = array<vec4<f32>, 4>(b0, b1, b2, b3);
+  for (var c = 0u; c < 8u; c++) {
+    let co = cg * 8u + c;
     if (co >= p.cout) { break; }
     var add = 0.0;
     if (hasBias) { add = bias[co]; }
     let ob = (b * p.oC + p.oC0 + co) * ohw + oy * p.ow;
     let rbase = (rb * p.rC + p.rC0 + co) * ohw + oy * p.ow;
-    let acc = array<f32, 4>(a0[c], a1[c], a2[c], a3[c]);
     for (var px = 0u; px < 4u; px++) {
-      let ox = xb + px;
-      if (ox >= p.ow) { break; }
-      var v = acc[px] + add;
-      if (hasRes) { v += res[rbase + ox]; }
-      out[ob + ox] = v;
+      let o = ox + px;
+      if (o >= p.ow) { break; }
+      var v = add;
+      if (c < 4u) { v += lo[px][c]; } else { v += hi[px][c - 4u]; }
+      if (hasRes) { v += res[rbase + o]; }
+      out[ob + o] = v;
     }
   }
 }

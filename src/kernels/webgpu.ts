@@ -35,7 +35,7 @@ function numel(s: readonly number[]): number {
   return s.reduce((a, b) => a * b, 1);
 }
 
-/** A conv weight packed for the CONV2D kernel: [cin·kh·kw][ceil(cout/4)] vec4 of output channels. */
+/** A conv weight packed for the CONV2D kernel: [cin·kh·kw][ceil(cout/8)·2] vec4 of output channels. */
 export interface GWeight {
   buf: GPUBuffer;
   cout: number;
@@ -44,15 +44,13 @@ export interface GWeight {
   kw: number;
 }
 
-/** Pack an OIHW weight for CONV2D. */
+/** Pack an OIHW weight for CONV2D (output channels padded with zeros to a multiple of 8). */
 export function packConvWeight(w: Float32Array, cout: number, cin: number, kh: number, kw: number): Float32Array {
-  const ncg = Math.ceil(cout / 4);
+  const cp = Math.ceil(cout / 8) * 8;
   const kk = kh * kw;
-  const out = new Float32Array(cin * kk * ncg * 4);
+  const out = new Float32Array(cin * kk * cp);
   for (let co = 0; co < cout; co++) {
-    const cg = co >> 2;
-    const c = co & 3;
-    for (let ci = 0; ci < cin; ci++) for (let k = 0; k < kk; k++) out[((ci * kk + k) * ncg + cg) * 4 + c] = w[(co * cin + ci) * kk + k];
+    for (let ci = 0; ci < cin; ci++) for (let k = 0; k < kk; k++) out[(ci * kk + k) * cp + co] = w[(co * cin + ci) * kk + k];
   }
   return out;
 }
@@ -271,15 +269,18 @@ export class WebGpuDevice {
     // the input may be other channels of the output tensor (CONV2D_SAME), never overlapping ones
     const same = out.t.buf === x.t.buf;
     if ((same && (out.t !== x.t || (x.c0 < out.c0 + out.c && out.c0 < x.c0 + x.c))) || (res && res.t.buf === out.t.buf)) throw new Error('internal: conv2d output aliases an input');
-    const ncg = Math.ceil(w.cout / 4);
+    const ncg = Math.ceil(w.cout / 8);
     const flags = (bias ? 1 : 0) | (res ? 2 : 0);
+    const qw = Math.ceil(ow / 4);
+    const groups = Math.ceil((qw * oh) / 64);
+    if (groups > 65535) throw new Error(`A ${oh}×${ow} convolution output is too large for one WebGPU dispatch: use a smaller tile`);
     this.dispatch(
       same ? 'conv2dSame' : 'conv2d',
       same ? W.CONV2D_SAME : W.CONV2D,
-      [n, w.cin, h, wd, w.cout, w.kh, w.kw, pad, oh, ow, x.t.shape[1], x.c0, out.t.shape[1], out.c0, flags, res ? res.t.shape[1] : 0, res ? res.c0 : 0, res && !resBroadcast ? 1 : 0, ncg, 0],
+      [n, w.cin, h, wd, w.cout, w.kh, w.kw, pad, oh, ow, x.t.shape[1], x.c0, out.t.shape[1], out.c0, flags, res ? res.t.shape[1] : 0, res ? res.c0 : 0, res && !resBroadcast ? 1 : 0, ncg, qw],
       [],
       [same ? null : x.t.buf, w.buf, bias ?? this.dummy, res ? res.t.buf : this.dummy, out.t.buf],
-      [Math.ceil(Math.ceil(ow / 4) / 16), Math.ceil(oh / 4), n * ncg],
+      [groups, ncg, n],
     );
   }
 
