@@ -18,8 +18,10 @@ import { checkOutputSize, makeDraws, upscaleLoaded, type OutputForm } from '../u
 import { DEFAULT_MAX_MEMORY_MB, DEFAULT_OVERLAP, type Draw } from '../upscale/engine.js';
 import { grayToRgb, uncertaintyMap } from '../upscale/uncertainty.js';
 import type { SRFlowModel } from '../models/api.js';
+import { applyBackend } from './backend.js';
 
 interface UpscaleCliOptions {
+  backend?: string;
   output?: string;
   outDir?: string;
   model?: string;
@@ -212,6 +214,7 @@ export function registerUpscale(program: Command): void {
     .option('--consistency <mode>', 'none, or exact: project every output so that its bicubic downscale equals the input', 'none')
     .option('--json', 'print one JSON object with outputs, timings and sizes')
     .option('--quiet', 'no progress bar and no messages')
+    .option('--backend <name>', 'compute backend: auto, native, wasm, reference or webgpu (the GPU through WebGPU; default: $SRFLOW_BACKEND, else auto)')
     .addHelpText(
       'after',
       `
@@ -243,6 +246,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
   cmd.action(async (inputs: string[], o: UpscaleCliOptions) => {
     const t0 = performance.now();
     const p = parseUpscaleOptions(o);
+    const backend = applyBackend(o.backend);
     if (o.output !== undefined && o.outDir !== undefined) throw new UsageError('Expected either -o or --out-dir, not both');
     if (o.output !== undefined && inputs.length > 1) throw new UsageError(`Expected one input with -o but received ${inputs.length}; use --out-dir`);
     if (o.output !== undefined && p.draws.length > 1) {
@@ -283,6 +287,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
     const onSigint = () => ac.abort(new Error('interrupted'));
     process.once('SIGINT', onSigint);
     const results: Record<string, unknown>[] = [];
+    let ranOn = '';
     try {
       if (o.outDir !== undefined) await fsp.mkdir(o.outDir, { recursive: true });
       for (const item of plan) {
@@ -298,7 +303,9 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           consistency: p.consistency,
           onProgress: (q) => bar.update(q),
           signal: ac.signal,
+          backend,
         });
+        ranOn = up.engine.backend;
         const ti2 = performance.now();
         bar.stop();
         up.engine.nonFinite.forEach((bad, k) => {
@@ -359,6 +366,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
     } finally {
       bar.stop();
       process.removeListener('SIGINT', onSigint);
+      if (backend === 'webgpu') await (await import('../kernels/webgpu.js')).releaseWebGpuDevice();
     }
     if (o.json) {
       process.stdout.write(
@@ -370,6 +378,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           seed: p.seed,
           consistency: p.consistency,
           maxMemoryMB: p.maxMemoryMB,
+          backend: ranOn,
           images: results,
           seconds: { model: (tModel - t0) / 1000, total: (performance.now() - t0) / 1000 },
         })}\n`,

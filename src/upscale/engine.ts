@@ -19,6 +19,9 @@ import { ceilTo, clip01, crop, padReflect } from './pad.js';
 import { axisWeights, floorTo, planTiles, type Tile } from './tiles.js';
 import { bytesPerLrPixel, chooseTile, DECODE_BATCH, TILE_GC_FACTOR } from './memory.js';
 import { projectConsistent } from './consistency.js';
+import { backendInfo, parseBackend, requestedBackend, setBackend, type BackendName } from '../kernels/index.js';
+import { webGpuRunner, type GpuConditioning } from '../models/webgpu.js';
+import type { ConditioningCache } from '../models/srflow.js';
 
 export interface Draw {
   temperature: number;
@@ -50,6 +53,12 @@ export interface SuperResolveOptions {
   consistency?: 'none' | 'exact';
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
+  /**
+   * Compute backend: 'webgpu' runs the conditioning and the decodes on the GPU (WebGPU); a CPU
+   * backend (auto, native, wasm, reference) selects the process's CPU kernels. Default: the
+   * process's backend (SRFLOW_BACKEND, else auto).
+   */
+  backend?: BackendName;
 }
 
 export interface SuperResolveResult {
@@ -78,6 +87,8 @@ export interface SuperResolveResult {
    * without overflowing (see models/README.md, known limitations).
    */
   outOfRange: number[];
+  /** The backend that ran: 'webgpu (<adapter>)' or the CPU kernels' name (e.g. native-avx512, wasm-simd128). */
+  backend: string;
 }
 
 /** Output values outside this interval count as exploded (a sample's natural overshoot is far smaller). */
@@ -140,6 +151,7 @@ export function checkEngineOptions(o: SuperResolveOptions): void {
     throw new Error(`Expected 'none' or 'exact' for consistency but received ${JSON.stringify(o.consistency)}`);
   }
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new Error('Expected a function for onProgress');
+  if (o.backend !== undefined) parseBackend(o.backend, 'backend');
 }
 
 /** Super-resolve an RGB LR image (any size) into one SR image per draw. */
@@ -155,6 +167,8 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
   const Hp = ceilTo(h, m);
   const Wp = ceilTo(w, m);
   const lrP = padReflect(lr, Hp, Wp);
+  if (opts.backend !== undefined && opts.backend !== 'webgpu') setBackend(opts.backend);
+  const gpu = (opts.backend ?? requestedBackend()) === 'webgpu' ? await webGpuRunner(model.net) : null;
 
   // tile layout
   const batch = Math.min(DECODE_BATCH, draws.length);
@@ -202,7 +216,8 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     const th = t.y.length;
     const tw = t.x.length;
     const lrTile = crop(lrP, t.y.start, t.x.start, th, tw);
-    const cond = model.net.prepareConditioning(new Tensor(lrTile.data, [1, 3, th, tw]));
+    const lrT = new Tensor(lrTile.data, [1, 3, th, tw]);
+    const cond: ConditioningCache | GpuConditioning = gpu ? gpu.prepare(lrT) : model.net.prepareConditioning(lrT);
     done++;
     report('condition', t.index);
     const shapes = model.latentShapes([1, 3, th, tw]);
@@ -232,7 +247,7 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
         group.forEach((d, j) => fillLatentField((z.data as Float32Array).subarray(j * per, (j + 1) * per), win, d.seed, li, d.temperature));
         return z;
       });
-      const out = model.net.decodeCached(latents, cond, { logdet: false }).sr.data as Float32Array;
+      const out = (gpu ? (await gpu.decode(latents, cond as GpuConditioning, { logdet: false })).sr.data : model.net.decodeCached(latents, cond as ConditioningCache, { logdet: false }).sr.data) as Float32Array;
       const per = 3 * ths * tws;
       for (let j = 0; j < B; j++) {
         const k = k0 + j;
@@ -254,6 +269,7 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
       }
       report('decode', t.index);
     }
+    if (gpu) gpu.release(cond as GpuConditioning);
   }
 
   if (!single) {
@@ -304,5 +320,6 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     consistency: cons,
     nonFinite,
     outOfRange,
+    backend: gpu ? gpu.name : backendInfo().name,
   };
 }

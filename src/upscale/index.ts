@@ -17,6 +17,7 @@ import { upscaleBicubic } from '../data/bicubic.js';
 import type { SRFlowModel } from '../models/api.js';
 import { superResolve, checkEngineOptions, abortError, DEFAULT_MAX_MEMORY_MB, type Draw, type Progress, type SuperResolveResult } from './engine.js';
 import { resolveModel } from './model.js';
+import type { BackendName } from '../kernels/index.js';
 import { clip01 } from './pad.js';
 import { uncertaintyMap } from './uncertainty.js';
 
@@ -61,6 +62,8 @@ export interface UpscaleOptions {
   output?: OutputForm;
   /** JPEG/WebP quality (default 95). */
   quality?: number;
+  /** Compute backend: 'webgpu' (the GPU), or auto, native, wasm, reference (CPU). Default: SRFLOW_BACKEND, else auto. */
+  backend?: BackendName;
 }
 
 export interface UpscaleResult {
@@ -86,6 +89,8 @@ export interface UpscaleResult {
   /** With `uncertainty`: one grayscale map per temperature (same output form; raw = 1 channel, 8-bit). */
   uncertainty: (RawPixels | Buffer)[] | null;
   timings: { modelMs: number; decodeMs: number; inferMs: number; encodeMs: number };
+  /** The backend that ran (see SuperResolveResult.backend). */
+  backend: string;
 }
 
 function isObj(x: unknown): x is Record<string, unknown> {
@@ -127,7 +132,7 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new Error('Expected an AbortSignal for signal');
   const draws = makeDraws(temps, samples, seed);
-  checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress });
+  checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend });
   return { temperatures: temps, samples, seed, draws };
 }
 
@@ -170,6 +175,7 @@ export async function upscaleLoaded(
     consistency: opts.consistency,
     onProgress: opts.onProgress,
     signal: opts.signal,
+    backend: opts.backend,
   });
   const alpha = img.alpha ? clip01(upscaleBicubic(img.alpha, model.scale)) : null;
   return { samples: engine.samples, alpha, engine };
@@ -260,5 +266,6 @@ export async function upscale(input: string | Buffer | Uint8Array | RawPixels, o
     lrPsnr: up.engine.consistency ? up.engine.consistency.map((c) => c.lrPsnr) : null,
     uncertainty: unc,
     timings: { modelMs: t1 - t0, decodeMs: t2 - t1, inferMs: t3 - t2, encodeMs: t4 - t3 },
+    backend: up.engine.backend,
   };
 }
