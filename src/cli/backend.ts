@@ -20,3 +20,14 @@ export function applyBackend(v: string | undefined): BackendName {
   }
   return requestedBackend();
 }
+
+/** Run `fn` with the WebGPU runner of `net` on the shared device, released afterwards. */
+export async function withWebGpu<T>(net: import('../models/srflow.js').SRFlowNet, fn: (g: import('../models/webgpu.js').WebGpuSRFlow) => Promise<T>): Promise<T> {
+  const { webGpuRunner } = await import('../models/webgpu.js');
+  const { releaseWebGpuDevice } = await import('../kernels/webgpu.js');
+  try {
+    return await fn(await webGpuRunner(net));
+  } finally {
+    await releaseWebGpuDevice();
+  }
+}
