@@ -39,7 +39,7 @@ export function requestedBackend(): BackendName {
 export function setBackend(b: BackendName): void {
   const v = parseBackend(b);
   const cpu = (x: BackendName) => (x === 'webgpu' ? 'auto' : x);
-  if (requested === null || cpu(requested) !== cpu(v)) {
+  if (cpu(requestedBackend()) !== cpu(v)) {
     active = null;
     why = '';
   }
