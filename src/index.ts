@@ -53,3 +53,10 @@ export type { Planar, RawPixels, LoadedImage, SaveableImage, ImageFormat, Encode
 
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export type { RawTensor, SafetensorsFile } from './io/safetensors.js';
+
+// backends: --backend / SRFLOW_BACKEND, and sampling/encoding on the GPU through WebGPU (docs/WEBGPU.md)
+export { BACKENDS, parseBackend, setBackend, requestedBackend, backendInfo } from './kernels/index.js';
+export type { BackendName } from './kernels/index.js';
+export { WebGpuSRFlow, webGpuRunner } from './models/webgpu.js';
+export type { GpuConditioning } from './models/webgpu.js';
+export { webGpuDevice, releaseWebGpuDevice, WebGpuDevice } from './kernels/webgpu.js';
