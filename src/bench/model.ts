@@ -82,6 +82,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
     adapter = gpu.dev.adapterName;
     run = async () => {
       const cond = gpu.prepare(lr);
+      cacheBytes = cond.bytes;
       try {
         for (let s0 = 0; s0 < o.samples; s0 += o.batch === 1 ? 4 : 1) {
           const k = o.batch === 1 ? Math.min(4, o.samples - s0) : 1;
@@ -121,13 +122,13 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
   const log = (s: string) => !o.quiet && process.stderr.write(s);
   log(`warm-up (${o.preset}, ${o.mode}, LR ${o.lrSize}×${o.lrSize}, batch ${o.batch}${o.mode === 'infer' ? `, ${o.samples} sample(s)` : ''}) ...\n`);
   try {
-  await run();
-  for (let i = 0; i < repeat; i++) {
-    const t0 = performance.now();
     await run();
-    times.push((performance.now() - t0) / 1000);
-    log(`  run ${i + 1}/${repeat}: ${times[i].toFixed(3)} s\n`);
-  }
+    for (let i = 0; i < repeat; i++) {
+      const t0 = performance.now();
+      await run();
+      times.push((performance.now() - t0) / 1000);
+      log(`  run ${i + 1}/${repeat}: ${times[i].toFixed(3)} s\n`);
+    }
   } finally {
     await release?.();
   }

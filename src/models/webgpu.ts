@@ -30,6 +30,8 @@ export interface GpuConditioning {
   steps: Map<number, { inj: GTensor; u0: GTensor }>;
   /** Per conditional flow step: Σ log scale of inj per LR sample ([n] on the GPU). */
   injLd: Map<number, GTensor>;
+  /** GPU bytes held (inj and u0 of every step). */
+  bytes: number;
 }
 
 interface Cached {
@@ -299,7 +301,9 @@ export class WebGpuSRFlow {
       }
     });
     this.releaseRrdb(r);
-    return { lrShape: lr.shape.slice(), steps, injLd };
+    let bytes = 0;
+    for (const st of steps.values()) bytes += (st.inj.size + st.u0.size) * 4;
+    return { lrShape: lr.shape.slice(), steps, injLd, bytes };
   }
 
   /** Free a conditioning's GPU buffers. */
