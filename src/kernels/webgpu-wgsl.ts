@@ -353,3 +353,32 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * growing feature map, where each conv reads the channels so far and writes the next ones.
  */
 export const CONV2D_SAME = CONV2D.replace('@group(0) @binding(1) var<storage, read> x: array<f32>;\n', '').replace(/\bx\[/g, 'out[');
+
+/**
+ * The phase decomposition's interleave (flow/condconv.ts, convUpsampledCond): out[b, co, 2i + a,
+ * 2j + c] += P[b, (2a + c)·cout + co, i + a, j + c], P being the 2×2 conv (pad 1) of the LR-size
+ * map with phase-summed taps, [n, 4·cout, h + 1, w + 1]; out is [n, cout, 2h, 2w].
+ */
+export const PHASE_ADD = /* wgsl */ `
+struct P { n: u32, cout: u32, h: u32, w: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> ph: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${FLAT}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = flat(gid, nwg);
+  let W = 2u * p.w;
+  let H = 2u * p.h;
+  if (idx >= p.n * p.cout * H * W) { return; }
+  let x = idx % W;
+  let y = (idx / W) % H;
+  let co = (idx / (W * H)) % p.cout;
+  let b = idx / (W * H * p.cout);
+  let a = y % 2u;
+  let c = x % 2u;
+  let w1 = p.w + 1u;
+  let src = ((b * 4u * p.cout + (2u * a + c) * p.cout + co) * (p.h + 1u) + y / 2u + a) * w1 + x / 2u + c;
+  out[idx] += ph[src];
+}
+`;

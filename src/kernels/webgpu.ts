@@ -361,6 +361,13 @@ export class WebGpuDevice {
     this.dispatch('resizeNearest', W.RESIZE_NEAREST, [n, c, h, w, oh, ow, dC, dst.c0], [], [x.buf, dst.t.buf], this.flatGroups(n * c * oh * ow));
   }
 
+  /** out += the interleaved phases of ph (see PHASE_ADD); out is a whole [n, cout, 2h, 2w] tensor. */
+  phaseAdd(ph: GTensor, out: GTensor): void {
+    const [n, cout, oh, ow] = out.shape;
+    if (ph.shape[0] !== n || ph.shape[1] !== 4 * cout || ph.shape[2] !== oh / 2 + 1 || ph.shape[3] !== ow / 2 + 1) throw new Error(`internal: phaseAdd of [${ph.shape}] into [${out.shape}]`);
+    this.dispatch('phaseAdd', W.PHASE_ADD, [n, cout, oh / 2, ow / 2], [], [ph.buf, out.buf], this.flatGroups(out.size));
+  }
+
   /** Bilinear downsampling by an even factor (a new tensor). */
   downsample(x: GTensor, f: number): GTensor {
     const [n, c, h, w] = x.shape;

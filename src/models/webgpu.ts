@@ -19,6 +19,7 @@ import type { CouplingNet, ZeroConv } from '../flow/affine.js';
 import type { ActNorm } from '../flow/actnorm.js';
 import type { Conv } from './rrdbnet.js';
 import { condKey } from './config.js';
+import { phaseWeights } from '../flow/condconv.js';
 import type { SRFlowNet } from './srflow.js';
 
 const LOG_2PI = Math.log(2 * Math.PI);
@@ -255,18 +256,54 @@ export class WebGpuSRFlow {
   // ------------------------------------------------------------------ conditioning
 
   /**
+   * conv3×3(cat(own, up2(stacked)), w) without the map (flow/condconv.ts): a 3×3 conv of own plus
+   * the interleaved phases of one 2×2 conv (pad 1) of the LR-size stacked blocks. `w` is the
+   * weight over the whole map's channels (data: its values, when derived from a slice).
+   */
+  private convPhased(own: GTensor, stacked: GTensor, w: Tensor, kind: string, data?: () => Tensor): GTensor {
+    const ownC = own.shape[1];
+    const pw = () => noGrad(() => phaseWeights(data ? data() : w, ownC));
+    const cout = w.shape[0];
+    const wo = this.weight(w, `${kind}:own`, () => pw().own.data as Float32Array, ownC);
+    const sc = stacked.shape[1];
+    const wp = this.derived(w, `${kind}:phases`, () => this.dev.uploadWeight(pw().phases.data as Float32Array, 4 * cout, sc, 2, 2));
+    const out = this.conv(region(own), wo, null);
+    const [n, , h, ww] = stacked.shape;
+    const ph = this.dev.alloc([n, 4 * cout, h + 1, ww + 1]);
+    this.dev.conv2d(region(stacked), wp, null, 1, region(ph));
+    this.dev.phaseAdd(ph, out);
+    this.dev.release(ph);
+    return out;
+  }
+
+  /**
    * The conditioning of an LR batch, on the GPU: the RRDB, then for every conditional flow step the
    * injector net's output and the conditioning half of the coupling net's first conv (as
-   * SRFlowNet.prepareConditioning). Nothing is read back.
+   * SRFlowNet.prepareConditioning; at the level at twice the LR size by phases on the LR-size
+   * stacked blocks unless `phases` is false, as there). Nothing is read back.
    */
-  prepare(lr: Tensor): GpuConditioning {
+  prepare(lr: Tensor, opts: { phases?: boolean } = {}): GpuConditioning {
     this.net.checkLr(lr);
+    const phases = opts.phases ?? this.net.condPhases;
     const dev = this.dev;
     const cfg = this.net.config;
     const r = this.rrdb(dev.upload(lr.data as Float32Array, lr.shape));
     const steps = new Map<number, { inj: GTensor; u0: GTensor }>();
     const injLd = new Map<number, GTensor>();
     const conds = new Map<number, GTensor>();
+    // the stacked blocks in one LR-size tensor, for the levels at twice the LR size (phased convs)
+    let stacked: GTensor | null = null;
+    if (cfg.flow.stackConcat) {
+      const bl = cfg.flow.stackBlocks.map((b) => r.blocks.get(b) as GTensor);
+      const [n, , h, w] = bl[0].shape;
+      stacked = dev.alloc([n, bl.reduce((a, t) => a + t.shape[1], 0), h, w]);
+      let c0 = 0;
+      for (const t of bl) {
+        dev.copy(region(t), region(stacked, c0, t.shape[1]));
+        c0 += t.shape[1];
+      }
+    }
+    const phased = (own: GTensor) => phases && stacked !== null && own.shape[2] === 2 * stacked.shape[2] && own.shape[3] === 2 * stacked.shape[3];
     const lastUse = new Map<number, number>();
     this.net.layers.forEach((l, i) => {
       if (l instanceof FlowStep && l.affine) lastUse.set(this.net.levelOf[i], i);
@@ -274,32 +311,36 @@ export class WebGpuSRFlow {
     this.net.layers.forEach((layer, i) => {
       if (!(layer instanceof FlowStep) || !layer.affine) return;
       const level = this.net.levelOf[i];
-      let cond = conds.get(level);
-      if (!cond) {
-        const own = r.raw.get(condKey(cfg, level));
-        if (!own) throw new Error(`internal: missing conditioning map ${condKey(cfg, level)}`);
-        cond = this.condMap(r, own);
-        conds.set(level, cond);
-      }
+      const own = r.raw.get(condKey(cfg, level));
+      if (!own) throw new Error(`internal: missing conditioning map ${condKey(cfg, level)}`);
       const a = layer.affine;
       const ff = a.fFeatures;
-      const inj = this.afterFirstConv(this.conv(region(cond), this.weight(ff.l0.weight), null), ff);
       const nn = a.nn;
       const wFull = a.fAffine.l0.weight;
-      const [hid, cinAll, kh, kw] = wFull.shape;
-      const wu = this.weight(wFull, 'u', () => noGrad(() => T.slice(wFull, 1, nn, cinAll).data as Float32Array), cinAll - nn);
-      void hid;
-      void kh;
-      void kw;
-      const u0 = this.conv(region(cond), wu, null);
+      const cinAll = wFull.shape[1];
+      let inj: GTensor;
+      let u0: GTensor;
+      if (phased(own)) {
+        inj = this.afterFirstConv(this.convPhased(own, stacked as GTensor, ff.l0.weight, 'f'), ff);
+        u0 = this.convPhased(own, stacked as GTensor, wFull, 'u', () => T.slice(wFull, 1, nn, cinAll));
+      } else {
+        let cond = conds.get(level);
+        if (!cond) {
+          cond = this.condMap(r, own);
+          conds.set(level, cond);
+        }
+        inj = this.afterFirstConv(this.conv(region(cond), this.weight(ff.l0.weight), null), ff);
+        const wu = this.weight(wFull, 'u', () => noGrad(() => T.slice(wFull, 1, nn, cinAll).data as Float32Array), cinAll - nn);
+        u0 = this.conv(region(cond), wu, null);
+      }
       steps.set(i, { inj, u0 });
       const ld = dev.zeros([lr.shape[0], 1, 1, 1]);
       dev.reduce(0, region(inj), null, a.eps, ld, 1, 0);
       injLd.set(i, ld);
-      if (lastUse.get(level) === i && cond !== r.raw.get(condKey(cfg, level))) {
-        dev.release(cond);
-      }
+      const cond = conds.get(level);
+      if (lastUse.get(level) === i && cond && cond !== own) dev.release(cond);
     });
+    dev.release(stacked);
     this.releaseRrdb(r);
     let bytes = 0;
     for (const st of steps.values()) bytes += (st.inj.size + st.u0.size) * 4;

@@ -77,6 +77,11 @@ for (const c of CASES) {
     gpu.release(gc);
     close('prepared decode sr (2 samples, one conditioning)', gpu2.sr, cpu2.sr);
     close('prepared decode logdet', gpu2.logdet, cpu2.logdet);
+    // the first convs at twice the LR size by phases (default) and on the materialised map agree
+    const gm = gpu.prepare(lr1, { phases: false });
+    const gpu3 = await gpu.decode(z2, gm);
+    gpu.release(gm);
+    close('prepared decode without phases', gpu3.sr, gpu2.sr);
   });
 }
 
