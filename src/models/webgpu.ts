@@ -569,15 +569,15 @@ export class WebGpuSRFlow {
   }
 }
 
-const perNet = new WeakMap<SRFlowNet, Promise<WebGpuSRFlow>>();
+const perNet = new WeakMap<SRFlowNet, WebGpuSRFlow>();
 
-/** The WebGPU runner of a model on the shared device (one per model). */
-export function webGpuRunner(net: SRFlowNet): Promise<WebGpuSRFlow> {
+/** The WebGPU runner of a model on the shared device (one per model and device: its weights stay uploaded). */
+export async function webGpuRunner(net: SRFlowNet): Promise<WebGpuSRFlow> {
+  const dev = await webGpuDevice();
   let r = perNet.get(net);
-  if (!r) {
-    r = WebGpuSRFlow.create(net);
+  if (!r || r.dev !== dev) {
+    r = new WebGpuSRFlow(net, dev);
     perNet.set(net, r);
-    r.catch(() => perNet.delete(net));
   }
   return r;
 }

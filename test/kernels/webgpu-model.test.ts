@@ -93,3 +93,17 @@ test('webgpu model: latents of the wrong shape are refused with a clear message'
   lat[0] = Tensor.zeros([1, 1, 2, 2]);
   await assert.rejects(gpu.decodeLr(lr, lat), /Expected latents of shapes/);
 });
+
+// last in this file: it releases the shared device the tests above use
+test('webgpu model: the shared runner follows the shared device (a released device is not reused)', { skip: !dev && why }, async () => {
+  const { webGpuRunner } = await import('../../src/models/webgpu.js');
+  const m = createModel(makeOpt(CASES[0].opt), 2);
+  const a = await webGpuRunner(m.net);
+  assert.equal(await webGpuRunner(m.net), a, 'one runner per model while the device lives');
+  await releaseWebGpuDevice();
+  const b = await webGpuRunner(m.net);
+  assert.notEqual(b, a);
+  const lr = rand([1, 3, 4, 4], 1);
+  const lat = m.net.drawLatents(lr.shape, 0.5, new Rng(2));
+  close('decode on the new device', (await b.decodeLr(lr, lat)).sr, m.net.decode(lr, lat).sr);
+});
