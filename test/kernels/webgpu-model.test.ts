@@ -94,6 +94,25 @@ test('webgpu model: latents of the wrong shape are refused with a clear message'
   await assert.rejects(gpu.decodeLr(lr, lat), /Expected latents of shapes/);
 });
 
+test('webgpu model: superResolve with backend webgpu (the upscaler and the page) = the CPU engine, and says so', { skip: !dev && why }, async () => {
+  const { superResolve } = await import('../../src/upscale/engine.js');
+  const m = createModel(makeOpt(CASES[0].opt), 9);
+  randomiseModel(m, 10);
+  const lr = rand([1, 3, 6, 10], 11);
+  const img = { data: lr.data as Float32Array, channels: 3, height: 6, width: 10 };
+  const draws = [{ temperature: 0.6, seed: 1 }, { temperature: 0.6, seed: 2 }];
+  const g = await superResolve(m, img, { draws, backend: 'webgpu', tile: 4, overlap: 2 });
+  const c = await superResolve(m, img, { draws, tile: 4, overlap: 2 });
+  assert.match(g.backend, /^webgpu \(/);
+  assert.doesNotMatch(c.backend, /webgpu/);
+  assert.ok(g.tiles > 1, `tiled: ${g.tiles}`);
+  for (let k = 0; k < draws.length; k++) {
+    let worst = 0;
+    for (let i = 0; i < g.samples[k].data.length; i++) worst = Math.max(worst, Math.abs(g.samples[k].data[i] - c.samples[k].data[i]));
+    assert.ok(worst < 1e-4, `sample ${k}: max |Δ| ${worst}`);
+  }
+});
+
 // last in this file: it releases the shared device the tests above use
 test('webgpu model: the shared runner follows the shared device (a released device is not reused)', { skip: !dev && why }, async () => {
   const { webGpuRunner } = await import('../../src/models/webgpu.js');
