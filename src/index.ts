@@ -68,3 +68,9 @@ export {
 export type { LatentWeight, NormaliseOptions, RestoreOptions, RestoreReport, TransferOptions, TransferResult } from './edit/index.js';
 export { levelMaps, resizeMap, loadMap } from './upscale/index.js';
 export type { Map1, MapInput } from './upscale/index.js';
+// backends: --backend / SRFLOW_BACKEND, and sampling/encoding on the GPU through WebGPU (docs/WEBGPU.md)
+export { BACKENDS, parseBackend, setBackend, requestedBackend, backendInfo } from './kernels/index.js';
+export type { BackendName } from './kernels/index.js';
+export { WebGpuSRFlow, webGpuRunner } from './models/webgpu.js';
+export type { GpuConditioning } from './models/webgpu.js';
+export { webGpuDevice, releaseWebGpuDevice, WebGpuDevice } from './kernels/webgpu.js';

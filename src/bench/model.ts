@@ -55,6 +55,8 @@ export interface ModelBenchOptions {
   repeat?: number;
   lowMemory?: boolean;
   quiet?: boolean;
+  /** infer on the WebGPU backend (conditioning and decodes on the GPU, one read-back per decode). */
+  webgpu?: boolean;
 }
 
 export async function benchModel(o: ModelBenchOptions): Promise<Record<string, unknown>> {
@@ -69,8 +71,29 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
   let cacheBytes = 0;
   let params = 0;
   for (const p of net.parameters().values()) params += p.size;
-  let run: () => void;
-  if (o.mode === 'infer') {
+  let run: () => void | Promise<void>;
+  let adapter: string | undefined;
+  let release: (() => Promise<void>) | null = null;
+  if (o.mode === 'infer' && o.webgpu) {
+    const { webGpuRunner } = await import('../models/webgpu.js');
+    const w = await import('../kernels/webgpu.js');
+    release = w.releaseWebGpuDevice;
+    const gpu = await webGpuRunner(net);
+    adapter = gpu.dev.adapterName;
+    run = async () => {
+      const cond = gpu.prepare(lr);
+      cacheBytes = cond.bytes;
+      try {
+        for (let s0 = 0; s0 < o.samples; s0 += o.batch === 1 ? 4 : 1) {
+          const k = o.batch === 1 ? Math.min(4, o.samples - s0) : 1;
+          const z = net.drawLatents([k * o.batch, ...lr.shape.slice(1)], 0.9, new Rng(s0));
+          await gpu.decode(z, cond, { logdet: false });
+        }
+      } finally {
+        gpu.release(cond);
+      }
+    };
+  } else if (o.mode === 'infer') {
     run = () => {
       const cache = net.prepareConditioning(lr);
       cacheBytes = cache.bytes;
@@ -98,12 +121,16 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
   }
   const log = (s: string) => !o.quiet && process.stderr.write(s);
   log(`warm-up (${o.preset}, ${o.mode}, LR ${o.lrSize}×${o.lrSize}, batch ${o.batch}${o.mode === 'infer' ? `, ${o.samples} sample(s)` : ''}) ...\n`);
-  run();
-  for (let i = 0; i < repeat; i++) {
-    const t0 = performance.now();
-    run();
-    times.push((performance.now() - t0) / 1000);
-    log(`  run ${i + 1}/${repeat}: ${times[i].toFixed(3)} s\n`);
+  try {
+    await run();
+    for (let i = 0; i < repeat; i++) {
+      const t0 = performance.now();
+      await run();
+      times.push((performance.now() - t0) / 1000);
+      log(`  run ${i + 1}/${repeat}: ${times[i].toFixed(3)} s\n`);
+    }
+  } finally {
+    await release?.();
   }
   const { name } = backendInfo();
   return {
@@ -116,7 +143,8 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
     min_s: +Math.min(...times).toFixed(4),
     peak_rss_mib: +(process.resourceUsage().maxRSS / 1024).toFixed(1),
     parameters: params,
-    backend: name,
+    backend: o.webgpu ? 'webgpu' : name,
+    ...(o.webgpu ? { adapter, cpu_kernels: name } : {}),
     threads: await threadsInUse(),
   };
 }

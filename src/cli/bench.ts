@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { UsageError, parseInteger } from './errors.js';
+import { addBackendOption, applyBackend } from './backend.js';
 
 export function registerBench(program: Command): void {
-  program
+  const cmd = program
     .command('bench')
     .description('benchmarks: conv3x3 | conv1x1 (kernels), infer | train (whole model)')
     .argument('<what>', 'conv3x3, conv1x1, infer or train')
@@ -15,8 +16,10 @@ export function registerBench(program: Command): void {
     .option('--lr-size <n>', 'LR size for infer/train', '32')
     .option('--samples <n>', 'samples per LR image (infer)', '1')
     .option('--low-memory', 'recompute flow activations in backward (train)')
-    .option('--json', 'print one JSON object')
-    .action(async (what: string, o: Record<string, string | boolean | undefined>) => {
+    .option('--json', 'print one JSON object');
+  addBackendOption(cmd).action(async (what: string, o: Record<string, string | boolean | undefined>) => {
+      const backend = applyBackend(o.backend as string | undefined);
+      if (backend === 'webgpu' && what !== 'infer') throw new UsageError(`Expected bench infer with --backend webgpu (the WebGPU backend samples and encodes; ${what} runs on the CPU) but received ${JSON.stringify(what)}`);
       const threads = o.threads ? parseInteger(String(o.threads), '--threads', 1) : undefined;
       if (threads) {
         const { setNumThreads } = await import('../kernels/native.js');
@@ -44,6 +47,7 @@ export function registerBench(program: Command): void {
           repeat: o.repeat ? parseInteger(String(o.repeat), '--repeat', 1) : undefined,
           lowMemory: !!o.lowMemory,
           quiet: !!o.json,
+          webgpu: backend === 'webgpu',
         });
       } else {
         throw new UsageError(`Expected conv3x3, conv1x1, infer or train for bench but received ${JSON.stringify(what)}`);

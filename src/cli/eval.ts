@@ -17,6 +17,10 @@ import { crop } from '../upscale/pad.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Planar } from '../io/image.js';
 import type { SRFlowModel } from '../models/api.js';
+import { addBackendOption, applyBackend } from './backend.js';
+import { backendInfo } from '../kernels/index.js';
+import { webGpuRunner, type WebGpuSRFlow } from '../models/webgpu.js';
+import { releaseWebGpuDevice } from '../kernels/webgpu.js';
 
 interface EvalCliOptions {
   hr: string;
@@ -59,7 +63,7 @@ export interface ImageResult {
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** NLL in bits/dim of hr given lr, on the largest centre region that fits the memory budget. */
-function nllBitsPerDim(model: SRFlowModel, hr: Planar, lr: Planar, budgetBytes: number): { bpd: number; width: number; height: number } {
+async function nllBitsPerDim(model: SRFlowModel, hr: Planar, lr: Planar, budgetBytes: number, gpu: WebGpuSRFlow | null): Promise<{ bpd: number; width: number; height: number }> {
   const s = model.scale;
   const m = sizeMultiple(model);
   // encode keeps more than sampling (the forward flow's activations): assume twice the estimate
@@ -75,8 +79,10 @@ function nllBitsPerDim(model: SRFlowModel, hr: Planar, lr: Planar, budgetBytes: 
   const left = Math.floor((lr.width - w) / 2);
   const lrC = crop(lr, top, left, h, w);
   const hrC = crop(hr, top * s, left * s, h * s, w * s);
-  const enc = model.encode(new Tensor(hrC.data, [1, 3, h * s, w * s]), new Tensor(lrC.data, [1, 3, h, w]));
-  return { bpd: bitsPerDim(enc.nll[0]), width: w * s, height: h * s };
+  const hrT = new Tensor(hrC.data, [1, 3, h * s, w * s]);
+  const lrT = new Tensor(lrC.data, [1, 3, h, w]);
+  const nll = gpu ? (await gpu.encodeLr(hrT, lrT)).nll.data[0] : model.encode(hrT, lrT).nll[0];
+  return { bpd: bitsPerDim(nll), width: w * s, height: h * s };
 }
 
 function f(x: number | null, digits: number): string {
@@ -113,9 +119,11 @@ centre 256×256 of each output (also given for bicubic and the HR itself). NLL: 
 (no dequantisation), on the whole image unless --max-memory forces a centre region. The bicubic
 baseline is MATLAB bicubic ↑scale of the LR.`,
     );
+  addBackendOption(cmd);
   oneLineErrors(cmd);
-  cmd.action(async (o: EvalCliOptions) => {
+  cmd.action(async (o: EvalCliOptions & { backend?: string }) => {
     const t0 = performance.now();
+    const backend = applyBackend(o.backend);
     const temperatures = parseList(o.temperatures, '--temperatures');
     const samples = parseInteger(o.samples, '--samples', 1);
     const seed = parseSeed(o.seed);
@@ -143,8 +151,9 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
       for (const [i, im] of set.entries()) {
         bar.start(`${im.name} (${i + 1}/${set.length})`, 1);
         const bic = upscaleBicubic(im.lr, s);
-        const nll = nllBitsPerDim(model, im.hr, im.lr, maxMemoryMB * 1048576);
-        const sr = await superResolve(model, im.lr, { draws, tile, maxMemoryMB, onProgress: (q) => bar.update(q) });
+        const gpu = backend === 'webgpu' ? await webGpuRunner(model.net) : null;
+        const nll = await nllBitsPerDim(model, im.hr, im.lr, maxMemoryMB * 1048576, gpu);
+        const sr = await superResolve(model, im.lr, { draws, tile, maxMemoryMB, onProgress: (q) => bar.update(q), backend });
         const results: TemperatureResult[] = temperatures.map((temperature, ti) => {
           const group = sr.samples.slice(ti * samples, (ti + 1) * samples);
           return {
@@ -169,6 +178,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
       }
     } finally {
       bar.stop();
+      if (backend === 'webgpu') await releaseWebGpuDevice();
     }
     const meanRow = {
       nllBitsPerDim: mean(rows.map((r) => r.nllBitsPerDim)),
@@ -185,7 +195,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     };
     if (o.json) {
       process.stdout.write(
-        `${toJson({ model: o.model ?? 'default', hr: o.hr, scale: s, border, crop: cropN ?? null, samples, seed, temperatures, images: rows, mean: meanRow, seconds: (performance.now() - t0) / 1000 })}\n`,
+        `${toJson({ model: o.model ?? 'default', backend: backend === 'webgpu' ? 'webgpu' : backendInfo().name, hr: o.hr, scale: s, border, crop: cropN ?? null, samples, seed, temperatures, images: rows, mean: meanRow, seconds: (performance.now() - t0) / 1000 })}\n`,
       );
       return;
     }

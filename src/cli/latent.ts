@@ -20,6 +20,7 @@ import { resolveModel } from '../upscale/model.js';
 import { sizeMultiple } from '../upscale/engine.js';
 import { clip01, crop } from '../upscale/pad.js';
 import { Tensor } from '../tensor/tensor.js';
+import { addBackendOption, applyBackend, withWebGpu } from './backend.js';
 
 export const LATENTS_FORMAT = 'srflow-latents';
 const MODEL_HINT = 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)';
@@ -58,8 +59,10 @@ Without --lr the HR image is cropped (top-left) to a multiple of scale × the mo
 and its LR made by MATLAB bicubic (8-bit path for 8-bit images). With --lr the sizes must match
 exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, LR/HR size, NLL).`,
     );
+  addBackendOption(enc);
   oneLineErrors(enc);
-  enc.action(async (o: { model?: string; config?: string; hr: string; lr?: string; output: string; json?: boolean; quiet?: boolean }) => {
+  enc.action(async (o: { model?: string; config?: string; hr: string; lr?: string; output: string; json?: boolean; quiet?: boolean; backend?: string }) => {
+    const backend = applyBackend(o.backend);
     checkFolder(o.output, 'latents');
     const model = await resolveModel(o.model, { config: o.config, hint: MODEL_HINT });
     const s = model.scale;
@@ -85,7 +88,15 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
       hr = crop(hrImg.rgb, 0, 0, H, W);
       lr = imresize(hr, 1 / s, { uint8: hrImg.bitDepth === 8 });
     }
-    const r = model.encode(new Tensor(hr.data, [1, 3, hr.height, hr.width]), new Tensor(lr.data, [1, 3, lr.height, lr.width]));
+    const hrT = new Tensor(hr.data, [1, 3, hr.height, hr.width]);
+    const lrT = new Tensor(lr.data, [1, 3, lr.height, lr.width]);
+    const r =
+      backend === 'webgpu'
+        ? await withWebGpu(model.net, async (g) => {
+            const e = await g.encodeLr(hrT, lrT);
+            return { latents: e.latents, nll: e.nll.data as Float32Array };
+          })
+        : model.encode(hrT, lrT);
     const tensors = new Map<string, RawTensor>();
     r.latents.forEach((z, i) => tensors.set(`z.${i}`, { shape: z.shape, data: z.data as Float32Array }));
     const nll = r.nll[0];
@@ -125,8 +136,10 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
     .option('--json', 'print one JSON object')
     .option('--quiet', 'print nothing');
+  addBackendOption(dec);
   oneLineErrors(dec);
-  dec.action(async (o: { model?: string; config?: string; lr: string; latents: string; output: string; temperature: string; format?: string; json?: boolean; quiet?: boolean }) => {
+  dec.action(async (o: { model?: string; config?: string; lr: string; latents: string; output: string; temperature: string; format?: string; json?: boolean; quiet?: boolean; backend?: string }) => {
+    const backend = applyBackend(o.backend);
     const t = parseNonNegative(o.temperature, '--temperature');
     const given = o.format !== undefined ? parseFormat(o.format) : undefined;
     const ext = extname(o.output).slice(1).toLowerCase();
@@ -167,7 +180,8 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
       return new Tensor(data, shape);
     });
     if (file.tensors.has(`z.${shapes.length}`)) throw new Error(`The latents ${o.latents} hold more than the ${shapes.length} latents this model needs`);
-    const r = model.decode(new Tensor(lr.data, [1, 3, lr.height, lr.width]), latents);
+    const lrT = new Tensor(lr.data, [1, 3, lr.height, lr.width]);
+    const r = backend === 'webgpu' ? await withWebGpu(model.net, (g) => g.decodeLr(lrT, latents)) : model.decode(lrT, latents);
     const rgb = clip01({ data: r.sr.data as Float32Array, channels: 3, height: lr.height * model.scale, width: lr.width * model.scale });
     const alpha = lrImg.alpha ? clip01(upscaleBicubic(lrImg.alpha, model.scale)) : null;
     const bytes = await encodeImage({ rgb, alpha, grayscale: lrImg.grayscale, bitDepth: format === 'png' ? lrImg.bitDepth : 8 }, { format });

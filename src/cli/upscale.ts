@@ -19,8 +19,10 @@ import { DEFAULT_MAX_MEMORY_MB, DEFAULT_OVERLAP, type Draw } from '../upscale/en
 import { grayToRgb, uncertaintyMap } from '../upscale/uncertainty.js';
 import { loadMap } from '../upscale/mapfile.js';
 import type { SRFlowModel } from '../models/api.js';
+import { applyBackend } from './backend.js';
 
 interface UpscaleCliOptions {
+  backend?: string;
   output?: string;
   outDir?: string;
   model?: string;
@@ -215,6 +217,7 @@ export function registerUpscale(program: Command): void {
     .option('--temperature-map <image>', 'grayscale image (any size, resized to the output) scaling τ per pixel: black = τ 0, white = --temperature')
     .option('--json', 'print one JSON object with outputs, timings and sizes')
     .option('--quiet', 'no progress bar and no messages')
+    .option('--backend <name>', 'compute backend: auto, native, wasm, reference or webgpu (the GPU through WebGPU; default: $SRFLOW_BACKEND, else auto)')
     .addHelpText(
       'after',
       `
@@ -251,6 +254,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
   cmd.action(async (inputs: string[], o: UpscaleCliOptions) => {
     const t0 = performance.now();
     const p = parseUpscaleOptions(o);
+    const backend = applyBackend(o.backend);
     if (o.output !== undefined && o.outDir !== undefined) throw new UsageError('Expected either -o or --out-dir, not both');
     if (o.output !== undefined && inputs.length > 1) throw new UsageError(`Expected one input with -o but received ${inputs.length}; use --out-dir`);
     if (o.output !== undefined && p.draws.length > 1) {
@@ -298,6 +302,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
     const onSigint = () => ac.abort(new Error('interrupted'));
     process.once('SIGINT', onSigint);
     const results: Record<string, unknown>[] = [];
+    let ranOn = '';
     try {
       if (o.outDir !== undefined) await fsp.mkdir(o.outDir, { recursive: true });
       for (const item of plan) {
@@ -314,7 +319,9 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           temperatureMap,
           onProgress: (q) => bar.update(q),
           signal: ac.signal,
+          backend,
         });
+        ranOn = up.engine.backend;
         const ti2 = performance.now();
         bar.stop();
         up.engine.nonFinite.forEach((bad, k) => {
@@ -375,6 +382,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
     } finally {
       bar.stop();
       process.removeListener('SIGINT', onSigint);
+      if (backend === 'webgpu') await (await import('../kernels/webgpu.js')).releaseWebGpuDevice();
     }
     if (o.json) {
       process.stdout.write(
@@ -387,6 +395,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           consistency: p.consistency,
           ...(o.temperatureMap !== undefined ? { temperatureMap: o.temperatureMap } : {}),
           maxMemoryMB: p.maxMemoryMB,
+          backend: ranOn,
           images: results,
           seconds: { model: (tModel - t0) / 1000, total: (performance.now() - t0) / 1000 },
         })}\n`,

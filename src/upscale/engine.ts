@@ -20,6 +20,9 @@ import { axisWeights, floorTo, planTiles, type Tile } from './tiles.js';
 import { bytesPerLrPixel, chooseTile, DECODE_BATCH, TILE_GC_FACTOR } from './memory.js';
 import { projectConsistent } from './consistency.js';
 import { checkMap, levelMaps, multiplyByMap, type Map1 } from './tempmap.js';
+import { backendInfo, parseBackend, requestedBackend, setBackend, type BackendName } from '../kernels/index.js';
+import { webGpuRunner, type GpuConditioning } from '../models/webgpu.js';
+import type { ConditioningCache } from '../models/srflow.js';
 
 export interface Draw {
   temperature: number;
@@ -57,6 +60,12 @@ export interface SuperResolveOptions {
   temperatureMap?: Map1;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
+  /**
+   * Compute backend: 'webgpu' runs the conditioning and the decodes on the GPU (WebGPU); a CPU
+   * backend (auto, native, wasm, reference) selects the process's CPU kernels. Default: the
+   * process's backend (SRFLOW_BACKEND, else auto).
+   */
+  backend?: BackendName;
 }
 
 export interface SuperResolveResult {
@@ -85,6 +94,8 @@ export interface SuperResolveResult {
    * without overflowing (see models/README.md, known limitations).
    */
   outOfRange: number[];
+  /** The backend that ran: 'webgpu (<adapter>)' or the CPU kernels' name (e.g. native-avx512, wasm-simd128). */
+  backend: string;
 }
 
 /** Output values outside this interval count as exploded (a sample's natural overshoot is far smaller). */
@@ -148,6 +159,7 @@ export function checkEngineOptions(o: SuperResolveOptions): void {
   }
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new Error('Expected a function for onProgress');
   if (o.temperatureMap !== undefined) checkMap(o.temperatureMap, 'temperatureMap');
+  if (o.backend !== undefined) parseBackend(o.backend, 'backend');
 }
 
 /** Super-resolve an RGB LR image (any size) into one SR image per draw. */
@@ -163,6 +175,8 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
   const Hp = ceilTo(h, m);
   const Wp = ceilTo(w, m);
   const lrP = padReflect(lr, Hp, Wp);
+  if (opts.backend !== undefined && opts.backend !== 'webgpu') setBackend(opts.backend);
+  const gpu = (opts.backend ?? requestedBackend()) === 'webgpu' ? await webGpuRunner(model.net) : null;
 
   // tile layout
   const batch = Math.min(DECODE_BATCH, draws.length);
@@ -211,7 +225,8 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     const th = t.y.length;
     const tw = t.x.length;
     const lrTile = crop(lrP, t.y.start, t.x.start, th, tw);
-    const cond = model.net.prepareConditioning(new Tensor(lrTile.data, [1, 3, th, tw]));
+    const lrT = new Tensor(lrTile.data, [1, 3, th, tw]);
+    const cond: ConditioningCache | GpuConditioning = gpu ? gpu.prepare(lrT) : model.net.prepareConditioning(lrT);
     done++;
     report('condition', t.index);
     const shapes = model.latentShapes([1, 3, th, tw]);
@@ -245,7 +260,7 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
         });
         return z;
       });
-      const out = model.net.decodeCached(latents, cond, { logdet: false }).sr.data as Float32Array;
+      const out = (gpu ? (await gpu.decode(latents, cond as GpuConditioning, { logdet: false })).sr.data : model.net.decodeCached(latents, cond as ConditioningCache, { logdet: false }).sr.data) as Float32Array;
       const per = 3 * ths * tws;
       for (let j = 0; j < B; j++) {
         const k = k0 + j;
@@ -267,6 +282,7 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
       }
       report('decode', t.index);
     }
+    if (gpu) gpu.release(cond as GpuConditioning);
   }
 
   if (!single) {
@@ -317,5 +333,6 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     consistency: cons,
     nonFinite,
     outOfRange,
+    backend: gpu ? gpu.name : backendInfo().name,
   };
 }

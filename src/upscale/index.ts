@@ -17,6 +17,7 @@ import { upscaleBicubic } from '../data/bicubic.js';
 import type { SRFlowModel } from '../models/api.js';
 import { superResolve, checkEngineOptions, abortError, DEFAULT_MAX_MEMORY_MB, type Draw, type Progress, type SuperResolveResult } from './engine.js';
 import { resolveModel } from './model.js';
+import type { BackendName } from '../kernels/index.js';
 import { clip01 } from './pad.js';
 import { uncertaintyMap } from './uncertainty.js';
 import type { Map1 } from './tempmap.js';
@@ -73,6 +74,8 @@ export interface UpscaleOptions {
   output?: OutputForm;
   /** JPEG/WebP quality (default 95). */
   quality?: number;
+  /** Compute backend: 'webgpu' (the GPU), or auto, native, wasm, reference (CPU). Default: SRFLOW_BACKEND, else auto. */
+  backend?: BackendName;
 }
 
 export interface UpscaleResult {
@@ -98,6 +101,8 @@ export interface UpscaleResult {
   /** With `uncertainty`: one grayscale map per temperature (same output form; raw = 1 channel, 8-bit). */
   uncertainty: (RawPixels | Buffer)[] | null;
   timings: { modelMs: number; decodeMs: number; inferMs: number; encodeMs: number };
+  /** The backend that ran (see SuperResolveResult.backend). */
+  backend: string;
 }
 
 function isObj(x: unknown): x is Record<string, unknown> {
@@ -144,7 +149,7 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
     if (!ok) throw new Error('Expected an image (file path, Buffer or raw pixels) for temperatureMap');
   }
   const draws = makeDraws(temps, samples, seed);
-  checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress });
+  checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend });
   return { temperatures: temps, samples, seed, draws };
 }
 
@@ -188,6 +193,7 @@ export async function upscaleLoaded(
     temperatureMap: opts.temperatureMap,
     onProgress: opts.onProgress,
     signal: opts.signal,
+    backend: opts.backend,
   });
   const alpha = img.alpha ? clip01(upscaleBicubic(img.alpha, model.scale)) : null;
   return { samples: engine.samples, alpha, engine };
@@ -279,5 +285,6 @@ export async function upscale(input: string | Buffer | Uint8Array | RawPixels, o
     lrPsnr: up.engine.consistency ? up.engine.consistency.map((c) => c.lrPsnr) : null,
     uncertainty: unc,
     timings: { modelMs: t1 - t0, decodeMs: t2 - t1, inferMs: t3 - t2, encodeMs: t4 - t3 },
+    backend: up.engine.backend,
   };
 }

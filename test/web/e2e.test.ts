@@ -68,10 +68,18 @@ async function cliSample(w: number, h: number, temperature: number, seed: number
   return out;
 }
 
-test('web page in headless Chromium: upscale, uncertainty, errors, cancel, screenshot', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async () => {
-  const t0 = Date.now();
+let built = false;
+/** vite build of the page, once per run of this file. */
+function buildOnce(): void {
+  if (built) return;
   const b = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web/vite.config.ts'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   assert.equal(b.status, 0, `vite build failed:\n${b.stdout}\n${b.stderr}`);
+  built = true;
+}
+
+test('web page in headless Chromium: upscale, uncertainty, errors, cancel, screenshot', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async () => {
+  const t0 = Date.now();
+  buildOnce();
   const { serve } = await import('../../web/serve.js');
   const { chromium } = await import('playwright-core');
   const { server, url } = await serve({ port: 0 });
@@ -94,7 +102,9 @@ test('web page in headless Chromium: upscale, uncertainty, errors, cancel, scree
     await waitState(['ready', 'error']);
     assert.equal(await state(), 'ready', await page.textContent('#status') ?? '');
     assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'served cross-origin isolated');
+    // --disable-gpu: Chromium offers no WebGPU adapter, so the page runs WebAssembly and says so
     assert.match((await page.textContent('#backend')) ?? '', /WebAssembly SIMD, \d+ thread/);
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'wasm');
     assert.match((await page.textContent('#model-badge')) ?? '', /untrained demo model|model: /);
 
     // clear messages for a file that is not an image and for a too-large image
@@ -164,4 +174,74 @@ test('web page in headless Chromium: upscale, uncertainty, errors, cancel, scree
     rmSync(profile, { recursive: true, force: true });
   }
   assert.ok(Date.now() - t0 < 90_000, `took ${Date.now() - t0} ms`);
+});
+
+/** Chromium's WebGPU on SwiftShader (its CPU Vulkan), headless: no --disable-gpu. */
+const WEBGPU_ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+test('web page in headless Chromium: WebGPU (SwiftShader) when offered, WebAssembly otherwise, the same sample to ≤ 1/255', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async (t) => {
+  buildOnce();
+  const { serve } = await import('../../web/serve.js');
+  const { chromium } = await import('playwright-core');
+  const { server, url } = await serve({ port: 0 });
+  const profile = mkdtempSync(join(tmpdir(), 'srflow-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, viewport: { width: 1100, height: 900 }, args: WEBGPU_ARGS });
+  const errors: string[] = [];
+  try {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url);
+    const adapter = await page.evaluate(async () => {
+      const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+      return gpu ? (await gpu.requestAdapter()) !== null : false;
+    });
+    if (!adapter) {
+      t.skip('Chromium offers no WebGPU adapter here (flags --enable-unsafe-webgpu --use-webgpu-adapter=swiftshader)');
+      return;
+    }
+    const waitState = (states: string[], timeout = 120_000) =>
+      page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout, polling: 50 });
+    // 8×8 → 32×32, one sample at τ = 0.8, seed 0 (SwiftShader is slow: the smallest input)
+    const png = await testPng(8, 8);
+    const runOnce = async (query: string) => {
+      await page.goto(url + query);
+      await waitState(['ready', 'error']);
+      assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', (await page.textContent('#status')) ?? '');
+      const backend = { kind: await page.evaluate(() => document.body.dataset.backend), label: (await page.textContent('#backend')) ?? '' };
+      await page.setInputFiles('#file', { name: 'tiny.png', mimeType: 'image/png', buffer: png });
+      await waitState(['ready']);
+      await page.fill('#samples', '1');
+      await page.click('#run');
+      await waitState(['done', 'error'], 240_000);
+      assert.equal(await page.evaluate(() => document.body.dataset.state), 'done', (await page.textContent('#status')) ?? '');
+      const px = await page.evaluate(() => {
+        const c = document.querySelector<HTMLCanvasElement>('canvas.sample')!;
+        return { size: [c.width, c.height], data: Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data) };
+      });
+      return { backend, timing: (await page.textContent('#timing')) ?? '', ...px };
+    };
+    const g = await runOnce('');
+    assert.equal(g.backend.kind, 'webgpu', `auto picks WebGPU when offered: ${g.backend.label}`);
+    assert.match(g.backend.label, /^WebGPU \(.*swiftshader/i);
+    assert.match(g.timing, /on WebGPU/);
+    const w = await runOnce('?backend=wasm');
+    assert.equal(w.backend.kind, 'wasm');
+    assert.match(w.backend.label, /WebAssembly SIMD/);
+    assert.match(w.timing, /on WebAssembly/);
+    assert.deepEqual(g.size, [32, 32]);
+    assert.deepEqual(w.size, [32, 32]);
+    let worst = 0;
+    for (let i = 0; i < g.data.length; i++) worst = Math.max(worst, Math.abs(g.data[i] - w.data[i]));
+    assert.ok(worst <= 1, `WebGPU vs WebAssembly sample: max |Δ| = ${worst}/255`);
+    // and both are the CLI engine's sample
+    const want = await cliSample(8, 8, 0.8, 0);
+    let worstCli = 0;
+    for (let i = 0; i < want.length; i++) worstCli = Math.max(worstCli, Math.abs(want[i] - g.data[i]));
+    assert.ok(worstCli <= 1, `WebGPU page sample vs the CLI engine: max |Δ| = ${worstCli}/255`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    server.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
 });

@@ -6,7 +6,7 @@
  */
 import wasmUrl from '../../wasm/srflow-kernels.wasm?url';
 import wasmThreadsUrl from '../../wasm/srflow-kernels-threads.wasm?url';
-import type { FromWorker, ModelInfo, Rgba, ToWorker } from './protocol.js';
+import { parsePref, type FromWorker, type ModelInfo, type Rgba, type ToWorker } from './protocol.js';
 import { createBrush } from './brush.js';
 
 /** Largest accepted input side (LR pixels): the output is 4× larger per side. */
@@ -134,6 +134,7 @@ function startWorker(): void {
     wasm: new URL(wasmUrl, location.href).href,
     wasmThreads: new URL(wasmThreadsUrl, location.href).href,
     threads: threadsWanted(),
+    backend: parsePref(new URLSearchParams(location.search).get('backend')),
   };
   w.postMessage(init);
 }
@@ -146,7 +147,9 @@ function onWorkerMessage(m: FromWorker): void {
       ? 'untrained demo model (random weights: results are not meaningful)'
       : `model: ${m.info.name} (${(m.info.parameters / 1e6).toFixed(1)} M parameters)`;
     ui.badge.classList.toggle('untrained', m.info.untrained);
-    ui.backend.textContent = `WebAssembly SIMD, ${m.threads} thread${m.threads > 1 ? 's' : ''}${globalThis.crossOriginIsolated ? '' : ' (page not cross-origin isolated: one thread)'}`;
+    ui.backend.textContent = m.backend;
+    ui.backend.title = m.why ?? '';
+    document.body.dataset.backend = m.gpu ? 'webgpu' : 'wasm';
     if (document.body.dataset.state === 'loading') {
       ui.progress.value = 0;
       status(image ? 'Ready.' : 'Ready: choose an image.');
@@ -336,7 +339,7 @@ function showResult(m: Extract<FromWorker, { type: 'result' }>): void {
     tile(std, m.samples.length > 1 ? 'uncertainty (std across samples)' : 'uncertainty (needs ≥ 2 samples)', `${base}_x4_uncertainty.png`),
   );
   ui.stdWhite.textContent = m.stdMax > 0 ? `${(m.stdMax * 255).toFixed(1)} / 255` : '–';
-  ui.timing.textContent = `${m.samples[0].width}×${m.samples[0].height}, ${m.seconds.toFixed(1)} s`;
+  ui.timing.textContent = `${m.samples[0].width}×${m.samples[0].height}, ${m.seconds.toFixed(1)} s on ${m.backend.startsWith('webgpu') ? 'WebGPU' : 'WebAssembly'}`;
   selected = 0;
   ui.results.hidden = false;
   drawCompare();

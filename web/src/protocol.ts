@@ -17,7 +17,7 @@ export interface Rgba {
 }
 
 export type ToWorker =
-  | { type: 'init'; model: ArrayBuffer; untrained: boolean; name: string; wasm: string; wasmThreads: string; threads: number }
+  | { type: 'init'; model: ArrayBuffer; untrained: boolean; name: string; wasm: string; wasmThreads: string; threads: number; backend: BackendPref }
   | {
       type: 'run';
       id: number;
@@ -30,7 +30,14 @@ export type ToWorker =
     };
 
 export type FromWorker =
-  | { type: 'ready'; info: ModelInfo; backend: string; threads: number }
+  | { type: 'ready'; info: ModelInfo; backend: string; threads: number; gpu: boolean; why?: string }
   | { type: 'progress'; id: number; done: number; total: number; stage: string }
-  | { type: 'result'; id: number; samples: Rgba[]; mean: Rgba; std: Rgba; stdMax: number; seconds: number; tiles: number; nonFinite: number }
+  | { type: 'result'; id: number; samples: Rgba[]; mean: Rgba; std: Rgba; stdMax: number; seconds: number; tiles: number; nonFinite: number; backend: string }
   | { type: 'error'; id: number; message: string };
+
+/** The page's backend choice (`?backend=` on its URL): auto (WebGPU when offered), webgpu or wasm. */
+export type BackendPref = 'auto' | 'webgpu' | 'wasm';
+
+export function parsePref(v: string | null | undefined): BackendPref {
+  return v === 'webgpu' || v === 'wasm' ? v : 'auto';
+}

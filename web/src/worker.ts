@@ -17,9 +17,12 @@ import { superResolve } from '../../src/upscale/engine.js';
 import { uncertaintyMap } from '../../src/upscale/uncertainty.js';
 import type { Planar } from '../../src/io/image.js';
 import type { FromWorker, Rgba, ToWorker } from './protocol.js';
+import { chooseBackend } from './backend.js';
 
 const ctx = self as unknown as DedicatedWorkerGlobalScope;
 let net: SRFlowNet | null = null;
+/** Whether samples run on WebGPU (else on the WebAssembly kernels). */
+let gpu = false;
 
 function post(m: FromWorker, transfer: Transferable[] = []): void {
   ctx.postMessage(m, transfer);
@@ -64,11 +67,17 @@ async function init(m: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   net = model;
   let parameters = 0;
   for (const p of model.parameters().values()) parameters += p.size;
+  const threads = k.threads();
+  const wasmLabel = `WebAssembly SIMD, ${threads} thread${threads > 1 ? 's' : ''}${globalThis.crossOriginIsolated ? '' : ' (page not cross-origin isolated: one thread)'}`;
+  const b = await chooseBackend(m.backend, model, wasmLabel);
+  gpu = b.kind === 'webgpu';
   post({
     type: 'ready',
     info: { name: m.name, untrained: m.untrained, scale: model.scale, parameters, multiple: Math.max(1, 2 ** cfg.flow.L / model.scale) },
-    backend: k.name,
-    threads: k.threads(),
+    backend: b.label,
+    threads,
+    gpu,
+    ...(b.why ? { why: b.why } : {}),
   });
 }
 
@@ -93,6 +102,7 @@ async function run(m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
     draws,
     maxMemoryMB: MAX_MEMORY_MB,
     temperatureMap: m.temperatureMap ? { data: m.temperatureMap.data, channels: 1, height: m.temperatureMap.height, width: m.temperatureMap.width } : undefined,
+    ...(gpu ? { backend: 'webgpu' as const } : {}),
     onProgress: (p) => {
       const tiles = p.tiles > 1 ? `, tile ${p.tile + 1} of ${p.tiles}` : '';
       post({ type: 'progress', id: m.id, done: p.done, total: p.total + 1, stage: `${STAGES[p.stage] ?? p.stage}${tiles}` });
@@ -115,7 +125,7 @@ async function run(m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const out = samples.map(toRgba);
   const meanRgba = toRgba({ data: mean, channels: 3, height: H, width: W });
   post(
-    { type: 'result', id: m.id, samples: out, mean: meanRgba, std, stdMax, seconds: (performance.now() - t0) / 1000, tiles: r.tiles, nonFinite: r.nonFinite.reduce((a, b) => a + b, 0) },
+    { type: 'result', id: m.id, samples: out, mean: meanRgba, std, stdMax, seconds: (performance.now() - t0) / 1000, tiles: r.tiles, nonFinite: r.nonFinite.reduce((a, b) => a + b, 0), backend: r.backend },
     [...out.map((o) => o.data.buffer), meanRgba.data.buffer, std.data.buffer],
   );
 }
