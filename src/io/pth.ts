@@ -17,7 +17,9 @@
  * `num_batches_tracked` included).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { RawTensor } from './safetensors.js';
+import type { LazyTensor, RawTensor } from './safetensors.js';
+
+export type { LazyTensor };
 import { readZipDirectory, readZipDirectoryFrom, zipCheckCrc, zipEntryData, zipEntryDecode, ZipFormatError, type ZipEntry } from './zip.js';
 
 export class PthError extends Error {
@@ -527,18 +529,6 @@ interface Archive {
 function zipError(e: unknown): never {
   if (e instanceof ZipFormatError) throw new PthError(`Cannot load ${e.message}`);
   throw e;
-}
-
-/** One tensor of a checkpoint, read on demand (see `openPth`). */
-export interface LazyTensor {
-  shape: number[];
-  /** Stored dtype (float32, float16, …); values always come back as float32. */
-  dtype: string;
-  /**
-   * The values as float32, contiguous, row-major: written into `into` (which must hold exactly
-   * the tensor's element count) or into a fresh array. Each call reads the file again.
-   */
-  read(into?: Float32Array): Float32Array;
 }
 
 function indexArchive(ar: Archive, opts: PthOptions): Map<string, LazyTensor> {
