@@ -3,6 +3,7 @@
  * SSIM, LR-PSNR, diversity, NLL (bits/dim) and the bicubic baseline, per image and on average.
  */
 import type { Command } from 'commander';
+import { modelArgs } from './model-arg.js';
 import { UsageError, parseInteger, parseList } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
 import { parseMemory, parseSeed } from './upscale.js';
@@ -86,8 +87,8 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('evaluate a model on a folder of HR images: PSNR, SSIM, LR-PSNR, diversity, NLL, bicubic baseline')
     .requiredOption('--hr <dir>', 'folder of HR images (PNG, JPEG, WebP); LR = MATLAB bicubic ↓scale (8-bit path)')
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
-    .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
+    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
     .option('--temperatures <list>', 'comma list of temperatures', '0,0.8')
     .option('--samples <n>', 'samples per temperature (diversity needs ≥ 2)', '1')
     .option('--seed <n>', 'random seed', '0')
@@ -117,7 +118,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     const borderOpt = o.border !== undefined ? parseInteger(o.border, '--border', 0) : undefined;
     const tile = o.tile !== undefined ? parseInteger(o.tile, '--tile', 8) : undefined;
     const maxMemoryMB = parseMemory(o.maxMemory);
-    const model = await resolveModel(o.model, { config: o.config, hint: 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)' });
+    const model = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
     const s = model.scale;
     if (cropN !== undefined && cropN % s !== 0) throw new UsageError(`Expected a multiple of the scale ${s} for --crop but received ${cropN}`);
     const border = borderOpt ?? s;

@@ -10,6 +10,7 @@ import { registerUpscale } from './upscale.js';
 import { registerEval } from './eval.js';
 import { registerLatent } from './latent.js';
 import { registerTrain } from './train.js';
+import { registerModels } from './models.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerLatent(program);
   registerTrain(program);
+  registerModels(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
