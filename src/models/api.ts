@@ -311,11 +311,30 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
     } else {
       throw new Error(`${(layoutError as Error).message}${/pass --config/.test((layoutError as Error).message) ? '' : ' (it carries no configuration: pass one, config option or --config FILE)'}`);
     }
-    const net = netKind === 'rrdb' ? new RRDBOnlyNet(cfg) : new SRFlowNet(cfg);
+    const net = netKind === 'rrdb' ? new RRDBOnlyNet(cfg, new NoInitRng()) : new SRFlowNet(cfg, new NoInitRng());
     const report = loadStateDict(net, tensors, `model ${path}`, { rename: layout?.rename ?? renameFor(netKind, [...tensors.keys()]) });
     return { net, file: path, format, kind: netKind, configSource, layout, report };
   } finally {
     close();
+  }
+}
+
+/**
+ * A generator that draws nothing: the architecture of a model whose every weight is about to be
+ * loaded is built without the (slow, wasted) random initialisation. Weights come out zero (NaN for
+ * the orthogonal InvConv init); loadStateDict replaces every one of them or fails.
+ */
+class NoInitRng extends Rng {
+  override next = () => 0.5;
+  override normal(): number {
+    return 0;
+  }
+  override fillNormal(out: Float32Array | Float64Array, _std = 1, mean = 0): void {
+    if (mean !== 0) out.fill(mean);
+  }
+  override fillUniform(out: Float32Array | Float64Array, lo = 0, hi = 1): void {
+    const v = (lo + hi) / 2;
+    if (v !== 0) out.fill(v);
   }
 }
 

@@ -13,7 +13,7 @@ import { SRFlowNet, type ConditioningCache, type EncodeResult } from './srflow.j
 export class RRDBOnlyNet extends SRFlowNet {
   readonly rrdbOnly = true;
 
-  constructor(config: ModelConfig, seed = 0) {
+  constructor(config: ModelConfig, seed: number | Rng = 0) {
     super(config, seed);
     this.extra.clear(); // no flowUpsamplerNet.f.0
   }
