@@ -14,6 +14,7 @@ import { SRFlowNet } from './srflow.js';
 import { loadStateDict, type LoadReport } from './state.js';
 import { inferLayout, isRrdbOpt, LayoutError, parseRrdbConfig, type Layout, type LayoutKind } from './infer-layout.js';
 import { RRDBOnlyNet } from './rrdb-model.js';
+import { NoInitRng } from './no-init.js';
 
 export interface TensorLike {
   shape: number[];
@@ -316,25 +317,6 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
     return { net, file: path, format, kind: netKind, configSource, layout, report };
   } finally {
     close();
-  }
-}
-
-/**
- * A generator that draws nothing: the architecture of a model whose every weight is about to be
- * loaded is built without the (slow, wasted) random initialisation. Weights come out zero (NaN for
- * the orthogonal InvConv init); loadStateDict replaces every one of them or fails.
- */
-class NoInitRng extends Rng {
-  override next = () => 0.5;
-  override normal(): number {
-    return 0;
-  }
-  override fillNormal(out: Float32Array | Float64Array, _std = 1, mean = 0): void {
-    if (mean !== 0) out.fill(mean);
-  }
-  override fillUniform(out: Float32Array | Float64Array, lo = 0, hi = 1): void {
-    const v = (lo + hi) / 2;
-    if (v !== 0) out.fill(v);
   }
 }
 

@@ -225,3 +225,22 @@ test('fixture RRDB as a bare RRDB_*.pth reproduces the published RRDB output', {
   const e = relativeError(sr.data, out.data);
   assert.ok(e < 1e-5, `relative error ${e}`);
 }));
+
+test('the browser path (bytes in memory): a published .pth and an RRDB_*.pth become models', { skip: !haveFixture && 'fixture not found' }, async () => {
+  const { netFromBytes } = await import('../../src/models/from-bytes.js');
+  const { readFileSync } = await import('node:fs');
+  const d = netFromBytes(new Uint8Array(readFileSync(FIX + 'weights.pth')), 'weights.pth');
+  assert.equal(d.kind, 'srflow');
+  const ref = readSafetensors(FIX + 'tensors.safetensors').tensors;
+  const get = (k: string) => new Tensor((ref.get(k) as RawTensor).data, (ref.get(k) as RawTensor).shape);
+  const nll = d.net.encode(get('gt'), get('lr')).nll.data[0];
+  const want = get('encode.nll').data[0];
+  assert.ok(Math.abs(nll - want) / Math.abs(want) < 1e-5, `${nll} vs ${want}`);
+  const bare = new Map<string, RawTensor>();
+  for (const [k, t] of readPth(FIX + 'weights.pth')) if (k.startsWith('RRDB.')) bare.set(k.slice(5), t);
+  const { buildPth } = await import('../helpers/pth-writer.js');
+  const r = netFromBytes(buildPth(bare), 'RRDB_x.pth');
+  assert.equal(r.kind, 'rrdb');
+  assert.ok(relativeError((r.net as RRDBOnlyNet).srOutput(get('lr')).data, get('rrdb.out').data) < 1e-5);
+  assert.throws(() => netFromBytes(new Uint8Array([1, 2, 3]), 'junk.bin'), /junk\.bin is not a PyTorch checkpoint/);
+});
