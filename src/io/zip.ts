@@ -3,8 +3,8 @@
  * from a file (`readZipDirectoryFrom`).
  * Reads the central directory (ZIP64 end-of-central-directory record and ZIP64 extended
  * information extra fields included); entry data comes back as a view into the buffer for
- * STORED entries, or freshly inflated for DEFLATE ones. CRC-32s are checked when Node provides
- * `zlib.crc32` and the archive records one (torch can be told to write 0 instead).
+ * STORED entries, or freshly inflated for DEFLATE ones. CRC-32s are checked whenever the archive
+ * records one (torch can be told to write 0 instead): with Node's `zlib.crc32`, else in JavaScript.
  */
 import * as zlib from 'node:zlib';
 
@@ -175,7 +175,34 @@ export function readZipDirectoryFrom(size: number, read: ZipRead, source: string
 }
 
 type Crc32Fn = (data: Uint8Array, value?: number) => number;
-const nodeCrc32: Crc32Fn | undefined = (zlib as unknown as { crc32?: Crc32Fn }).crc32;
+
+let crcTable: Uint32Array | null = null;
+/** CRC-32 (IEEE) in plain JavaScript: where zlib.crc32 is missing (older Node, the browser). */
+function jsCrc32(data: Uint8Array, value = 0): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  const t = crcTable;
+  let c = ~value;
+  for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** Node's zlib.crc32 when it exists and works (a bundler's stand-in for node:zlib throws), else the JS one. */
+const nodeCrc32: Crc32Fn = (() => {
+  try {
+    const f = (zlib as unknown as { crc32?: Crc32Fn }).crc32;
+    if (typeof f === 'function' && f(new Uint8Array([49, 50, 51])) >>> 0 === 0x884863d2) return f;
+  } catch {
+    // not Node
+  }
+  return jsCrc32;
+})();
 
 /**
  * The uncompressed bytes of an entry: a view into `buf` when STORED, otherwise inflated.
@@ -187,7 +214,7 @@ export function zipEntryData(buf: Uint8Array, entry: ZipEntry, source: string, v
 
 /** Check a STORED entry's bytes against its recorded CRC-32 (when recorded and Node has zlib.crc32). */
 export function zipCheckCrc(data: Uint8Array, entry: ZipEntry, source: string): void {
-  if (nodeCrc32 && entry.crc32 !== 0) {
+  if (entry.crc32 !== 0) {
     const got = nodeCrc32(data) >>> 0;
     if (got !== entry.crc32 >>> 0) throw new ZipFormatError(`${source}: entry ${entry.name} is corrupt (CRC-32 ${got.toString(16)} instead of ${entry.crc32.toString(16)})`);
   }
