@@ -53,15 +53,15 @@ export function registerBench(program: Command): void {
         const r = benchLoad({
           file,
           rounds: parseInteger(String(o.rounds), '--rounds', 1),
-          onRun: o.json ? undefined : (x) => process.stderr.write(`${x.reader}: ${x.ms.toFixed(0)} ms, peak extra ${x.peakExtraMB.toFixed(1)} MB\n`),
+          onRun: o.json ? undefined : (x) => process.stderr.write(`${x.reader}: ${x.ms.toFixed(0)} ms, peak extra ${x.peakExtraMB.toFixed(1)} MiB\n`),
         });
         if (o.json) {
           process.stdout.write(`${JSON.stringify(r)}\n`);
           return;
         }
-        process.stdout.write(`${r.file}: ${r.fileMB.toFixed(1)} MB, median of ${r.rounds} round(s), each load in a fresh process\n`);
+        process.stdout.write(`${r.file}: ${r.fileMB.toFixed(1)} MiB, median of ${r.rounds} round(s), each load in a fresh process\n`);
         for (const [k, v] of Object.entries(r.readers)) {
-          process.stdout.write(`${k.padEnd(6)}  ${(v.ms / 1000).toFixed(2)} s  peak extra ${v.peakExtraMB.toFixed(1)} MB = ${v.peakExtraX.toFixed(2)}x the file\n`);
+          process.stdout.write(`${k.padEnd(6)}  ${(v.ms / 1000).toFixed(2)} s  peak extra ${v.peakExtraMB.toFixed(1)} MiB = ${v.peakExtraX.toFixed(2)}x the file\n`);
         }
         return;
       } else {
