@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { modelArgs } from './model-arg.js';
+import { isRrdbOnly } from '../models/rrdb-model.js';
 import { UsageError, parseInteger, parseList } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
 import { parseMemory, parseSeed } from './upscale.js';
@@ -46,9 +47,10 @@ export interface ImageResult {
   name: string;
   width: number;
   height: number;
-  nllBitsPerDim: number;
+  /** null for an RRDB network (no likelihood). */
+  nllBitsPerDim: number | null;
   /** HR region the NLL was measured on (the whole image unless memory forced a centre crop). */
-  nllRegion: { width: number; height: number };
+  nllRegion: { width: number; height: number } | null;
   bicubic: { psnr: number; ssim: number };
   results: TemperatureResult[];
 }
@@ -138,7 +140,8 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
       for (const [i, im] of set.entries()) {
         bar.start(`${im.name} (${i + 1}/${set.length})`, 1);
         const bic = upscaleBicubic(im.lr, s);
-        const nll = nllBitsPerDim(model, im.hr, im.lr, maxMemoryMB * 1048576);
+        // an RRDB network (published RRDB_*.pth) has no likelihood: its NLL is null
+        const nll = isRrdbOnly(model.net) ? null : nllBitsPerDim(model, im.hr, im.lr, maxMemoryMB * 1048576);
         const sr = await superResolve(model, im.lr, { draws, tile, maxMemoryMB, onProgress: (q) => bar.update(q) });
         const results: TemperatureResult[] = temperatures.map((temperature, ti) => {
           const group = sr.samples.slice(ti * samples, (ti + 1) * samples);
@@ -154,8 +157,8 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
           name: im.name,
           width: im.hr.width,
           height: im.hr.height,
-          nllBitsPerDim: nll.bpd,
-          nllRegion: { width: nll.width, height: nll.height },
+          nllBitsPerDim: nll ? nll.bpd : null,
+          nllRegion: nll ? { width: nll.width, height: nll.height } : null,
           bicubic: { psnr: psnr(bic, im.hr, { border }), ssim: ssim(bic, im.hr, { border }) },
           results,
         });
@@ -164,7 +167,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
       bar.stop();
     }
     const meanRow = {
-      nllBitsPerDim: mean(rows.map((r) => r.nllBitsPerDim)),
+      nllBitsPerDim: rows.some((r) => r.nllBitsPerDim === null) ? null : mean(rows.map((r) => r.nllBitsPerDim as number)),
       bicubic: { psnr: mean(rows.map((r) => r.bicubic.psnr)), ssim: mean(rows.map((r) => r.bicubic.ssim)) },
       results: temperatures.map((temperature, ti) => ({
         temperature,
@@ -182,7 +185,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     }
     const header = ['image', 'τ', 'PSNR', 'SSIM', 'LR-PSNR', 'diversity', 'NLL b/d', 'bic PSNR', 'bic SSIM'];
     const table: string[][] = [];
-    const add = (name: string, r: { nllBitsPerDim: number; bicubic: { psnr: number; ssim: number }; results: TemperatureResult[] }) => {
+    const add = (name: string, r: { nllBitsPerDim: number | null; bicubic: { psnr: number; ssim: number }; results: TemperatureResult[] }) => {
       r.results.forEach((t, k) =>
         table.push([
           k === 0 ? name : '',
