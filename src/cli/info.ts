@@ -50,7 +50,8 @@ export function registerInfo(program: Command): void {
       out.push(`${path}: ${d.format === 'pth' ? 'PyTorch checkpoint' : 'safetensors model file'}, ${(info.bytes / 1048576).toFixed(1)} MiB, sha256 ${info.sha256}`);
       if (d.kind === 'rrdb') out.push(`RRDB network (deterministic SR): scale ${net.scale}x, ${net.config.nb} RRDB blocks, nf ${net.config.nf}`);
       else out.push(`SRFlow: scale ${net.scale}x, RRDB nb ${info.nb}, flow K ${flow.K.join('/')} L ${flow.L}, stacked blocks [${flow.stackBlocks}], hidden ${flow.hidden}, conditioning ${net.condChannels} channels`);
-      out.push(`layout: ${info.layout ? `the published ${info.layout} layout` : d.layout ? 'recognised (not a published layout)' : 'not recognised from the tensors'}; configuration ${d.configSource === 'inferred' ? 'inferred from the tensors' : d.configSource === 'option' ? 'given with --config' : 'carried by the file'}`);
+      const layoutText = info.layout ? `the published ${info.layout} layout` : d.layout ? 'recognised (not a published layout)' : 'not determined by the tensors alone';
+      out.push(`layout: ${layoutText}; configuration ${d.configSource === 'inferred' ? 'inferred from the tensors' : d.configSource === 'option' ? 'given with --config' : 'carried by the file'}`);
       for (const a of info.assumed) out.push(`  assumed: ${a}`);
       out.push(`${(params / 1e6).toFixed(2)} M parameters; ${d.report.matched.length} tensors matched${d.report.unused.length ? `, ${d.report.unused.length} present but unused (${d.report.unused.join(', ')})` : ''}${d.report.ignored.length ? `, ${d.report.ignored.length} ignored` : ''}`);
       if (o.tensors) for (const n of d.report.matched) out.push(`  ${n}`);
