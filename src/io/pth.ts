@@ -1,5 +1,6 @@
 /**
- * Safe reader for PyTorch checkpoints (`torch.save(state_dict)`, the zip format of torch >= 1.6).
+ * Safe reader for PyTorch checkpoints (`torch.save(state_dict)`): the zip format of torch >= 1.6,
+ * and the legacy format of older versions (see `isLegacyPth`).
  *
  * The archive holds `<folder>/data.pkl` (a pickle describing the dict), one raw little-endian
  * storage per tensor under `<folder>/data/<key>`, `<folder>/version` and sometimes
@@ -140,15 +141,15 @@ function intFromLE(bytes: Uint8Array): number | bigint {
 }
 
 /** Interpret a state_dict pickle. `persistentLoad` resolves BINPERSID ids (storages). */
-function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValue) => PyValue): PyValue {
+function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValue) => PyValue, at?: { pos: number; what: string }): PyValue {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const n = data.byteLength;
-  let pos = 0;
+  let pos = at?.pos ?? 0;
   let stack: PyValue[] = [];
   const metastack: PyValue[][] = [];
   const memo = new Map<number, PyValue>();
   const fail = (msg: string): never => {
-    throw new PthError(`${source}: malformed pickle (data.pkl, byte ${pos}): ${msg}`);
+    throw new PthError(`${source}: malformed pickle (${at?.what ?? 'data.pkl'}, byte ${pos}): ${msg}`);
   };
   const need = (k: number): number => {
     if (k < 0 || pos + k > n) fail(`needs ${k} more bytes but the pickle ends`);
@@ -228,6 +229,7 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValu
       case 0x95: need(8); break; // FRAME: framing is only a hint
       case 0x2e: { // STOP
         const v = pop();
+        if (at) at.pos = pos;
         return v;
       }
       case 0x28: metastack.push(stack); stack = []; break; // MARK
@@ -638,8 +640,94 @@ function readTensor(ar: Archive, name: string, t: TensorRef, e: ZipEntry, bigEnd
   return data;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The legacy format (torch.save before 1.6, or `_use_new_zipfile_serialization=False`): five
+// pickles in a row (magic number, protocol version, system info, the state dict with persistent ids
+// ('storage', type, key, location, numel, view), the sorted storage keys), then each storage as an
+// int64 element count followed by its raw bytes.
+
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+
+/** True when `head` (the file's first bytes) starts like a legacy torch.save file. */
+export function isLegacyPth(head: Uint8Array): boolean {
+  return head.byteLength >= 4 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5 && head[2] === 0x8a && head[3] === 0x0a;
+}
+
+function indexLegacy(size: number, read: (pos: number, len: number) => Uint8Array, readInto: Archive['readInto'], source: string, opts: PthOptions): Map<string, LazyTensor> {
+  const what = `${source}: legacy-format (pre-1.6 torch.save) checkpoint`;
+  // The pickles are small; read a prefix and grow it until they all parse.
+  let chunkLen = Math.min(size, 1 << 20);
+  for (;;) {
+    const head = read(0, chunkLen);
+    const storages = new Map<string, StorageRef>();
+    const persistentLoad = (pid: PyValue): PyValue => {
+      const t = pid instanceof PyTuple ? pid.items : null;
+      if (!t || t[0] !== 'storage' || t.length < 5) throw new PthError(`${what}: unsupported persistent id in the pickle`);
+      const [, type, key, location, numel, view] = t;
+      if (!(type instanceof PyGlobal) || type.module !== 'torch' || !STORAGE_TYPES[type.name]) throw new PthError(`${what}: unsupported storage type ${type instanceof PyGlobal ? type.qualname : typeName(type)}`);
+      if (typeof key !== 'string') throw new PthError(`${what}: storage key is a ${typeName(key)}, not a string`);
+      if (view !== undefined && view !== null) throw new PthError(`${what}: storage ${key} is a view into another storage, which is not supported; re-save it with torch >= 1.6`);
+      const dtype = STORAGE_TYPES[type.name];
+      const prev = storages.get(key);
+      if (prev) return prev;
+      const st = new StorageRef(key, dtype, typeof location === 'string' ? location : '?', asIndex(numel, `numel of storage ${key}`, source));
+      storages.set(key, st);
+      return st;
+    };
+    const at = { pos: 0, what: 'legacy pickle' };
+    try {
+      const magic = unpickle(head, source, () => null, at);
+      if (magic !== LEGACY_MAGIC && magic !== Number(LEGACY_MAGIC)) throw new PthError(`${what}: wrong magic number`);
+      const version = unpickle(head, source, () => null, at);
+      if (version !== 1001) throw new PthError(`${what}: unsupported protocol version ${String(version)}`);
+      const sys = unpickle(head, source, () => null, at);
+      if (sys instanceof PyDict && sys.map.get('little_endian') === false) throw new PthError(`${what}: big-endian legacy files are not supported`);
+      const root = unpickle(head, source, persistentLoad, at);
+      const keys = unpickle(head, source, () => null, at);
+      if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) throw new PthError(`${what}: the storage key list is malformed`);
+      // storage records: int64 element count, then the bytes
+      const entries = new Map<string, ZipEntry>();
+      let pos = at.pos;
+      for (const key of keys as string[]) {
+        const st = storages.get(key);
+        if (!st) throw new PthError(`${what}: storage ${key} is listed but no tensor uses it`);
+        if (pos + 8 > size) throw new PthError(`${what} is truncated: storage ${key} is missing`);
+        const b8 = read(pos, 8);
+        const count = Number(new DataView(b8.buffer, b8.byteOffset, 8).getBigInt64(0, true));
+        const bytes = count * st.dtype.size;
+        if (!(count >= 0) || pos + 8 + bytes > size) throw new PthError(`${what} is truncated: storage ${key} needs bytes up to ${pos + 8 + bytes} but the file has ${size}`);
+        entries.set(key, { name: `storage ${key}`, method: 0, flags: 0, crc32: 0, compressedSize: bytes, size: bytes, localHeaderOffset: pos, dataOffset: pos + 8 });
+        pos += 8 + bytes;
+      }
+      const ar: Archive = { source, entries, entryData: (e) => read(e.dataOffset, e.size), readInto };
+      const out = new Map<string, LazyTensor>();
+      for (const [name, t] of findStateDict(root, source, opts)) {
+        const e = entries.get(t.storage.key);
+        if (!e) throw new PthError(`${what}: tensor ${name} needs storage ${t.storage.key}, which the file lacks`);
+        if (e.size < t.storage.numel * t.storage.dtype.size) throw new PthError(`${what}: storage ${t.storage.key} holds ${e.size} bytes but the pickle declares ${t.storage.numel} ${t.storage.dtype.name} elements; the file is corrupt`);
+        out.set(name, { shape: t.shape.slice(), dtype: t.storage.dtype.name, read: (into) => readTensor(ar, name, t, e, false, into) });
+      }
+      return out;
+    } catch (e) {
+      // the pickles run past the prefix read so far: read more
+      if (e instanceof PthError && /the pickle ends|needs \d+ more bytes/.test(e.message) && chunkLen < size) {
+        chunkLen = Math.min(size, chunkLen * 4);
+        continue;
+      }
+      if (e instanceof PthError && /malformed pickle/.test(e.message) && !e.message.includes('legacy')) throw new PthError(e.message.replace(`${source}:`, `${what}:`));
+      throw e;
+    }
+  }
+}
+
 /** Parse a PyTorch zip checkpoint held in memory. Float32 tensors may alias `buf`. */
 export function parsePth(buf: Uint8Array, source = 'checkpoint', opts: PthOptions = {}): Map<string, RawTensor> {
+  if (isLegacyPth(buf)) {
+    const index = indexLegacy(buf.byteLength, (pos, len) => buf.subarray(pos, pos + len), undefined, source, opts);
+    const out = new Map<string, RawTensor>();
+    for (const [name, t] of index) out.set(name, { shape: t.shape, data: t.read() });
+    return out;
+  }
   let entries: Map<string, ZipEntry>;
   try {
     entries = readZipDirectory(buf, source);
@@ -682,6 +770,14 @@ export function openPth(path: string, opts: PthOptions = {}): PthFile {
       preadFully(fd, b, pos, path);
       return b;
     };
+    const readInto = (e: ZipEntry, byteOffset: number, into: Uint8Array) => {
+      if (!open) throw new Error(`internal: ${path} was closed`);
+      preadFully(fd, into, e.dataOffset + byteOffset, path);
+    };
+    if (isLegacyPth(read(0, 4))) {
+      const tensors = indexLegacy(size, read, readInto, path, opts);
+      return { tensors, close: () => { if (open) closeSync(fd); open = false; } };
+    }
     let entries: Map<string, ZipEntry>;
     try {
       entries = readZipDirectoryFrom(size, read, path);
@@ -695,10 +791,7 @@ export function openPth(path: string, opts: PthOptions = {}): PthFile {
         if (!open) throw new Error(`internal: ${path} was closed`);
         return zipEntryDecode(read(e.dataOffset, e.compressedSize), e, path);
       },
-      readInto: (e, byteOffset, into) => {
-        if (!open) throw new Error(`internal: ${path} was closed`);
-        preadFully(fd, into, e.dataOffset + byteOffset, path);
-      },
+      readInto,
     };
     const tensors = indexArchive(ar, opts);
     return {

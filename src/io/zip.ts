@@ -45,7 +45,7 @@ function describeStart(buf: Uint8Array): string {
   if (buf[0] === 0x89 && buf[1] === 0x50 && buf[2] === 0x4e && buf[3] === 0x47) return 'it is a PNG image';
   if (buf[0] === 0xff && buf[1] === 0xd8) return 'it is a JPEG image';
   if (buf[0] === 0x80 && buf[1] >= 2 && buf[1] <= 5) {
-    return 'it starts like a bare pickle: the legacy (pre-1.6) torch.save format, which is not supported; re-save it with torch >= 1.6';
+    return 'it is a bare pickle, neither a zip archive nor a legacy (pre-1.6) torch.save file (whose first pickle is its magic number)';
   }
   let text = true;
   for (let i = 0; i < Math.min(64, buf.byteLength); i++) {

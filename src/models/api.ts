@@ -178,6 +178,7 @@ function sniff(path: string): 'zip' | 'safetensors' | 'unknown' {
     const b = Buffer.alloc(9);
     const n = readSync(fd, b, 0, 9, 0);
     if (n >= 4 && b[0] === 0x50 && b[1] === 0x4b) return 'zip';
+    if (n >= 4 && b[0] === 0x80 && b[2] === 0x8a && b[3] === 0x0a) return 'zip'; // legacy torch.save (pre-1.6)
     if (n >= 9 && b[8] === 0x7b) return 'safetensors';
     return 'unknown';
   } finally {

@@ -4,7 +4,7 @@
  * configuration) or a PyTorch checkpoint whose layout is recognised from its tensors (the published
  * SRFlow_*.pth and RRDB_*.pth). No file system access.
  */
-import { parsePth } from '../io/pth.js';
+import { isLegacyPth, parsePth } from '../io/pth.js';
 import { parseSafetensors, type RawTensor } from '../io/safetensors.js';
 import { parseConfig, type ModelConfig } from './config.js';
 import { inferLayout, isRrdbOpt, parseRrdbConfig, type Layout, type LayoutKind } from './infer-layout.js';
@@ -23,7 +23,7 @@ export interface NetFromBytes {
 export function netFromBytes(bytes: Uint8Array, name: string): NetFromBytes {
   let tensors: Map<string, RawTensor>;
   let embedded: Record<string, unknown> | null = null;
-  if (bytes.byteLength >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b) {
+  if (bytes.byteLength >= 4 && ((bytes[0] === 0x50 && bytes[1] === 0x4b) || isLegacyPth(bytes))) {
     tensors = parsePth(bytes, name);
   } else if (bytes.byteLength >= 9 && bytes[8] === 0x7b) {
     const f = parseSafetensors(bytes, name);
