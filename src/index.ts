@@ -8,6 +8,12 @@
  */
 export { loadModel, loadNet, createModel, SRFlowModel, MODEL_FORMAT, MODEL_FORMAT_VERSION } from './models/api.js';
 export type { TensorLike, SampleOptions, LoadOptions } from './models/api.js';
+export { loadNetDetailed } from './models/api.js';
+export type { LoadedNet } from './models/api.js';
+export { inferLayout, LayoutError } from './models/infer-layout.js';
+export type { Layout, LayoutKind } from './models/infer-layout.js';
+export { ModelRegistry, registryHome } from './registry/index.js';
+export type { RegistryEntry } from './registry/index.js';
 export { parseConfig, loadConfigFile, makeOpt } from './models/config.js';
 export type { ModelConfig, FlowConfig } from './models/config.js';
 

@@ -856,7 +856,8 @@ def bench(args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('mode', nargs='?', choices=['infer', 'train'], help='benchmark (omit with --check-fixture)')
+    p.add_argument('mode', nargs='?', choices=['infer', 'train', 'save'], help='benchmark, or save: write a preset with random weights as a published-layout .pth (--out); omit with --check-fixture')
+    p.add_argument('--out', help='checkpoint to write (save)')
     p.add_argument('--check-fixture', action='store_true', help='compare with the parity fixture')
     p.add_argument('--fixture', default=FIXTURE, help='fixture folder (default: %(default)s)')
     p.add_argument('--preset', default='small4x', choices=sorted(PRESETS))
@@ -871,7 +872,14 @@ def main(argv=None):
     if args.check_fixture:
         return 0 if check_fixture(args.fixture) else 1
     if not args.mode:
-        p.error('expected infer, train or --check-fixture')
+        p.error('expected infer, train, save or --check-fixture')
+    if args.mode == 'save':
+        if not args.out:
+            p.error('save needs --out FILE')
+        net = preset_model(args.preset)
+        torch.save(net.state_dict(), args.out)
+        print('{}: {} parameters ({} preset, random weights)'.format(args.out, sum(t.numel() for t in net.state_dict().values()), args.preset))
+        return 0
     for k in ('lr_size', 'batch', 'samples', 'threads'):
         if getattr(args, k) < 1:
             p.error('--{} must be a positive integer'.format(k.replace('_', '-')))

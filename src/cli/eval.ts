@@ -3,6 +3,8 @@
  * SSIM, LR-PSNR, diversity, NLL (bits/dim) and the bicubic baseline, per image and on average.
  */
 import type { Command } from 'commander';
+import { modelArgs } from './model-arg.js';
+import { isRrdbOnly } from '../models/rrdb-model.js';
 import { UsageError, parseInteger, parseList } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
 import { parseMemory, parseSeed } from './upscale.js';
@@ -51,9 +53,10 @@ export interface ImageResult {
   name: string;
   width: number;
   height: number;
-  nllBitsPerDim: number;
+  /** null for an RRDB network (no likelihood). */
+  nllBitsPerDim: number | null;
   /** HR region the NLL was measured on (the whole image unless memory forced a centre crop). */
-  nllRegion: { width: number; height: number };
+  nllRegion: { width: number; height: number } | null;
   bicubic: { psnr: number; ssim: number; hatching: number };
   /** Periodic 2-pixel energy of the ground truth itself (the reference level). */
   hatchingHr: number;
@@ -96,8 +99,8 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('evaluate a model on a folder of HR images: PSNR, SSIM, LR-PSNR, diversity, NLL, bicubic baseline')
     .requiredOption('--hr <dir>', 'folder of HR images (PNG, JPEG, WebP); LR = MATLAB bicubic ↓scale (8-bit path)')
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
-    .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
+    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
     .option('--temperatures <list>', 'comma list of temperatures', '0,0.8')
     .option('--samples <n>', 'samples per temperature (diversity needs ≥ 2)', '1')
     .option('--seed <n>', 'random seed', '0')
@@ -131,7 +134,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     const borderOpt = o.border !== undefined ? parseInteger(o.border, '--border', 0) : undefined;
     const tile = o.tile !== undefined ? parseInteger(o.tile, '--tile', 8) : undefined;
     const maxMemoryMB = parseMemory(o.maxMemory);
-    const model = await resolveModel(o.model, { config: o.config, hint: 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)' });
+    const model = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
     const s = model.scale;
     if (cropN !== undefined && cropN % s !== 0) throw new UsageError(`Expected a multiple of the scale ${s} for --crop but received ${cropN}`);
     const border = borderOpt ?? s;
@@ -151,8 +154,9 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
       for (const [i, im] of set.entries()) {
         bar.start(`${im.name} (${i + 1}/${set.length})`, 1);
         const bic = upscaleBicubic(im.lr, s);
-        const gpu = backend === 'webgpu' ? await webGpuRunner(model.net) : null;
-        const nll = await nllBitsPerDim(model, im.hr, im.lr, maxMemoryMB * 1048576, gpu);
+        const gpu = backend === 'webgpu' && !isRrdbOnly(model.net) ? await webGpuRunner(model.net) : null;
+        // an RRDB network (published RRDB_*.pth) has no likelihood: its NLL is null
+        const nll = isRrdbOnly(model.net) ? null : await nllBitsPerDim(model, im.hr, im.lr, maxMemoryMB * 1048576, gpu);
         const sr = await superResolve(model, im.lr, { draws, tile, maxMemoryMB, onProgress: (q) => bar.update(q), backend });
         const results: TemperatureResult[] = temperatures.map((temperature, ti) => {
           const group = sr.samples.slice(ti * samples, (ti + 1) * samples);
@@ -169,8 +173,8 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
           name: im.name,
           width: im.hr.width,
           height: im.hr.height,
-          nllBitsPerDim: nll.bpd,
-          nllRegion: { width: nll.width, height: nll.height },
+          nllBitsPerDim: nll ? nll.bpd : null,
+          nllRegion: nll ? { width: nll.width, height: nll.height } : null,
           bicubic: { psnr: psnr(bic, im.hr, { border }), ssim: ssim(bic, im.hr, { border }), hatching: periodicEnergy(bic, s).value },
           hatchingHr: periodicEnergy(im.hr, s).value,
           results,
@@ -181,7 +185,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
       if (backend === 'webgpu') await releaseWebGpuDevice();
     }
     const meanRow = {
-      nllBitsPerDim: mean(rows.map((r) => r.nllBitsPerDim)),
+      nllBitsPerDim: rows.some((r) => r.nllBitsPerDim === null) ? null : mean(rows.map((r) => r.nllBitsPerDim as number)),
       bicubic: { psnr: mean(rows.map((r) => r.bicubic.psnr)), ssim: mean(rows.map((r) => r.bicubic.ssim)), hatching: mean(rows.map((r) => r.bicubic.hatching)) },
       hatchingHr: mean(rows.map((r) => r.hatchingHr)),
       results: temperatures.map((temperature, ti) => ({
@@ -201,7 +205,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     }
     const header = ['image', 'τ', 'PSNR', 'SSIM', 'LR-PSNR', 'diversity', 'hatch %', 'NLL b/d', 'bic PSNR', 'bic SSIM', 'bic hatch %', 'HR hatch %'];
     const table: string[][] = [];
-    const add = (name: string, r: { nllBitsPerDim: number; bicubic: { psnr: number; ssim: number; hatching: number }; hatchingHr: number; results: TemperatureResult[] }) => {
+    const add = (name: string, r: { nllBitsPerDim: number | null; bicubic: { psnr: number; ssim: number; hatching: number }; hatchingHr: number; results: TemperatureResult[] }) => {
       r.results.forEach((t, k) =>
         table.push([
           k === 0 ? name : '',

@@ -12,6 +12,7 @@ import { registerLatent } from './latent.js';
 import { registerTrain } from './train.js';
 import { registerRestore } from './restore.js';
 import { registerTransfer } from './transfer.js';
+import { registerModels } from './models.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerRestore(program);
   registerTransfer(program);
+  registerModels(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -3,6 +3,7 @@
  * artifacts at the image's own resolution with the SRFlow model (src/edit/restore.ts).
  */
 import type { Command } from 'commander';
+import { modelArgs } from './model-arg.js';
 import { UsageError, parseNumber, parseInteger } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
 import { parseFormat } from './upscale.js';
@@ -73,7 +74,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model), 2 usage error.`,
       const orientation = (await sharp(input).metadata()).orientation ?? 1;
       if (t && orientation === 1 && t.width === img.width && t.height === img.height) jpeg = t;
     }
-    const model = await resolveModel(o.model, { config: o.config, hint: 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)' });
+    const model = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
     const bar = createProgressBar(progressWanted(o.quiet || o.json));
     bar.start('restore', 1);
     let r;

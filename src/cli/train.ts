@@ -5,6 +5,7 @@ import cliProgress from 'cli-progress';
 import { loadTrainOptions, type Stage } from '../train/options.js';
 import { Trainer } from '../train/trainer.js';
 import { UsageError, parseInteger } from './errors.js';
+import { resolveModelArg } from './model-arg.js';
 
 export function registerTrain(program: Command): void {
   program
@@ -13,7 +14,7 @@ export function registerTrain(program: Command): void {
     .requiredOption('--config <file>', 'training configuration (YAML or JSON, published option layout; see docs/TRAINING.md)')
     .option('--stage <stage>', 'rrdb or flow (default: train.stage in the config, else flow)')
     .option('--resume [checkpoint]', 'continue from a checkpoint (default: latest.safetensors in the run folder)')
-    .option('--rrdb <path>', 'pre-trained RRDB checkpoint or model for the flow stage (overrides path.pretrain_rrdb)')
+    .option('--rrdb <path>', 'pre-trained RRDB for the flow stage: a checkpoint, model file, published RRDB_*.pth or registered name (overrides path.pretrain_rrdb)')
     .option('--init <model>', 'start from every weight of this model (srflow model, checkpoint or .pth) with a fresh optimizer and schedule (overrides path.init_model)')
     .option('--out <dir>', 'run folder (overrides path.out_dir)')
     .option('--max-steps <n>', 'stop after this many steps (the schedule still follows train.niter)')
@@ -25,8 +26,9 @@ export function registerTrain(program: Command): void {
       const maxSteps = o.maxSteps ? parseInteger(o.maxSteps, '--max-steps', 1) : undefined;
       const opts = loadTrainOptions(o.config, { stage: o.stage as Stage | undefined });
       if (o.out) opts.outDir = o.out;
-      if (o.rrdb) opts.pretrainRrdb = o.rrdb;
-      if (o.init) opts.initModel = o.init;
+      // registered model names are accepted wherever a model file is
+      if (o.rrdb) opts.pretrainRrdb = resolveModelArg(o.rrdb).model;
+      if (o.init) opts.initModel = resolveModelArg(o.init).model;
       if (o.init && o.resume) throw new UsageError('Expected either --resume or --init, not both');
       if (opts.initModel && !o.resume && !existsSync(opts.initModel)) throw new UsageError(`Cannot start from ${opts.initModel}: the file does not exist`);
       if (o.lowMemory) opts.train.lowMemory = true;

@@ -6,6 +6,7 @@
  * written atomically, only on success.
  */
 import type { Command } from 'commander';
+import { modelArgs } from './model-arg.js';
 import { UsageError } from './errors.js';
 import { oneLineErrors, toJson } from './progress.js';
 import { parseFormat } from './upscale.js';
@@ -75,7 +76,7 @@ Exit codes: 0 success, 1 failure (unreadable input, size mismatch, empty mask), 
       throw new Error(`Expected the mask ${o.mask} to be the target's size (${target.width}×${target.height}) but it is ${mask.width}×${mask.height}`);
     }
     maskCoverage(mask, `mask ${o.mask}`);
-    const model = await resolveModel(o.model, { config: o.config, hint: 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)' });
+    const model = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
     const r = transferContent(model, target.rgb, source.rgb, mask, { consistency: o.consistency === 'exact' });
     const bytes = await encodeImage({ rgb: r.image, alpha: target.alpha, grayscale: target.grayscale, bitDepth: format === 'png' ? target.bitDepth : 8 }, { format, quality });
     await writeFileAtomicAsync(o.output, bytes);

@@ -8,6 +8,7 @@
  * file, then rename) only once all of them are complete.
  */
 import type { Command } from 'commander';
+import { modelArgs } from './model-arg.js';
 import { existsSync, realpathSync, statSync, promises as fsp } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { UsageError, parseInteger, parseList, parseNumber } from './errors.js';
@@ -202,8 +203,8 @@ export function registerUpscale(program: Command): void {
     .argument('<inputs...>', 'input images (PNG, JPEG, WebP, TIFF, GIF, AVIF/HEIF)')
     .option('-o, --output <file>', 'output file (only with one input and one output)')
     .option('--out-dir <dir>', 'output folder (default: next to each input); created if missing')
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
-    .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
+    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
     .option('--temperature <list>', 'temperature τ ≥ 0, or a comma list such as 0.4,0.8 (τ = 0: deterministic)', '0.8')
     .option('--samples <n>', 'samples per temperature (sample i uses seed + i)', '1')
     .option('--seed <n>', 'random seed (an integer ≥ 0)', '0')
@@ -279,7 +280,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
       }
     }
     const temperatureMap = o.temperatureMap !== undefined ? await loadMap(o.temperatureMap, 'temperature map') : undefined;
-    const model: SRFlowModel = await resolveModel(o.model, { config: o.config, hint: 'pass --model PATH (a .safetensors srflow model, or a .pth checkpoint with --config)' });
+    const model: SRFlowModel = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
     const tModel = performance.now();
     const plan = planOutputs(inputs, o, p, model.scale);
     checkPlan(plan, o);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { resolveModelArg } from './model-arg.js';
 import { loadNet } from '../models/api.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { verifyModel } from '../models/verify.js';
@@ -10,15 +11,16 @@ export function registerVerify(program: Command): void {
   const cmd = program
     .command('verify')
     .description('check a checkpoint against reference tensors made by the published implementation')
-    .requiredOption('--model <path>', 'checkpoint (.pth) or srflow model file')
-    .option('--config <path>', 'configuration (YAML/JSON, published layout); needed for .pth')
+    .requiredOption('--model <path>', 'checkpoint (.pth), srflow model file or registered name')
+    .option('--config <path>', 'configuration (YAML/JSON, published layout) for a .pth whose layout is not recognised')
     .requiredOption('--reference <path>', 'reference tensors (safetensors, parity-fixture layout)')
     .option('--tolerance <x>', 'relative error threshold', '1e-4')
     .option('--json', 'print JSON');
   addBackendOption(cmd).action(async (o: { model: string; config?: string; reference: string; tolerance: string; json?: boolean; backend?: string }) => {
       const tol = parseNumber(o.tolerance, '--tolerance', (x) => x > 0, 'a positive number');
       const backend = applyBackend(o.backend);
-      const net = loadNet(o.model, { config: o.config });
+      const r = resolveModelArg(o.model, o.config);
+      const net = loadNet(r.model, { config: r.config });
       const ref = readSafetensors(o.reference).tensors;
       const cpu = backendInfo().name;
       let rows;

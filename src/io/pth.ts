@@ -1,5 +1,6 @@
 /**
- * Safe reader for PyTorch checkpoints (`torch.save(state_dict)`, the zip format of torch >= 1.6).
+ * Safe reader for PyTorch checkpoints (`torch.save(state_dict)`): the zip format of torch >= 1.6,
+ * and the legacy format of older versions (see `isLegacyPth`).
  *
  * The archive holds `<folder>/data.pkl` (a pickle describing the dict), one raw little-endian
  * storage per tensor under `<folder>/data/<key>`, `<folder>/version` and sometimes
@@ -7,15 +8,20 @@
  * opcodes `torch.save` emits and only resolves an allow-list of globals (OrderedDict, the tensor
  * rebuild helpers, storage types): nothing is ever executed, and any other global is refused.
  *
- * The file is read into memory once; float32 tensors that are contiguous, 4-byte aligned and own
- * their storage are views into that buffer (no copy). Other tensors (other dtypes, strided views,
+ * `openPth` reads only the zip directory and the pickle; each tensor is then read from the file on
+ * demand, straight into its final Float32Array when it is a contiguous little-endian float32 tensor
+ * in a STORED entry (what torch.save writes). `parsePth` (a buffer already in memory, e.g. in the
+ * browser): float32 tensors that are contiguous, 4-byte aligned and own their storage are views
+ * into that buffer (no copy). Other tensors (other dtypes, strided views,
  * misaligned data, storages shared by several tensors, big-endian files) are materialised as fresh
  * contiguous float32 arrays. Every dtype is returned as float32 (integer and bool tensors such as
  * `num_batches_tracked` included).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { RawTensor } from './safetensors.js';
-import { readZipDirectory, zipEntryData, ZipFormatError, type ZipEntry } from './zip.js';
+import type { LazyTensor, RawTensor } from './safetensors.js';
+
+export type { LazyTensor };
+import { readZipDirectory, readZipDirectoryFrom, zipCheckCrc, zipEntryData, zipEntryDecode, ZipFormatError, type ZipEntry } from './zip.js';
 
 export class PthError extends Error {
   override name = 'PthError';
@@ -135,15 +141,15 @@ function intFromLE(bytes: Uint8Array): number | bigint {
 }
 
 /** Interpret a state_dict pickle. `persistentLoad` resolves BINPERSID ids (storages). */
-function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValue) => PyValue): PyValue {
+function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValue) => PyValue, at?: { pos: number; what: string }): PyValue {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const n = data.byteLength;
-  let pos = 0;
+  let pos = at?.pos ?? 0;
   let stack: PyValue[] = [];
   const metastack: PyValue[][] = [];
   const memo = new Map<number, PyValue>();
   const fail = (msg: string): never => {
-    throw new PthError(`${source}: malformed pickle (data.pkl, byte ${pos}): ${msg}`);
+    throw new PthError(`${source}: malformed pickle (${at?.what ?? 'data.pkl'}, byte ${pos}): ${msg}`);
   };
   const need = (k: number): number => {
     if (k < 0 || pos + k > n) fail(`needs ${k} more bytes but the pickle ends`);
@@ -223,6 +229,7 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValu
       case 0x95: need(8); break; // FRAME: framing is only a hint
       case 0x2e: { // STOP
         const v = pop();
+        if (at) at.pos = pos;
         return v;
       }
       case 0x28: metastack.push(stack); stack = []; break; // MARK
@@ -512,15 +519,22 @@ function findStateDict(root: PyValue, source: string, opts: PthOptions): Array<[
   throw new PthError(`${source}: holds no tensors (keys: ${[...root.map.keys()].slice(0, 10).map(String).join(', ')})`);
 }
 
-/** Parse a PyTorch zip checkpoint held in memory. Float32 tensors may alias `buf`. */
-export function parsePth(buf: Uint8Array, source = 'checkpoint', opts: PthOptions = {}): Map<string, RawTensor> {
-  let entries: Map<string, ZipEntry>;
-  try {
-    entries = readZipDirectory(buf, source);
-  } catch (e) {
-    if (e instanceof ZipFormatError) throw new PthError(`Cannot load ${e.message}`);
-    throw e;
-  }
+/** Random access to the archive: whole entries (decoded, CRC-checked) and, for files, raw ranges. */
+interface Archive {
+  source: string;
+  entries: Map<string, ZipEntry>;
+  entryData(e: ZipEntry): Uint8Array;
+  /** Raw bytes of a STORED entry from `byteOffset` into `into` (files only). */
+  readInto?(e: ZipEntry, byteOffset: number, into: Uint8Array): void;
+}
+
+function zipError(e: unknown): never {
+  if (e instanceof ZipFormatError) throw new PthError(`Cannot load ${e.message}`);
+  throw e;
+}
+
+function indexArchive(ar: Archive, opts: PthOptions): Map<string, LazyTensor> {
+  const { source, entries } = ar;
   // The pickle sits at `<folder>/data.pkl`; the folder's name varies.
   let pkl: ZipEntry | undefined;
   for (const e of entries.values()) {
@@ -533,10 +547,9 @@ export function parsePth(buf: Uint8Array, source = 'checkpoint', opts: PthOption
   const prefix = pkl.name.slice(0, pkl.name.length - 'data.pkl'.length);
   const entryData = (e: ZipEntry): Uint8Array => {
     try {
-      return zipEntryData(buf, e, source);
+      return ar.entryData(e);
     } catch (err) {
-      if (err instanceof ZipFormatError) throw new PthError(`Cannot load ${err.message}`);
-      throw err;
+      return zipError(err);
     }
   };
   let bigEndian = false;
@@ -567,47 +580,246 @@ export function parsePth(buf: Uint8Array, source = 'checkpoint', opts: PthOption
   const root = unpickle(entryData(pkl), source, persistentLoad);
   const list = findStateDict(root, source, opts);
 
-  const storageBytes = new Map<string, Uint8Array>();
-  const out = new Map<string, RawTensor>();
+  const out = new Map<string, LazyTensor>();
   for (const [name, t] of list) {
     const s = t.storage;
-    let bytes = storageBytes.get(s.key);
-    if (!bytes) {
-      const e = entries.get(`${prefix}data/${s.key}`);
-      if (!e) throw new PthError(`Cannot load ${source}: tensor ${name} needs storage ${prefix}data/${s.key}, which the archive lacks (truncated or incomplete checkpoint)`);
-      bytes = entryData(e);
-      if (bytes.byteLength < s.numel * s.dtype.size) {
-        throw new PthError(`${source}: storage ${prefix}data/${s.key} holds ${bytes.byteLength} bytes but the pickle declares ${s.numel} ${s.dtype.name} elements (${s.numel * s.dtype.size} bytes); the file is corrupt`);
-      }
-      storageBytes.set(s.key, bytes);
+    const e = entries.get(`${prefix}data/${s.key}`);
+    if (!e) throw new PthError(`Cannot load ${source}: tensor ${name} needs storage ${prefix}data/${s.key}, which the archive lacks (truncated or incomplete checkpoint)`);
+    if (e.size < s.numel * s.dtype.size) {
+      throw new PthError(`${source}: storage ${prefix}data/${s.key} holds ${e.size} bytes but the pickle declares ${s.numel} ${s.dtype.name} elements (${s.numel * s.dtype.size} bytes); the file is corrupt`);
     }
-    out.set(name, { shape: t.shape.slice(), data: materialise(name, t, bytes, bigEndian, source) });
+    out.set(name, { shape: t.shape.slice(), dtype: s.dtype.name, read: (into) => readTensor(ar, name, t, e, bigEndian, into) });
   }
   return out;
 }
 
-/** Read the whole file into one fresh (8-aligned) buffer, in chunks below the 2 GiB read limit. */
-function readWhole(path: string): Uint8Array {
+function readTensor(ar: Archive, name: string, t: TensorRef, e: ZipEntry, bigEndian: boolean, into?: Float32Array): Float32Array {
+  const { storage, offset, shape, stride } = t;
+  let numel = 1;
+  for (const d of shape) numel *= d;
+  if (into && into.length !== numel) throw new Error(`internal: tensor ${name} has ${numel} values, not ${into.length}`);
+  let contiguous = true;
+  for (let i = shape.length - 1, expect = 1; i >= 0; i--) {
+    if (shape[i] !== 1 && stride[i] !== expect) { contiguous = false; break; }
+    expect *= shape[i];
+  }
+  const es = storage.dtype.size;
+  // Fast path: a little-endian float32 tensor in a STORED entry is read straight into its final array.
+  if (ar.readInto && e.method === 0 && storage.dtype.name === 'float32' && !bigEndian && contiguous && numel > 0) {
+    if (!Number.isSafeInteger(numel) || numel > 2 ** 32) throw new PthError(`${ar.source}: tensor ${name} of shape [${shape}] is too large`);
+    const storageNumel = Math.floor(e.size / es);
+    if (offset + numel > storageNumel) {
+      throw new PthError(
+        `${ar.source}: tensor ${name} (shape [${shape}], stride [${stride}], offset ${offset}, ${storage.dtype.name}) needs ${offset + numel} elements but its storage data/${storage.key} holds only ${storageNumel} (${e.size} bytes); the file is corrupt`,
+      );
+    }
+    const out = into ?? new Float32Array(numel);
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, numel * 4);
+    ar.readInto(e, offset * 4, bytes);
+    // the CRC covers the whole entry: checked when the tensor is the whole storage (the usual case)
+    if (offset === 0 && numel * 4 === e.size) {
+      try {
+        zipCheckCrc(bytes, e, ar.source);
+      } catch (err) {
+        zipError(err);
+      }
+    }
+    return out;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = ar.entryData(e);
+  } catch (err) {
+    return zipError(err);
+  }
+  const data = materialise(name, t, bytes, bigEndian, ar.source);
+  if (into) {
+    into.set(data);
+    return into;
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The legacy format (torch.save before 1.6, or `_use_new_zipfile_serialization=False`): five
+// pickles in a row (magic number, protocol version, system info, the state dict with persistent ids
+// ('storage', type, key, location, numel, view), the sorted storage keys), then each storage as an
+// int64 element count followed by its raw bytes.
+
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+
+/** True when `head` (the file's first bytes) starts like a legacy torch.save file. */
+export function isLegacyPth(head: Uint8Array): boolean {
+  return head.byteLength >= 4 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5 && head[2] === 0x8a && head[3] === 0x0a;
+}
+
+function indexLegacy(size: number, read: (pos: number, len: number) => Uint8Array, readInto: Archive['readInto'], source: string, opts: PthOptions): Map<string, LazyTensor> {
+  const what = `${source}: legacy-format (pre-1.6 torch.save) checkpoint`;
+  // The pickles are small; read a prefix and grow it until they all parse.
+  let chunkLen = Math.min(size, 1 << 20);
+  for (;;) {
+    const head = read(0, chunkLen);
+    const storages = new Map<string, StorageRef>();
+    const persistentLoad = (pid: PyValue): PyValue => {
+      const t = pid instanceof PyTuple ? pid.items : null;
+      if (!t || t[0] !== 'storage' || t.length < 5) throw new PthError(`${what}: unsupported persistent id in the pickle`);
+      const [, type, key, location, numel, view] = t;
+      if (!(type instanceof PyGlobal) || type.module !== 'torch' || !STORAGE_TYPES[type.name]) throw new PthError(`${what}: unsupported storage type ${type instanceof PyGlobal ? type.qualname : typeName(type)}`);
+      if (typeof key !== 'string') throw new PthError(`${what}: storage key is a ${typeName(key)}, not a string`);
+      if (view !== undefined && view !== null) throw new PthError(`${what}: storage ${key} is a view into another storage, which is not supported; re-save it with torch >= 1.6`);
+      const dtype = STORAGE_TYPES[type.name];
+      const prev = storages.get(key);
+      if (prev) return prev;
+      const st = new StorageRef(key, dtype, typeof location === 'string' ? location : '?', asIndex(numel, `numel of storage ${key}`, source));
+      storages.set(key, st);
+      return st;
+    };
+    const at = { pos: 0, what: 'legacy pickle' };
+    try {
+      const magic = unpickle(head, source, () => null, at);
+      if (magic !== LEGACY_MAGIC && magic !== Number(LEGACY_MAGIC)) throw new PthError(`${what}: wrong magic number`);
+      const version = unpickle(head, source, () => null, at);
+      if (version !== 1001) throw new PthError(`${what}: unsupported protocol version ${String(version)}`);
+      const sys = unpickle(head, source, () => null, at);
+      if (sys instanceof PyDict && sys.map.get('little_endian') === false) throw new PthError(`${what}: big-endian legacy files are not supported`);
+      const root = unpickle(head, source, persistentLoad, at);
+      const keys = unpickle(head, source, () => null, at);
+      if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) throw new PthError(`${what}: the storage key list is malformed`);
+      // storage records: int64 element count, then the bytes
+      const entries = new Map<string, ZipEntry>();
+      let pos = at.pos;
+      for (const key of keys as string[]) {
+        const st = storages.get(key);
+        if (!st) throw new PthError(`${what}: storage ${key} is listed but no tensor uses it`);
+        if (pos + 8 > size) throw new PthError(`${what} is truncated: storage ${key} is missing`);
+        const b8 = read(pos, 8);
+        const count = Number(new DataView(b8.buffer, b8.byteOffset, 8).getBigInt64(0, true));
+        const bytes = count * st.dtype.size;
+        if (!(count >= 0) || pos + 8 + bytes > size) throw new PthError(`${what} is truncated: storage ${key} needs bytes up to ${pos + 8 + bytes} but the file has ${size}`);
+        entries.set(key, { name: `storage ${key}`, method: 0, flags: 0, crc32: 0, compressedSize: bytes, size: bytes, localHeaderOffset: pos, dataOffset: pos + 8 });
+        pos += 8 + bytes;
+      }
+      const ar: Archive = { source, entries, entryData: (e) => read(e.dataOffset, e.size), readInto };
+      const out = new Map<string, LazyTensor>();
+      for (const [name, t] of findStateDict(root, source, opts)) {
+        const e = entries.get(t.storage.key);
+        if (!e) throw new PthError(`${what}: tensor ${name} needs storage ${t.storage.key}, which the file lacks`);
+        if (e.size < t.storage.numel * t.storage.dtype.size) throw new PthError(`${what}: storage ${t.storage.key} holds ${e.size} bytes but the pickle declares ${t.storage.numel} ${t.storage.dtype.name} elements; the file is corrupt`);
+        out.set(name, { shape: t.shape.slice(), dtype: t.storage.dtype.name, read: (into) => readTensor(ar, name, t, e, false, into) });
+      }
+      return out;
+    } catch (e) {
+      // the pickles run past the prefix read so far: read more
+      if (e instanceof PthError && /the pickle ends|needs \d+ more bytes/.test(e.message) && chunkLen < size) {
+        chunkLen = Math.min(size, chunkLen * 4);
+        continue;
+      }
+      if (e instanceof PthError && /malformed pickle/.test(e.message) && !e.message.includes('legacy')) throw new PthError(e.message.replace(`${source}:`, `${what}:`));
+      throw e;
+    }
+  }
+}
+
+/** Parse a PyTorch zip checkpoint held in memory. Float32 tensors may alias `buf`. */
+export function parsePth(buf: Uint8Array, source = 'checkpoint', opts: PthOptions = {}): Map<string, RawTensor> {
+  if (isLegacyPth(buf)) {
+    const index = indexLegacy(buf.byteLength, (pos, len) => buf.subarray(pos, pos + len), undefined, source, opts);
+    const out = new Map<string, RawTensor>();
+    for (const [name, t] of index) out.set(name, { shape: t.shape, data: t.read() });
+    return out;
+  }
+  let entries: Map<string, ZipEntry>;
+  try {
+    entries = readZipDirectory(buf, source);
+  } catch (e) {
+    return zipError(e);
+  }
+  const index = indexArchive({ source, entries, entryData: (e) => zipEntryData(buf, e, source) }, opts);
+  const out = new Map<string, RawTensor>();
+  for (const [name, t] of index) out.set(name, { shape: t.shape, data: t.read() });
+  return out;
+}
+
+/** An open checkpoint file: tensor names, shapes and readers; `close()` releases the file. */
+export interface PthFile {
+  tensors: Map<string, LazyTensor>;
+  close(): void;
+}
+
+function preadFully(fd: number, into: Uint8Array, pos: number, path: string): void {
+  let off = 0;
+  while (off < into.byteLength) {
+    const got = readSync(fd, into, off, Math.min(into.byteLength - off, 1 << 30), pos + off);
+    if (got <= 0) throw new PthError(`${path}: unexpected end of file while reading (truncated?)`);
+    off += got;
+  }
+}
+
+/**
+ * Open a PyTorch checkpoint without reading its tensors: the zip directory and the pickle are read
+ * (a few KB); each tensor's `read()` then reads its bytes from the file, straight into the target
+ * Float32Array when it is a contiguous little-endian float32 tensor (no intermediate copy).
+ */
+export function openPth(path: string, opts: PthOptions = {}): PthFile {
   const fd = openSync(path, 'r');
+  let open = true;
   try {
     const size = fstatSync(fd).size;
-    const buf = new Uint8Array(size);
-    let off = 0;
-    while (off < size) {
-      const got = readSync(fd, buf, off, Math.min(size - off, 1 << 30), off);
-      if (got <= 0) throw new PthError(`${path}: unexpected end of file while reading`);
-      off += got;
+    const read = (pos: number, len: number): Uint8Array => {
+      const b = new Uint8Array(Math.max(0, Math.min(len, size - pos)));
+      preadFully(fd, b, pos, path);
+      return b;
+    };
+    const readInto = (e: ZipEntry, byteOffset: number, into: Uint8Array) => {
+      if (!open) throw new Error(`internal: ${path} was closed`);
+      preadFully(fd, into, e.dataOffset + byteOffset, path);
+    };
+    if (isLegacyPth(read(0, 4))) {
+      const tensors = indexLegacy(size, read, readInto, path, opts);
+      return { tensors, close: () => { if (open) closeSync(fd); open = false; } };
     }
-    return buf;
-  } finally {
+    let entries: Map<string, ZipEntry>;
+    try {
+      entries = readZipDirectoryFrom(size, read, path);
+    } catch (e) {
+      return zipError(e);
+    }
+    const ar: Archive = {
+      source: path,
+      entries,
+      entryData: (e) => {
+        if (!open) throw new Error(`internal: ${path} was closed`);
+        return zipEntryDecode(read(e.dataOffset, e.compressedSize), e, path);
+      },
+      readInto,
+    };
+    const tensors = indexArchive(ar, opts);
+    return {
+      tensors,
+      close: () => {
+        if (open) closeSync(fd);
+        open = false;
+      },
+    };
+  } catch (e) {
     closeSync(fd);
+    open = false;
+    throw e;
   }
 }
 
 /**
  * Load the tensors of a PyTorch checkpoint (`torch.save(model.state_dict())`), in state_dict
- * order, as float32. Never executes anything from the file.
+ * order, as float32. Never executes anything from the file. Each tensor is read from the file into
+ * its own array (the file is never held in memory whole).
  */
 export function readPth(path: string, opts: PthOptions = {}): Map<string, RawTensor> {
-  return parsePth(readWhole(path), path, opts);
+  const f = openPth(path, opts);
+  try {
+    const out = new Map<string, RawTensor>();
+    for (const [name, t] of f.tensors) out.set(name, { shape: t.shape, data: t.read() });
+    return out;
+  } finally {
+    f.close();
+  }
 }

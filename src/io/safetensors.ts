@@ -12,6 +12,18 @@ export interface RawTensor {
   data: Float32Array;
 }
 
+/** One tensor of a checkpoint file, read on demand (`openPth`, `openSafetensors`). */
+export interface LazyTensor {
+  shape: number[];
+  /** Stored dtype (float32, F16, …); values always come back as float32. */
+  dtype: string;
+  /**
+   * The values as float32, contiguous, row-major: written into `into` (which must hold exactly
+   * the tensor's element count) or into a fresh array. Each call reads the file again.
+   */
+  read(into?: Float32Array): Float32Array;
+}
+
 export interface SafetensorsFile {
   tensors: Map<string, RawTensor>;
   metadata: Record<string, string>;
@@ -149,6 +161,89 @@ export function writeFileAtomic(path: string, chunks: Uint8Array[]): void {
   } catch (e) {
     try { closeSync(fd); } catch { /* already closed */ }
     try { unlinkSync(tmp); } catch { /* not created */ }
+    throw e;
+  }
+}
+
+/** An open safetensors file: tensor names, shapes and readers, metadata; `close()` releases the file. */
+export interface OpenSafetensors {
+  tensors: Map<string, LazyTensor>;
+  metadata: Record<string, string>;
+  close(): void;
+}
+
+/**
+ * Open a safetensors file reading only its header; each tensor's `read()` then reads its bytes
+ * from the file, straight into the target Float32Array for F32 data (no intermediate copy).
+ */
+export function openSafetensors(path: string, source = path): OpenSafetensors {
+  const fd = openSync(path, 'r');
+  let open = true;
+  try {
+    const size = fstatSync(fd).size;
+    if (size < 8) throw new Error(`${source} is not a safetensors file (too short)`);
+    const lenBuf = new Uint8Array(8);
+    readExactly(fd, lenBuf, 0);
+    const hlen = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
+    if (hlen <= 0 || 8 + hlen > size) throw new Error(`${source} is not a safetensors file (bad header length ${hlen})`);
+    const hbuf = new Uint8Array(hlen);
+    readExactly(fd, hbuf, 8);
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(new TextDecoder().decode(hbuf));
+    } catch {
+      throw new Error(`${source} is not a safetensors file (header is not JSON)`);
+    }
+    const base = 8 + hlen;
+    const tensors = new Map<string, LazyTensor>();
+    let metadata: Record<string, string> = {};
+    for (const [name, v] of Object.entries(header)) {
+      if (name === '__metadata__') {
+        metadata = (v ?? {}) as Record<string, string>;
+        continue;
+      }
+      const info = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
+      if (!info || !Array.isArray(info.shape) || !Array.isArray(info.data_offsets)) throw new Error(`${source}: malformed entry for tensor ${name}`);
+      const [a, b] = info.data_offsets;
+      if (!(a >= 0 && b >= a && base + b <= size)) throw new Error(`${source}: tensor ${name} lies outside the file (truncated?)`);
+      const count = info.shape.reduce((p, q) => p * q, 1);
+      const es = DTYPE_SIZE[info.dtype];
+      if (!es) throw new Error(`Unsupported dtype ${info.dtype} for ${name}`);
+      if (b - a !== count * es) throw new Error(`Tensor ${name} has ${b - a} bytes but its dtype and shape need ${count * es}`);
+      const shape = info.shape.slice();
+      tensors.set(name, {
+        shape,
+        dtype: info.dtype,
+        read: (into?: Float32Array) => {
+          if (!open) throw new Error(`internal: ${source} was closed`);
+          if (into && into.length !== count) throw new Error(`internal: tensor ${name} has ${count} values, not ${into.length}`);
+          if (info.dtype === 'F32') {
+            const out = into ?? new Float32Array(count);
+            readExactly(fd, new Uint8Array(out.buffer, out.byteOffset, 4 * count), base + a);
+            return out;
+          }
+          const raw = new Uint8Array(b - a);
+          readExactly(fd, raw, base + a);
+          const data = bytesToFloat32(raw, info.dtype, count, name);
+          if (into) {
+            into.set(data);
+            return into;
+          }
+          return data;
+        },
+      });
+    }
+    return {
+      tensors,
+      metadata,
+      close: () => {
+        if (open) closeSync(fd);
+        open = false;
+      },
+    };
+  } catch (e) {
+    closeSync(fd);
+    open = false;
     throw e;
   }
 }

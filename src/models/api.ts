@@ -6,11 +6,15 @@
 import { readFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { Tensor, noGrad } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { readPth } from '../io/pth.js';
-import { parseSafetensors, writeSafetensors, type RawTensor } from '../io/safetensors.js';
+import YAML from 'yaml';
+import { openPth } from '../io/pth.js';
+import { openSafetensors, writeSafetensors, type LazyTensor, type RawTensor } from '../io/safetensors.js';
 import { loadConfigFile, parseConfig, type ModelConfig } from './config.js';
 import { SRFlowNet } from './srflow.js';
-import { loadStateDict } from './state.js';
+import { loadStateDict, type LoadReport } from './state.js';
+import { inferLayout, isRrdbOpt, LayoutError, parseRrdbConfig, type Layout, type LayoutKind } from './infer-layout.js';
+import { RRDBOnlyNet } from './rrdb-model.js';
+import { NoInitRng } from './no-init.js';
 
 export interface TensorLike {
   shape: number[];
@@ -174,6 +178,7 @@ function sniff(path: string): 'zip' | 'safetensors' | 'unknown' {
     const b = Buffer.alloc(9);
     const n = readSync(fd, b, 0, 9, 0);
     if (n >= 4 && b[0] === 0x50 && b[1] === 0x4b) return 'zip';
+    if (n >= 4 && b[0] === 0x80 && b[2] === 0x8a && b[3] === 0x0a) return 'zip'; // legacy torch.save (pre-1.6)
     if (n >= 9 && b[8] === 0x7b) return 'safetensors';
     return 'unknown';
   } finally {
@@ -182,48 +187,146 @@ function sniff(path: string): 'zip' | 'safetensors' | 'unknown' {
 }
 
 export interface LoadOptions {
-  /** Configuration for checkpoints that do not carry one (.pth): an object or a YAML/JSON path. */
+  /**
+   * Configuration (published option layout): an object or a YAML/JSON path. Wins over the one a
+   * model file carries and over the layout recognised from a checkpoint's tensors.
+   */
   config?: string | Record<string, unknown>;
 }
 
-/** Load a published `.pth` checkpoint (needs `config`) or a native srflow model file. */
+/** What loading found out about a model file (see `loadNetDetailed`). */
+export interface LoadedNet {
+  net: SRFlowNet;
+  file: string;
+  format: 'pth' | 'safetensors';
+  /** srflow: an SRFlow model; rrdb: an RRDB network alone (deterministic SR). */
+  kind: LayoutKind;
+  /** Where the configuration came from. */
+  configSource: 'option' | 'file' | 'inferred';
+  /** The layout recognised from the tensors (null when it could not be, with a configuration given). */
+  layout: Layout | null;
+  report: LoadReport;
+}
+
+/**
+ * Load a published `.pth` checkpoint (its architecture recognised from the tensors, or `config`)
+ * or a native srflow model file. Published SRFlow checkpoints (SRFlow_*.pth) give SRFlow models;
+ * published RRDB checkpoints (RRDB_*.pth) give deterministic RRDB upscalers.
+ */
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<SRFlowModel> {
   return new SRFlowModel(loadNet(path, opts));
 }
 
 export function loadNet(path: string, opts: LoadOptions = {}): SRFlowNet {
+  return loadNetDetailed(path, opts).net;
+}
+
+function configOf(c: string | Record<string, unknown>): { cfg: ModelConfig | null; opt: Record<string, unknown> } {
+  if (typeof c === 'string') {
+    const text = loadConfigObject(c);
+    return { cfg: isRrdbOpt(text) ? null : loadConfigFile(c), opt: text };
+  }
+  return { cfg: isRrdbOpt(c) ? null : parseConfig(c), opt: c };
+}
+
+function loadConfigObject(path: string): Record<string, unknown> {
+  // the parsed option object (to tell an RRDBNet configuration from an SRFlow one)
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`Cannot read configuration ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  try {
+    const v = /\.json$/i.test(path) ? JSON.parse(text) : YAML.parse(text);
+    return v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+  } catch (e) {
+    throw new Error(`Cannot parse configuration ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Load a model file and report how: format, kind, where the configuration came from, which tensors matched. */
+export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet {
   if (typeof path !== 'string' || !path) throw new Error(`Expected a file path for model but received ${JSON.stringify(path)}`);
   const kind = sniff(path);
-  let state: Map<string, RawTensor>;
-  let cfg: ModelConfig | null = null;
+  let tensors: Map<string, LazyTensor>;
+  let close: () => void;
+  let embedded: Record<string, unknown> | null = null;
+  let format: 'pth' | 'safetensors';
   if (kind === 'zip') {
-    state = readPth(path);
+    const f = openPth(path);
+    tensors = f.tensors;
+    close = f.close;
+    format = 'pth';
   } else if (kind === 'safetensors') {
     let f;
     try {
-      f = parseSafetensors(new Uint8Array(readFileSync(path)), path);
+      f = openSafetensors(path);
     } catch (e) {
       throw new Error(`Cannot read model ${path}: ${(e as Error).message}`);
     }
-    state = f.tensors;
-    for (const k of [...state.keys()]) if (k.startsWith('optimizer.')) state.delete(k);
-    if (f.metadata.config && !opts.config) {
+    tensors = f.tensors;
+    close = f.close;
+    format = 'safetensors';
+    for (const k of [...tensors.keys()]) if (k.startsWith('optimizer.')) tensors.delete(k);
+    if (f.metadata.config) {
       try {
-        cfg = parseConfig(JSON.parse(f.metadata.config));
+        embedded = JSON.parse(f.metadata.config) as Record<string, unknown>;
       } catch (e) {
+        close();
         throw new Error(`Cannot read model ${path}: its embedded configuration is invalid (${(e as Error).message})`);
       }
     }
   } else {
     throw new Error(`Cannot read model ${path}: not a PyTorch checkpoint (.pth) or a safetensors/srflow model file`);
   }
-  if (!cfg) {
-    if (!opts.config) throw new Error(`Model ${path} carries no configuration: pass one (config option or --config FILE)`);
-    cfg = typeof opts.config === 'string' ? loadConfigFile(opts.config) : parseConfig(opts.config);
+  try {
+    const shapes = new Map<string, number[]>();
+    for (const [k, t] of tensors) shapes.set(k, t.shape);
+    const given = opts.config ?? embedded ?? undefined;
+    let layout: Layout | null = null;
+    let layoutError: Error | null = null;
+    try {
+      layout = inferLayout(shapes, `model ${path}`);
+    } catch (e) {
+      if (!(e instanceof LayoutError)) throw e;
+      layoutError = e;
+    }
+    let cfg: ModelConfig;
+    let netKind: LayoutKind;
+    let configSource: LoadedNet['configSource'];
+    if (given !== undefined) {
+      let parsed;
+      try {
+        parsed = configOf(given);
+      } catch (e) {
+        if (!opts.config) throw new Error(`Cannot read model ${path}: its embedded configuration is invalid (${(e as Error).message})`);
+        throw e;
+      }
+      netKind = parsed.cfg ? (layout?.kind === 'rrdb' ? 'rrdb' : 'srflow') : 'rrdb';
+      cfg = parsed.cfg ?? parseRrdbConfig(parsed.opt);
+      configSource = opts.config !== undefined ? 'option' : 'file';
+    } else if (layout) {
+      cfg = layout.config;
+      netKind = layout.kind;
+      configSource = 'inferred';
+    } else {
+      throw new Error(`${(layoutError as Error).message}${/pass --config/.test((layoutError as Error).message) ? '' : ' (it carries no configuration: pass one, config option or --config FILE)'}`);
+    }
+    const net = netKind === 'rrdb' ? new RRDBOnlyNet(cfg, new NoInitRng()) : new SRFlowNet(cfg, new NoInitRng());
+    const report = loadStateDict(net, tensors, `model ${path}`, { rename: layout?.rename ?? renameFor(netKind, [...tensors.keys()]) });
+    return { net, file: path, format, kind: netKind, configSource, layout, report };
+  } finally {
+    close();
   }
-  const net = new SRFlowNet(cfg);
-  loadStateDict(net, state, `model ${path}`);
-  return net;
+}
+
+/** Key renaming when the layout could not be recognised: a bare RRDBNet's keys gain `RRDB.`. */
+function renameFor(kind: LayoutKind, keys: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  const bare = kind === 'rrdb' && !keys.some((k) => k.startsWith('RRDB.'));
+  for (const k of keys) m.set(k, bare ? `RRDB.${k}` : k);
+  return m;
 }
 
 /** A new model with random weights (published initialisation) for a configuration. */

@@ -67,8 +67,9 @@ export class SRFlowNet {
   extra: Map<string, Tensor> = new Map();
   readonly condChannels: number;
 
-  constructor(readonly config: ModelConfig, seed = 0) {
-    const rng = new Rng(seed);
+  /** `seed` (or a generator) for the published initialisation. */
+  constructor(readonly config: ModelConfig, seed: number | Rng = 0) {
+    const rng = typeof seed === 'number' ? new Rng(seed) : seed;
     this.rrdb = new RRDBNet(config, rng);
     const { flow } = config;
     this.condChannels = condChannels(config);

@@ -140,6 +140,8 @@ export interface PthWriteOptions {
   pickle?: Uint8Array;
   /** Leave out these storage keys from the archive. */
   omitStorages?: string[];
+  /** Legacy persistent ids (a sixth element, the view metadata None), as torch < 1.6 wrote. */
+  legacy?: boolean;
 }
 
 export function contiguousStride(shape: number[]): number[] {
@@ -175,7 +177,9 @@ export function stateDictPickle(storages: Map<string, PthStorage>, tensors: Map<
     const si = storageTypeIdx.get(st);
     if (si === undefined) p.global('torch', st).put((i) => storageTypeIdx.set(st, i));
     else p.get(si);
-    p.str(t.storage).put().str('cpu').put().int(s.bytes.byteLength / DTYPE_SIZE[s.dtype]).tuple().put().binpersid();
+    p.str(t.storage).put().str('cpu').put().int(s.bytes.byteLength / DTYPE_SIZE[s.dtype]);
+    if (opts.legacy) p.none();
+    p.tuple().put().binpersid();
     p.int(t.offset);
     intTuple(p, t.shape);
     intTuple(p, t.stride);
@@ -390,4 +394,36 @@ export function buildPthRaw(storages: Map<string, PthStorage>, tensors: Map<stri
 
 export function writePth(path: string, tensors: Map<string, RawTensor>, opts: PthWriteOptions = {}): void {
   writeFileAtomic(path, pthChunks(tensors, opts));
+}
+
+/**
+ * The legacy torch.save format (torch < 1.6, or `_use_new_zipfile_serialization=False`): pickles of
+ * the magic number, the protocol version 1001 and the system info, the state dict, the sorted
+ * storage keys; then each storage as an int64 element count and its bytes.
+ */
+export function buildLegacyPth(tensors: Map<string, RawTensor>): Uint8Array {
+  const storages = new Map<string, PthStorage>();
+  const refs = new Map<string, PthTensorRef>();
+  let k = 0;
+  for (const [name, t] of tensors) {
+    const key = String(100 + k++);
+    storages.set(key, { dtype: 'float32', bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
+    refs.set(name, { storage: key, offset: 0, shape: t.shape, stride: contiguousStride(t.shape) });
+  }
+  const magic = new PickleBuilder(2).proto().byte(0x8a, 10).raw(new Uint8Array([0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19])).stop().bytes();
+  const version = new PickleBuilder(2).proto().int(1001).stop().bytes();
+  const sys = new PickleBuilder(2).proto().emptyDict().mark().str('protocol_version').int(1001).str('little_endian').bool(true).setitems().stop().bytes();
+  const main = stateDictPickle(storages, refs, { legacy: true });
+  const keys = [...storages.keys()].sort();
+  const kp = new PickleBuilder(2).proto().mark();
+  for (const key of keys) kp.str(key);
+  kp.byte(0x6c).stop(); // LIST
+  const chunks: Uint8Array[] = [magic, version, sys, main, kp.bytes()];
+  for (const key of keys) {
+    const b = (storages.get(key) as PthStorage).bytes;
+    const n = new Uint8Array(8);
+    new DataView(n.buffer).setBigInt64(0, BigInt(b.byteLength / 4), true);
+    chunks.push(n, b);
+  }
+  return concatChunks(chunks);
 }

@@ -14,6 +14,7 @@ import {
   concatChunks,
   writePth,
   zipChunks,
+  buildLegacyPth,
   type PthStorage,
   type PthTensorRef,
 } from '../helpers/pth-writer.js';
@@ -98,9 +99,8 @@ it('fixture: loads with the published keys, shapes and values', { skip: !hasFixt
     total += t.data.length;
   }
   assert.equal(total, 6144851); // = sum of the storage sizes in the archive / 4
-  // Float32 tensors are views into the one file buffer (no per-tensor copy).
-  const buf = m.get('RRDB.conv_first.weight')!.data.buffer;
-  for (const t of m.values()) assert.equal(t.data.buffer, buf);
+  // Each tensor is read straight into its own array: the file is never held whole in memory.
+  for (const t of m.values()) assert.equal(t.data.buffer.byteLength, t.data.byteLength);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -322,6 +322,22 @@ it('malicious pickles are refused, naming the global, and nothing runs', () => {
     assert.throws(() => load(new Uint8Array([0x80, 2, 0x58, 0xff, 0xff, 0xff, 0x7f])), /needs .* more bytes/);
     assert.throws(() => load(new Uint8Array([0x80, 2, 0x5d, 0x2e])), /holds a list, not a dict/);
     assert.equal(existsSync(marker), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('legacy format (torch.save before 1.6): the same tensors, from a file and from memory', () => {
+  const want = sampleTensors();
+  const buf = buildLegacyPth(want);
+  assertSameTensors(parsePth(buf, 'legacy.pth'), want);
+  const dir = mkdtempSync(join(tmpdir(), 'pth-legacy-'));
+  try {
+    const p = join(dir, 'legacy.pth');
+    writeFileSync(p, buf);
+    assertSameTensors(readPth(p), want);
+    writeFileSync(p, buf.subarray(0, buf.length - 7));
+    assert.throws(() => readPth(p), /legacy\.pth: legacy-format \(pre-1\.6 torch\.save\) checkpoint is truncated: storage \d+ needs bytes up to/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

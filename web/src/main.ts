@@ -4,6 +4,7 @@
  * starts a fresh one with the model already in memory. `document.body.dataset.state` is
  * loading | ready | running | done | cancelled | error (tests wait on it).
  */
+import { setupModelPicker } from './published.js';
 import wasmUrl from '../../wasm/srflow-kernels.wasm?url';
 import wasmThreadsUrl from '../../wasm/srflow-kernels-threads.wasm?url';
 import { parsePref, type FromWorker, type ModelInfo, type Rgba, type ToWorker } from './protocol.js';
@@ -147,6 +148,7 @@ function onWorkerMessage(m: FromWorker): void {
       ? 'untrained demo model (random weights: results are not meaningful)'
       : `model: ${m.info.name} (${(m.info.parameters / 1e6).toFixed(1)} M parameters)`;
     ui.badge.classList.toggle('untrained', m.info.untrained);
+    ui.run.textContent = m.info.kind === 'rrdb' ? `Upscale ${m.info.scale}× (RRDB: deterministic)` : `Upscale ${m.info.scale}×`;
     ui.backend.textContent = m.backend;
     ui.backend.title = m.why ?? '';
     document.body.dataset.backend = m.gpu ? 'webgpu' : 'wasm';
@@ -386,6 +388,16 @@ async function main(): Promise<void> {
   }
   status('Starting the engine…');
   startWorker();
+  setupModelPicker(ui.badge, (picked) => {
+    // a model file the user picked (read in this browser): restart the worker with it
+    model = { bytes: picked.bytes, name: picked.name, untrained: false };
+    worker?.terminate();
+    running = false;
+    ui.badge.textContent = `loading ${picked.name}…`;
+    setState('loading');
+    status(`Loading ${picked.name}…`);
+    startWorker();
+  }, fail);
 }
 
 void main();

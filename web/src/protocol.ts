@@ -8,6 +8,10 @@ export interface ModelInfo {
   parameters: number;
   /** Size multiple of LR inputs (2^L / scale): inputs are padded by reflection to it. */
   multiple: number;
+  /** srflow: samples at a temperature; rrdb: a published RRDB network (one deterministic output). */
+  kind?: 'srflow' | 'rrdb';
+  /** The published layout of a picked .pth (SRFlow_DF2K_4X, …), if any. */
+  layout?: string | null;
 }
 
 export interface Rgba {

@@ -8,10 +8,8 @@
  */
 import { createWasmKernels } from '../../src/kernels/wasm.js';
 import { setKernels } from '../../src/kernels/index.js';
-import { parseSafetensors } from '../../src/io/safetensors.js';
-import { parseConfig } from '../../src/models/config.js';
-import { SRFlowNet } from '../../src/models/srflow.js';
-import { loadStateDict } from '../../src/models/state.js';
+import { netFromBytes } from '../../src/models/from-bytes.js';
+import type { SRFlowNet } from '../../src/models/srflow.js';
 import { SRFlowModel } from '../../src/models/api.js';
 import { superResolve } from '../../src/upscale/engine.js';
 import { uncertaintyMap } from '../../src/upscale/uncertainty.js';
@@ -58,22 +56,20 @@ function toRgba(p: Planar): Rgba {
 async function init(m: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const k = await createWasmKernels({ single: m.wasm, threaded: m.wasmThreads, threads: m.threads });
   setKernels(k);
-  const f = parseSafetensors(new Uint8Array(m.model), m.name);
-  if (!f.metadata.config) throw new Error(`${m.name} carries no configuration (metadata key "config"): not an srflow model file`);
-  const cfg = parseConfig(JSON.parse(f.metadata.config));
-  const model = new SRFlowNet(cfg);
-  for (const key of [...f.tensors.keys()]) if (key.startsWith('optimizer.')) f.tensors.delete(key);
-  loadStateDict(model, f.tensors, `model ${m.name}`);
+  // an srflow model file, or a published .pth the user picked (layout recognised from its tensors)
+  const { net: model, kind, layout } = netFromBytes(new Uint8Array(m.model), m.name);
+  const cfg = model.config;
   net = model;
   let parameters = 0;
   for (const p of model.parameters().values()) parameters += p.size;
   const threads = k.threads();
   const wasmLabel = `WebAssembly SIMD, ${threads} thread${threads > 1 ? 's' : ''}${globalThis.crossOriginIsolated ? '' : ' (page not cross-origin isolated: one thread)'}`;
-  const b = await chooseBackend(m.backend, model, wasmLabel);
+  // the WebGPU runner samples SRFlow models; an RRDB network (published RRDB_*.pth) runs on wasm
+  const b = kind === 'rrdb' ? { kind: 'wasm' as const, label: wasmLabel, why: 'RRDB networks run on WebAssembly' } : await chooseBackend(m.backend, model, wasmLabel);
   gpu = b.kind === 'webgpu';
   post({
     type: 'ready',
-    info: { name: m.name, untrained: m.untrained, scale: model.scale, parameters, multiple: Math.max(1, 2 ** cfg.flow.L / model.scale) },
+    info: { name: m.name, untrained: m.untrained, scale: model.scale, parameters, multiple: Math.max(1, 2 ** cfg.flow.L / model.scale), kind, layout: layout?.published ?? null },
     backend: b.label,
     threads,
     gpu,
