@@ -9,7 +9,7 @@ import { affineFromNet, channelAffine, sumLogScale } from '../tensor/fused.js';
 import type { Rng } from '../tensor/random.js';
 import { ActNorm } from './actnorm.js';
 import { normalInit } from './init.js';
-import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
+import { zeroLogdet, type FlowContext, type FlowLayer, type FlowMode, type ForwardResult, type InverseResult } from './layer.js';
 import { CondInput, convUpsampledCond, phaseWeights, type CondParts, type PhaseWeights } from './condconv.js';
 
 /**
@@ -54,9 +54,9 @@ export class ZeroConv {
 export class ConvActNorm {
   weight: Tensor;
   actnorm: ActNorm;
-  constructor(cin: number, cout: number, k: number, ctx: FlowContext, rng: Rng) {
+  constructor(cin: number, cout: number, k: number, mode: FlowMode, rng: Rng) {
     this.weight = Tensor.param(normalInit(cout * cin * k * k, 0.05, rng), [cout, cin, k, k]);
-    this.actnorm = new ActNorm(cout, ctx);
+    this.actnorm = new ActNorm(cout, mode);
   }
   parameters(): [string, Tensor][] {
     return [['weight', this.weight], ...this.actnorm.parameters().map(([n, t]): [string, Tensor] => [`actnorm.${n}`, t])];
@@ -71,9 +71,9 @@ export class CouplingNet {
   readonly l0: ConvActNorm;
   readonly l2: ConvActNorm;
   readonly l4: ZeroConv;
-  constructor(readonly cin: number, readonly cout: number, hidden: number, ctx: FlowContext, rng: Rng) {
-    this.l0 = new ConvActNorm(cin, hidden, 3, ctx, rng);
-    this.l2 = new ConvActNorm(hidden, hidden, 1, ctx, rng);
+  constructor(readonly cin: number, readonly cout: number, hidden: number, mode: FlowMode, rng: Rng) {
+    this.l0 = new ConvActNorm(cin, hidden, 3, mode, rng);
+    this.l2 = new ConvActNorm(hidden, hidden, 1, mode, rng);
     this.l4 = new ZeroConv(hidden, cout);
   }
   parameters(): [string, Tensor][] {
@@ -110,12 +110,12 @@ export class CondAffine implements FlowLayer {
   readonly nn: number; // channels of z1 (fed to the coupling net)
   readonly co: number; // channels of z2 (transformed)
 
-  constructor(readonly channels: number, readonly condChannels: number, hidden: number, readonly eps: number, ctx: FlowContext, rng: Rng) {
+  constructor(readonly channels: number, readonly condChannels: number, hidden: number, readonly eps: number, mode: FlowMode, rng: Rng) {
     this.nn = Math.floor(channels / 2);
     this.co = channels - this.nn;
     // published key order: fAffine before fFeatures
-    this.fAffine = new CouplingNet(this.nn + condChannels, 2 * this.co, hidden, ctx, rng);
-    this.fFeatures = new CouplingNet(condChannels, 2 * channels, hidden, ctx, rng);
+    this.fAffine = new CouplingNet(this.nn + condChannels, 2 * this.co, hidden, mode, rng);
+    this.fFeatures = new CouplingNet(condChannels, 2 * channels, hidden, mode, rng);
   }
 
   parameters(): [string, Tensor][] {
@@ -131,18 +131,6 @@ export class CondAffine implements FlowLayer {
       throw new Error(`Expected a conditioning map of shape [*,${this.condChannels},${x.shape[2]},${x.shape[3]}] but received [${cond.shape.join(',')}]`);
     }
     return cond;
-  }
-
-  forward(x: Tensor, condIn: Tensor | null): FlowResult {
-    const cond = this.requireCond(condIn, x);
-    // injector: affine map predicted from the conditioning alone
-    const inj = this.fFeatures.apply(cond);
-    const h = affineFromNet(x, inj, this.eps);
-    // coupling: z2 transformed by a map predicted from z1 and the conditioning
-    const z1 = T.slice(h, 1, 0, this.nn);
-    const cp = this.fAffine.apply(T.concat([z1, cond], 1));
-    const z2 = affineFromNet(T.slice(h, 1, this.nn, this.channels), cp, this.eps);
-    return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
   private wzCache = new DerivedWeights<Tensor>();
@@ -174,36 +162,42 @@ export class CondAffine implements FlowLayer {
     return { inj: this.fFeatures.applyAfterFirstConv(f0, true), u0, wz: this.couplingWeightZ() };
   }
 
-  /** The coupling net's output for z1 against a precomputed conditioning. */
-  private couplingCached(z1: Tensor, c: AffineCache): Tensor {
-    return this.fAffine.applyAfterFirstConv(T.add(T.conv2d(z1, c.wz), c.u0), true);
+  /**
+   * What the step reads from the conditioning: the injector net's output and the coupling net as a
+   * function of z1, either from the layer's precomputed conditioning (`ctx.cache`: the injector
+   * output and the u-half of the coupling's first conv, computed once per LR image) or from the
+   * level's map (`ctx.cond`: the nets as published, on the tape when one is recorded).
+   */
+  private conditioning(x: Tensor, ctx: FlowContext): { inj: Tensor; coupling: (z1: Tensor) => Tensor } {
+    const c = ctx.cache;
+    if (c) return { inj: c.inj, coupling: (z1) => this.fAffine.applyAfterFirstConv(T.add(T.conv2d(z1, c.wz), c.u0), true) };
+    const cond = this.requireCond(ctx.cond, x);
+    return { inj: this.fFeatures.apply(cond), coupling: (z1) => this.fAffine.apply(T.concat([z1, cond], 1)) };
   }
 
-  forwardCached(x: Tensor, c: AffineCache): FlowResult {
-    const h = affineFromNet(x, c.inj, this.eps);
+  forward(x: Tensor, ctx: FlowContext): ForwardResult {
+    const { inj, coupling } = this.conditioning(x, ctx);
+    // injector: affine map predicted from the conditioning alone
+    const h = affineFromNet(x, inj, this.eps);
+    // coupling: z2 transformed by a map predicted from z1 and the conditioning
     const z1 = T.slice(h, 1, 0, this.nn);
-    const cp = this.couplingCached(z1, c);
+    const cp = coupling(z1);
     const z2 = affineFromNet(T.slice(h, 1, this.nn, this.channels), cp, this.eps);
-    return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(c.inj, this.eps), sumLogScale(cp, this.eps)) };
+    return { y: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
-  inverseCached(y: Tensor, c: AffineCache, needLogdet = true): FlowResult {
+  inverse(y: Tensor, ctx: FlowContext): InverseResult {
+    const { inj, coupling } = this.conditioning(y, ctx);
     const z1 = T.slice(y, 1, 0, this.nn);
-    const cp = this.couplingCached(z1, c);
+    const cp = coupling(z1);
     const z2 = affineFromNet(T.slice(y, 1, this.nn, this.channels), cp, this.eps, true);
-    const x = affineFromNet(T.concat([z1, z2], 1), c.inj, this.eps, true);
-    if (!needLogdet) return { out: x, logdet: Tensor.zeros([1], x.dtype) };
-    return { out: x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(c.inj, this.eps))) };
-  }
-
-  inverse(y: Tensor, condIn: Tensor | null): FlowResult {
-    const cond = this.requireCond(condIn, y);
-    const z1 = T.slice(y, 1, 0, this.nn);
-    const cp = this.fAffine.apply(T.concat([z1, cond], 1));
-    const z2 = affineFromNet(T.slice(y, 1, this.nn, this.channels), cp, this.eps, true);
-    const inj = this.fFeatures.apply(cond);
     const x = affineFromNet(T.concat([z1, z2], 1), inj, this.eps, true);
-    return { out: x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(inj, this.eps))) };
+    if (!ctx.needLogdet) return { x, logdet: zeroLogdet(x) };
+    return { x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(inj, this.eps))) };
+  }
+
+  forwardShape(shape: readonly number[]): number[] {
+    return shape.slice();
   }
 }
 

@@ -13,7 +13,8 @@ import { Split2d } from '../flow/split.js';
 import { Squeeze } from '../flow/squeeze.js';
 import { logNormal } from '../flow/gaussian.js';
 import { lowMemoryNll } from '../flow/lowmem.js';
-import type { FlowContext, FlowLayer } from '../flow/layer.js';
+import { flowContext, type FlowMode } from '../flow/layer.js';
+import { runFlow, type FlowPlan } from '../flow/run.js';
 import { normalInit } from '../flow/init.js';
 import { RRDBNet, type RRDBOutput } from './rrdbnet.js';
 import { condChannels, condKey, type ModelConfig } from './config.js';
@@ -58,11 +59,16 @@ export interface ConditioningCache {
 }
 
 export class SRFlowNet {
-  readonly ctx: FlowContext = { training: false };
+  /** Model-wide mode: training-mode forwards initialise ActNorms from data. */
+  readonly ctx: FlowMode = { training: false };
   readonly rrdb: RRDBNet;
   readonly layers: Layer[] = [];
   /** Flow level (1-based) of each layer. */
   readonly levelOf: number[] = [];
+  /** The flow steps by layer index (as built: no type tests on the layer list). */
+  private readonly steps: { index: number; step: FlowStep }[] = [];
+  /** The layers and the conditioning map (0-based level) of each, as runFlow takes them. */
+  readonly plan: FlowPlan;
   /** `flowUpsamplerNet.f.0` — present in published checkpoints, unused by the flow. */
   extra: Map<string, Tensor> = new Map();
   readonly condChannels: number;
@@ -79,16 +85,21 @@ export class SRFlowNet {
         this.layers.push(layer);
         this.levelOf.push(l);
       };
+      const pushStep = (step: FlowStep) => {
+        this.steps.push({ index: this.layers.length, step });
+        push(step);
+      };
       push(new Squeeze());
       C *= 4;
-      for (let i = 0; i < flow.additionalFlowNoAffine; i++) push(new FlowStep(C, null, this.ctx, rng));
-      for (let i = 0; i < flow.K[l - 1]; i++) push(new FlowStep(C, cond, this.ctx, rng));
+      for (let i = 0; i < flow.additionalFlowNoAffine; i++) pushStep(new FlowStep(C, null, this.ctx, rng));
+      for (let i = 0; i < flow.K[l - 1]; i++) pushStep(new FlowStep(C, cond, this.ctx, rng));
       if (flow.split && l < flow.L - 1) {
         const s = new Split2d(C);
         push(s);
         C = s.keep;
       }
     }
+    this.plan = { layers: this.layers, levelIndex: this.levelOf.map((l) => l - 1) };
     const fOut = flow.split ? 96 : 384;
     this.extra.set('flowUpsamplerNet.f.0.weight', Tensor.param(normalInit(fOut * this.condChannels * 9, 0.05, rng), [fOut, this.condChannels, 3, 3]));
     this.extra.set('flowUpsamplerNet.f.0.bias', Tensor.param(new Float32Array(fOut), [fOut]));
@@ -103,7 +114,7 @@ export class SRFlowNet {
     const out = new Map<string, Tensor>();
     for (const [n, t] of this.rrdb.parameters()) out.set(`RRDB.${n}`, t);
     this.layers.forEach((l, i) => {
-      for (const [n, t] of (l as FlowLayer).parameters()) out.set(`flowUpsamplerNet.layers.${i}.${n}`, t);
+      for (const [n, t] of l.parameters()) out.set(`flowUpsamplerNet.layers.${i}.${n}`, t);
     });
     for (const [n, t] of this.extra) out.set(n, t);
     return out;
@@ -118,8 +129,7 @@ export class SRFlowNet {
 
   actNorms(): ActNorm[] {
     const out: ActNorm[] = [];
-    for (const l of this.layers) {
-      if (!(l instanceof FlowStep)) continue;
+    for (const { step: l } of this.steps) {
       out.push(l.actnorm);
       if (l.affine) for (const net of [l.affine.fAffine, l.affine.fFeatures]) out.push(net.l0.actnorm, net.l2.actnorm);
     }
@@ -169,64 +179,34 @@ export class SRFlowNet {
   encodeWith(hr: Tensor, conds: Tensor[], opts: { noise?: Tensor; quant?: number; cache?: ConditioningCache } = {}): EncodeResult {
     const B = hr.shape[0];
     const pixels = hr.shape[2] * hr.shape[3];
-    let h = opts.noise ? T.add(hr, opts.noise) : hr;
+    const x = opts.noise ? T.add(hr, opts.noise) : hr;
     let logdet: Tensor = Tensor.zeros([B], hr.dtype);
     if (opts.quant) logdet = T.addScalar(logdet, -Math.log(opts.quant) * pixels);
-    const latents: Tensor[] = [];
-    this.layers.forEach((layer, i) => {
-      const cond = conds[this.levelOf[i] - 1];
-      if (layer instanceof Split2d) {
-        const r = layer.forward(h);
-        h = r.out;
-        latents.push(r.latent);
-        logdet = T.add(logdet, r.logdet);
-      } else {
-        const c = opts.cache?.steps.get(i);
-        const r = layer instanceof FlowStep ? layer.forward(h, cond ?? null, c) : layer.forward(h);
-        h = r.out;
-        logdet = T.add(logdet, r.logdet);
-      }
-    });
-    latents.push(h);
-    const objective = T.add(logdet, logNormal(h, null, null));
+    const ctx = flowContext();
+    const r = runFlow(this.plan, x, 'forward', ctx, { conds, caches: opts.cache?.steps, logdet });
+    const latents = [...ctx.latents, r.out];
+    const objective = T.add(r.logdet, logNormal(r.out, null, null));
     const nll = T.scale(objective, -1 / (Math.LN2 * pixels));
-    return { latents, nll, logdet };
+    return { latents, nll, logdet: r.logdet };
   }
 
   /** Latents → HR. Returns the image and the log-determinant of the decoding (−encode's). */
-  decodeWith(latents: Tensor[], conds: Tensor[]): { sr: Tensor; logdet: Tensor } {
-    const lat = latents.slice();
-    let h = lat.pop() as Tensor;
-    const B = h.shape[0];
-    let logdet: Tensor = Tensor.zeros([B], h.dtype);
-    for (let i = this.layers.length - 1; i >= 0; i--) {
-      const layer = this.layers[i];
-      const cond = conds[this.levelOf[i] - 1];
-      const r = layer instanceof Split2d ? layer.inverse(h, null, lat.pop()) : layer.inverse(h, cond);
-      h = r.out;
-      logdet = T.add(logdet, r.logdet);
-    }
-    return { sr: h, logdet };
+  decodeWith(latents: Tensor[], conds: Tensor[], opts: { cache?: ConditioningCache; logdet?: boolean } = {}): { sr: Tensor; logdet: Tensor } {
+    const ctx = flowContext({ latents: latents.slice(0, -1), needLogdet: opts.logdet !== false });
+    const r = runFlow(this.plan, latents[latents.length - 1], 'inverse', ctx, { conds, caches: opts.cache?.steps });
+    return { sr: r.out, logdet: r.logdet };
   }
 
   /** Latent shapes [B, C, H, W] for an LR shape [B, 3, h, w], in published order. */
   latentShapes(lrShape: readonly number[]): number[][] {
     const [B, , lh, lw] = lrShape;
-    let H = lh * this.scale;
-    let W = lw * this.scale;
-    let C = this.config.inNc;
+    const H = lh * this.scale;
+    const W = lw * this.scale;
+    const C = this.config.inNc;
     const out: number[][] = [];
-    for (const layer of this.layers) {
-      if (layer instanceof Squeeze) {
-        C *= 4;
-        H /= 2;
-        W /= 2;
-      } else if (layer instanceof Split2d) {
-        out.push([B, layer.latentChannels, H, W]);
-        C = layer.keep;
-      }
-    }
-    out.push([B, C, H, W]);
+    let shape = [B, C, H, W];
+    for (const layer of this.layers) shape = layer.forwardShape(shape, out);
+    out.push(shape);
     return out;
   }
 
@@ -293,8 +273,9 @@ export class SRFlowNet {
       }
       run = [];
     };
-    this.layers.forEach((layer, i) => {
-      const isAffine = layer instanceof FlowStep && layer.affine !== null;
+    const affine = new Set(this.steps.filter((s) => s.step.affine).map((s) => s.index));
+    this.layers.forEach((_layer, i) => {
+      const isAffine = affine.has(i);
       if (run.length && (!isAffine || this.levelOf[i] !== this.levelOf[run[0]])) flush();
       if (isAffine) run.push(i);
     });
@@ -346,21 +327,7 @@ export class SRFlowNet {
     if (latents.length !== shapes.length || latents.some((z, i) => z.shape.some((d, j) => d !== shapes[i][j]))) {
       throw new Error(`Expected latents of shapes ${JSON.stringify(shapes)} but received ${JSON.stringify(latents.map((z) => z.shape))}`);
     }
-    return noGrad(() => {
-      const lat = latents.slice();
-      let h = lat.pop() as Tensor;
-      let logdet: Tensor = Tensor.zeros([B], h.dtype);
-      for (let i = this.layers.length - 1; i >= 0; i--) {
-        const layer = this.layers[i];
-        let r: { out: Tensor; logdet: Tensor };
-        if (layer instanceof Split2d) r = layer.inverse(h, null, lat.pop(), needLogdet);
-        else if (layer instanceof FlowStep) r = layer.inverse(h, null, cache.steps.get(i), needLogdet);
-        else r = layer.inverse(h);
-        h = r.out;
-        logdet = T.add(logdet, r.logdet);
-      }
-      return { sr: h, logdet };
-    });
+    return noGrad(() => this.decodeWith(latents, [], { cache, logdet: needLogdet }));
   }
 
   /** Encode against a prepared conditioning (inference; no tape). */
@@ -405,7 +372,7 @@ export class SRFlowNet {
     if (opts.lowMemory) {
       const x = opts.noise ? T.add(hr, opts.noise) : hr;
       const constLd = opts.quant ? -Math.log(opts.quant) * hr.shape[2] * hr.shape[3] : 0;
-      const nll = lowMemoryNll({ layers: this.layers, levelIndex: this.levelOf.map((l) => l - 1) }, x, conds, constLd);
+      const nll = lowMemoryNll(this.plan, x, conds, constLd);
       return { loss: T.mean(nll), nll };
     }
     const r = this.encodeWith(hr, conds, opts);
