@@ -1,7 +1,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import { channelAffine, channelAffineInverse } from '../tensor/fused.js';
-import { perSample, type FlowContext, type FlowLayer, type FlowMode, type ForwardResult, type InverseResult } from './layer.js';
+import { perSample, zeroLogdet, type FlowContext, type FlowLayer, type FlowMode, type ForwardResult, type InverseResult } from './layer.js';
 
 /**
  * ActNorm: out = (h + b) · exp(s) per channel; logdet = H·W·Σ s. Initialised from the first
@@ -60,9 +60,9 @@ export class ActNorm implements FlowLayer {
     return { y, logdet: this.ld(x, 1) };
   }
 
-  inverse(y: Tensor, _ctx: FlowContext): InverseResult {
+  inverse(y: Tensor, ctx: FlowContext): InverseResult {
     const x = channelAffineInverse(y, this.bias, this.logs, 1);
-    return { x, logdet: this.ld(y, -1) };
+    return { x, logdet: ctx.needLogdet ? this.ld(y, -1) : zeroLogdet(x) };
   }
 
   forwardShape(shape: readonly number[]): number[] {

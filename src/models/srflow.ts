@@ -13,7 +13,7 @@ import { Split2d } from '../flow/split.js';
 import { Squeeze } from '../flow/squeeze.js';
 import { logNormal } from '../flow/gaussian.js';
 import { lowMemoryNll } from '../flow/lowmem.js';
-import { flowContext, type FlowMode } from '../flow/layer.js';
+import { Workspace, flowContext, type FlowMode } from '../flow/layer.js';
 import { runFlow, type FlowPlan } from '../flow/run.js';
 import { normalInit } from '../flow/init.js';
 import { RRDBNet, type RRDBOutput } from './rrdbnet.js';
@@ -191,8 +191,8 @@ export class SRFlowNet {
   }
 
   /** Latents → HR. Returns the image and the log-determinant of the decoding (−encode's). */
-  decodeWith(latents: Tensor[], conds: Tensor[], opts: { cache?: ConditioningCache; logdet?: boolean } = {}): { sr: Tensor; logdet: Tensor } {
-    const ctx = flowContext({ latents: latents.slice(0, -1), needLogdet: opts.logdet !== false });
+  decodeWith(latents: Tensor[], conds: Tensor[], opts: { cache?: ConditioningCache; logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor } {
+    const ctx = flowContext({ latents: latents.slice(0, -1), needLogdet: opts.logdet !== false, workspace: opts.workspace });
     const r = runFlow(this.plan, latents[latents.length - 1], 'inverse', ctx, { conds, caches: opts.cache?.steps });
     return { sr: r.out, logdet: r.logdet };
   }
@@ -318,8 +318,12 @@ export class SRFlowNet {
     });
   }
 
-  /** Decode latents against a prepared conditioning (inference; no tape). */
-  decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean } = {}): { sr: Tensor; logdet: Tensor } {
+  /**
+   * Decode latents against a prepared conditioning (inference; no tape). A batch of latents against
+   * a conditioning of batch 1 decodes that many samples of the one image together. `workspace`:
+   * scratch buffers to reuse across calls (default: one per call).
+   */
+  decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor } {
     const needLogdet = opts.logdet !== false;
     // a cache of batch 1 decodes any number of samples at once (latent batch = samples)
     const B = cache.lrShape[0] === 1 && latents.length ? latents[0].shape[0] : cache.lrShape[0];
@@ -327,7 +331,8 @@ export class SRFlowNet {
     if (latents.length !== shapes.length || latents.some((z, i) => z.shape.some((d, j) => d !== shapes[i][j]))) {
       throw new Error(`Expected latents of shapes ${JSON.stringify(shapes)} but received ${JSON.stringify(latents.map((z) => z.shape))}`);
     }
-    return noGrad(() => this.decodeWith(latents, [], { cache, logdet: needLogdet }));
+    const workspace = opts.workspace ?? new Workspace();
+    return noGrad(() => this.decodeWith(latents, [], { cache, logdet: needLogdet, workspace }));
   }
 
   /** Encode against a prepared conditioning (inference; no tape). */

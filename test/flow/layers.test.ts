@@ -70,6 +70,7 @@ function checkLayer(name: string, layer: FlowLayer, x: Tensor, cond: Tensor | nu
   const quiet = layer.inverse(fwd.y, flowContext({ cond, cache: opts.cache ?? null, latents: pushed.slice(), needLogdet: false }));
   assert.deepEqual(Array.from(quiet.x.data), Array.from(inv.x.data), `${name}: the same x without the log-det`);
   assert.deepEqual(quiet.logdet.shape, [B]);
+  assert.ok(quiet.logdet.data.every((v) => v === 0), `${name}: zeros without the log-det`);
   if (!opts.jacobian) return;
   // brute-force Jacobian of sample 0 of x → (y, pushed latents)
   const per = x.size / B;
