@@ -287,8 +287,8 @@ export class SRFlowNet {
   /**
    * Conditioning of an LR batch, computed once and reused for any number of decodes: for every
    * flow step, the injector net's output and the conditioning half of the coupling net's first
-   * conv (both depend on the LR image only). See docs/engine-notes: per-sample work at level 1
-   * drops from ~400 k to ~15 k multiply-adds per pixel.
+   * conv (both depend on the LR image only): per-sample work at level 1 drops from ~400 k to
+   * ~15 k multiply-adds per pixel (docs/PERFORMANCE.md, docs/ARCHITECTURE.md).
    */
   prepareConditioning(lr: Tensor, opts: { keepConds?: boolean; condGroup?: number; condPhases?: boolean } = {}): ConditioningCache {
     this.checkLr(lr);
