@@ -41,6 +41,9 @@ export function presetModel(name: string, seed = 0): SRFlowNet {
   return net;
 }
 
+/** Samples decoded together against one conditioning (as SRFlowModel.sampleMany's default batch). */
+export const SAMPLE_BATCH = 4;
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[s.length >> 1];
@@ -72,6 +75,8 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
   let params = 0;
   for (const p of net.parameters().values()) params += p.size;
   let run: () => void | Promise<void>;
+  /** With --samples N > 1: one LR image and one sample, timed alternately with the N-sample run. */
+  let runOne: (() => void | Promise<void>) | null = null;
   let adapter: string | undefined;
   let release: (() => Promise<void>) | null = null;
   if (o.mode === 'infer' && o.webgpu) {
@@ -80,12 +85,12 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
     release = w.releaseWebGpuDevice;
     const gpu = await webGpuRunner(net);
     adapter = gpu.dev.adapterName;
-    run = async () => {
+    const inferGpu = (samples: number) => async () => {
       const cond = gpu.prepare(lr);
       cacheBytes = cond.bytes;
       try {
-        for (let s0 = 0; s0 < o.samples; s0 += o.batch === 1 ? 4 : 1) {
-          const k = o.batch === 1 ? Math.min(4, o.samples - s0) : 1;
+        for (let s0 = 0; s0 < samples; s0 += o.batch === 1 ? 4 : 1) {
+          const k = o.batch === 1 ? Math.min(4, samples - s0) : 1;
           const z = net.drawLatents([k * o.batch, ...lr.shape.slice(1)], 0.9, new Rng(s0));
           await gpu.decode(z, cond, { logdet: false });
         }
@@ -93,17 +98,22 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
         gpu.release(cond);
       }
     };
+    run = inferGpu(o.samples);
+    if (o.samples > 1) runOne = inferGpu(1);
   } else if (o.mode === 'infer') {
-    run = () => {
+    const infer = (samples: number) => () => {
       const cache = net.prepareConditioning(lr);
       cacheBytes = cache.bytes;
-      // samples decoded in batches of up to 4 against the one conditioning (as SRFlowModel.sampleMany)
-      for (let s0 = 0; s0 < o.samples; s0 += o.batch === 1 ? 4 : 1) {
-        const k = o.batch === 1 ? Math.min(4, o.samples - s0) : 1;
+      // samples decoded in batches of up to SAMPLE_BATCH against the one conditioning (as SRFlowModel.sampleMany)
+      const step = o.batch === 1 ? SAMPLE_BATCH : 1;
+      for (let s0 = 0; s0 < samples; s0 += step) {
+        const k = o.batch === 1 ? Math.min(step, samples - s0) : 1;
         const z = net.drawLatents([k * o.batch, ...lr.shape.slice(1)], 0.9, new Rng(s0));
         noGrad(() => net.decodeCached(z, cache, { logdet: false }));
       }
     };
+    run = infer(o.samples);
+    if (o.samples > 1) runOne = infer(1);
   } else {
     const hr = Tensor.zeros([o.batch, 3, o.lrSize * net.scale, o.lrSize * net.scale]);
     rng.fillUniform(hr.data);
@@ -121,13 +131,30 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
   }
   const log = (s: string) => !o.quiet && process.stderr.write(s);
   log(`warm-up (${o.preset}, ${o.mode}, LR ${o.lrSize}×${o.lrSize}, batch ${o.batch}${o.mode === 'infer' ? `, ${o.samples} sample(s)` : ''}) ...\n`);
+  // with runOne, the two alternate (order flipped every round) so that both see the same machine load
+  const timesOne: number[] = [];
+  // process CPU time (every thread) beside wall time: on a loaded machine it varies much less
+  const cpuTimes: number[] = [];
+  const cpuTimesOne: number[] = [];
+  const cpuNow = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  const timed = async (f: () => void | Promise<void>, cpu: number[]) => {
+    const t0 = performance.now();
+    const c0 = cpuNow();
+    await f();
+    cpu.push(cpuNow() - c0);
+    return (performance.now() - t0) / 1000;
+  };
   try {
     await run();
+    await runOne?.();
     for (let i = 0; i < repeat; i++) {
-      const t0 = performance.now();
-      await run();
-      times.push((performance.now() - t0) / 1000);
-      log(`  run ${i + 1}/${repeat}: ${times[i].toFixed(3)} s\n`);
+      if (runOne && i % 2 === 1) timesOne.push(await timed(runOne, cpuTimesOne));
+      times.push(await timed(run, cpuTimes));
+      if (runOne && i % 2 === 0) timesOne.push(await timed(runOne, cpuTimesOne));
+      log(`  run ${i + 1}/${repeat}: ${times[i].toFixed(3)} s${runOne ? ` (1 sample: ${timesOne[i].toFixed(3)} s)` : ''}\n`);
     }
   } finally {
     await release?.();
@@ -141,6 +168,18 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
     ...(o.mode === 'infer' ? { samples: o.samples, cache_mib: +(cacheBytes / 1048576).toFixed(1) } : { low_memory: !!o.lowMemory }),
     median_s: +median(times).toFixed(4),
     min_s: +Math.min(...times).toFixed(4),
+    median_cpu_s: +median(cpuTimes).toFixed(4),
+    ...(runOne
+      ? {
+          one_sample_median_s: +median(timesOne).toFixed(4),
+          one_sample_min_s: +Math.min(...timesOne).toFixed(4),
+          one_sample_median_cpu_s: +median(cpuTimesOne).toFixed(4),
+          // N samples against one, from the medians and (less sensitive to load drifts) the median of per-round ratios
+          samples_ratio: +(median(times) / median(timesOne)).toFixed(3),
+          samples_ratio_rounds: +median(times.map((t, i) => t / timesOne[i])).toFixed(3),
+          samples_ratio_cpu: +(median(cpuTimes) / median(cpuTimesOne)).toFixed(3),
+        }
+      : {}),
     peak_rss_mib: +(process.resourceUsage().maxRSS / 1024).toFixed(1),
     parameters: params,
     backend: o.webgpu ? 'webgpu' : name,

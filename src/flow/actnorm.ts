@@ -1,7 +1,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import { channelAffine, channelAffineInverse } from '../tensor/fused.js';
-import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
+import { perSample, zeroLogdet, type FlowContext, type FlowLayer, type FlowMode, type ForwardResult, type InverseResult } from './layer.js';
 
 /**
  * ActNorm: out = (h + b) · exp(s) per channel; logdet = H·W·Σ s. Initialised from the first
@@ -13,7 +13,7 @@ export class ActNorm implements FlowLayer {
   logs: Tensor;
   initialized = false;
 
-  constructor(readonly channels: number, private ctx: FlowContext) {
+  constructor(readonly channels: number, private mode: FlowMode) {
     this.bias = Tensor.param(new Float32Array(channels), [1, channels, 1, 1]);
     this.logs = Tensor.param(new Float32Array(channels), [1, channels, 1, 1]);
   }
@@ -24,7 +24,7 @@ export class ActNorm implements FlowLayer {
 
   /** Data-dependent initialisation (training mode only, once). */
   maybeInit(x: Tensor): void {
-    if (this.initialized || !this.ctx.training) return;
+    if (this.initialized || !this.mode.training) return;
     if (this.bias.data.some((v) => v !== 0)) {
       this.initialized = true;
       return;
@@ -52,16 +52,20 @@ export class ActNorm implements FlowLayer {
   }
 
   private ld(x: Tensor, sign: number): Tensor {
-    return T.scale(T.sum(this.logs), sign * x.shape[2] * x.shape[3]);
+    return perSample(T.scale(T.sum(this.logs), sign * x.shape[2] * x.shape[3]), x.shape[0]);
   }
 
-  forward(x: Tensor): FlowResult {
-    const out = this.apply(x);
-    return { out, logdet: this.ld(x, 1) };
+  forward(x: Tensor, _ctx: FlowContext): ForwardResult {
+    const y = this.apply(x);
+    return { y, logdet: this.ld(x, 1) };
   }
 
-  inverse(y: Tensor): FlowResult {
-    const out = channelAffineInverse(y, this.bias, this.logs, 1);
-    return { out, logdet: this.ld(y, -1) };
+  inverse(y: Tensor, ctx: FlowContext): InverseResult {
+    const x = channelAffineInverse(y, this.bias, this.logs, 1);
+    return { x, logdet: ctx.needLogdet ? this.ld(y, -1) : zeroLogdet(x) };
+  }
+
+  forwardShape(shape: readonly number[]): number[] {
+    return shape.slice();
   }
 }

@@ -3,13 +3,13 @@
  * predicted from the conditioning alone) followed by an affine coupling (the second half of the
  * channels transformed by a map predicted from the first half and the conditioning).
  */
-import { Tensor, isGradEnabled, noGrad, parameterVersion } from '../tensor/tensor.js';
+import { Tensor, allocOut, isGradEnabled, noGrad, parameterVersion, type Buf } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import { affineFromNet, channelAffine, sumLogScale } from '../tensor/fused.js';
 import type { Rng } from '../tensor/random.js';
 import { ActNorm } from './actnorm.js';
 import { normalInit } from './init.js';
-import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
+import { zeroLogdet, type Workspace, type FlowContext, type FlowLayer, type FlowMode, type ForwardResult, type InverseResult } from './layer.js';
 import { CondInput, convUpsampledCond, phaseWeights, type CondParts, type PhaseWeights } from './condconv.js';
 
 /**
@@ -54,9 +54,9 @@ export class ZeroConv {
 export class ConvActNorm {
   weight: Tensor;
   actnorm: ActNorm;
-  constructor(cin: number, cout: number, k: number, ctx: FlowContext, rng: Rng) {
+  constructor(cin: number, cout: number, k: number, mode: FlowMode, rng: Rng) {
     this.weight = Tensor.param(normalInit(cout * cin * k * k, 0.05, rng), [cout, cin, k, k]);
-    this.actnorm = new ActNorm(cout, ctx);
+    this.actnorm = new ActNorm(cout, mode);
   }
   parameters(): [string, Tensor][] {
     return [['weight', this.weight], ...this.actnorm.parameters().map(([n, t]): [string, Tensor] => [`actnorm.${n}`, t])];
@@ -71,9 +71,9 @@ export class CouplingNet {
   readonly l0: ConvActNorm;
   readonly l2: ConvActNorm;
   readonly l4: ZeroConv;
-  constructor(readonly cin: number, readonly cout: number, hidden: number, ctx: FlowContext, rng: Rng) {
-    this.l0 = new ConvActNorm(cin, hidden, 3, ctx, rng);
-    this.l2 = new ConvActNorm(hidden, hidden, 1, ctx, rng);
+  constructor(readonly cin: number, readonly cout: number, hidden: number, mode: FlowMode, rng: Rng) {
+    this.l0 = new ConvActNorm(cin, hidden, 3, mode, rng);
+    this.l2 = new ConvActNorm(hidden, hidden, 1, mode, rng);
     this.l4 = new ZeroConv(hidden, cout);
   }
   parameters(): [string, Tensor][] {
@@ -110,12 +110,12 @@ export class CondAffine implements FlowLayer {
   readonly nn: number; // channels of z1 (fed to the coupling net)
   readonly co: number; // channels of z2 (transformed)
 
-  constructor(readonly channels: number, readonly condChannels: number, hidden: number, readonly eps: number, ctx: FlowContext, rng: Rng) {
+  constructor(readonly channels: number, readonly condChannels: number, hidden: number, readonly eps: number, mode: FlowMode, rng: Rng) {
     this.nn = Math.floor(channels / 2);
     this.co = channels - this.nn;
     // published key order: fAffine before fFeatures
-    this.fAffine = new CouplingNet(this.nn + condChannels, 2 * this.co, hidden, ctx, rng);
-    this.fFeatures = new CouplingNet(condChannels, 2 * channels, hidden, ctx, rng);
+    this.fAffine = new CouplingNet(this.nn + condChannels, 2 * this.co, hidden, mode, rng);
+    this.fFeatures = new CouplingNet(condChannels, 2 * channels, hidden, mode, rng);
   }
 
   parameters(): [string, Tensor][] {
@@ -131,18 +131,6 @@ export class CondAffine implements FlowLayer {
       throw new Error(`Expected a conditioning map of shape [*,${this.condChannels},${x.shape[2]},${x.shape[3]}] but received [${cond.shape.join(',')}]`);
     }
     return cond;
-  }
-
-  forward(x: Tensor, condIn: Tensor | null): FlowResult {
-    const cond = this.requireCond(condIn, x);
-    // injector: affine map predicted from the conditioning alone
-    const inj = this.fFeatures.apply(cond);
-    const h = affineFromNet(x, inj, this.eps);
-    // coupling: z2 transformed by a map predicted from z1 and the conditioning
-    const z1 = T.slice(h, 1, 0, this.nn);
-    const cp = this.fAffine.apply(T.concat([z1, cond], 1));
-    const z2 = affineFromNet(T.slice(h, 1, this.nn, this.channels), cp, this.eps);
-    return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
   private wzCache = new DerivedWeights<Tensor>();
@@ -174,36 +162,86 @@ export class CondAffine implements FlowLayer {
     return { inj: this.fFeatures.applyAfterFirstConv(f0, true), u0, wz: this.couplingWeightZ() };
   }
 
-  /** The coupling net's output for z1 against a precomputed conditioning. */
-  private couplingCached(z1: Tensor, c: AffineCache): Tensor {
-    return this.fAffine.applyAfterFirstConv(T.add(T.conv2d(z1, c.wz), c.u0), true);
+  /**
+   * What the step reads from the conditioning: the injector net's output and the coupling net as a
+   * function of z1, either from the layer's precomputed conditioning (`ctx.cache`: the injector
+   * output and the u-half of the coupling's first conv, computed once per LR image) or from the
+   * level's map (`ctx.cond`: the nets as published, on the tape when one is recorded).
+   */
+  private conditioning(x: Tensor, ctx: FlowContext): { inj: Tensor; coupling: (z1: Tensor) => Tensor } {
+    const c = ctx.cache;
+    if (c) return { inj: c.inj, coupling: (z1) => this.fAffine.applyAfterFirstConv(T.add(T.conv2d(z1, c.wz), c.u0), true) };
+    const cond = this.requireCond(ctx.cond, x);
+    return { inj: this.fFeatures.apply(cond), coupling: (z1) => this.fAffine.apply(T.concat([z1, cond], 1)) };
   }
 
-  forwardCached(x: Tensor, c: AffineCache): FlowResult {
-    const h = affineFromNet(x, c.inj, this.eps);
+  forward(x: Tensor, ctx: FlowContext): ForwardResult {
+    const { inj, coupling } = this.conditioning(x, ctx);
+    // injector: affine map predicted from the conditioning alone
+    const h = affineFromNet(x, inj, this.eps);
+    // coupling: z2 transformed by a map predicted from z1 and the conditioning
     const z1 = T.slice(h, 1, 0, this.nn);
-    const cp = this.couplingCached(z1, c);
+    const cp = coupling(z1);
     const z2 = affineFromNet(T.slice(h, 1, this.nn, this.channels), cp, this.eps);
-    return { out: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(c.inj, this.eps), sumLogScale(cp, this.eps)) };
+    return { y: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
-  inverseCached(y: Tensor, c: AffineCache, needLogdet = true): FlowResult {
+  inverse(y: Tensor, ctx: FlowContext): InverseResult {
+    if (ctx.cache && ctx.workspace && !isGradEnabled() && y.data instanceof Float32Array) return this.inverseInto(y, ctx.cache, ctx.workspace, ctx.needLogdet);
+    const { inj, coupling } = this.conditioning(y, ctx);
     const z1 = T.slice(y, 1, 0, this.nn);
-    const cp = this.couplingCached(z1, c);
+    const cp = coupling(z1);
     const z2 = affineFromNet(T.slice(y, 1, this.nn, this.channels), cp, this.eps, true);
-    const x = affineFromNet(T.concat([z1, z2], 1), c.inj, this.eps, true);
-    if (!needLogdet) return { out: x, logdet: Tensor.zeros([1], x.dtype) };
-    return { out: x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(c.inj, this.eps))) };
-  }
-
-  inverse(y: Tensor, condIn: Tensor | null): FlowResult {
-    const cond = this.requireCond(condIn, y);
-    const z1 = T.slice(y, 1, 0, this.nn);
-    const cp = this.fAffine.apply(T.concat([z1, cond], 1));
-    const z2 = affineFromNet(T.slice(y, 1, this.nn, this.channels), cp, this.eps, true);
-    const inj = this.fFeatures.apply(cond);
     const x = affineFromNet(T.concat([z1, z2], 1), inj, this.eps, true);
-    return { out: x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(inj, this.eps))) };
+    if (!ctx.needLogdet) return { x, logdet: zeroLogdet(x) };
+    return { x, logdet: T.neg(T.add(sumLogScale(cp, this.eps), sumLogScale(inj, this.eps))) };
+  }
+
+  /**
+   * The inverse against a precomputed conditioning without a tape (sampling): the same arithmetic
+   * as `inverse`, bit for bit, with less memory traffic. One sample at a time, so that a sample's
+   * values never depend on how many are decoded together (the kernels' algorithm choice depends on
+   * the batch) and one sample's intermediates stay in cache; the coupling net's intermediates live
+   * in the workspace (its first conv's output takes the conditioning half in place); z1 is read
+   * where it lies, z2 and x are written straight into the output's channel blocks (no slices, no
+   * concatenation). Any number of samples against a conditioning of batch one, or a batch against
+   * a conditioning of the same batch.
+   */
+  private inverseInto(y: Tensor, c: AffineCache, ws: Workspace, needLogdet: boolean): InverseResult {
+    const [n, C, H, W] = y.shape;
+    const hw = H * W;
+    const { nn, co, eps } = this;
+    const net = this.fAffine;
+    const hid = c.u0.shape[1];
+    const ub = c.u0.shape[0] === n ? 1 : 0;
+    const ib = c.inj.shape[0] === n ? 1 : 0;
+    const Y = y.data as Float32Array;
+    const X = allocOut(Y, Y.length) as Float32Array;
+    const view = (a: Buf, o: number, ch: number) => new Tensor(a.subarray(o, o + ch * hw), [1, ch, H, W]);
+    const cpSums = needLogdet ? new Float32Array(n) : null;
+    for (let s = 0; s < n; s++) {
+      const yo = s * C * hw;
+      const io = ib * s * 2 * C * hw;
+      // coupling net: conv(z1, W_z) + u0 (the conditioning half), ActNorm + ReLU, 1×1 conv, ActNorm + ReLU, ZeroConv
+      const pre = T.conv2d(view(Y, yo, nn), c.wz, null, undefined, ws.get('affine.pre', hid * hw));
+      T.axpy(1, view(c.u0.data, ub * s * hid * hw, hid), pre, pre.data);
+      const h1 = net.l0.actnorm.apply(pre, true, true);
+      const h2 = net.l2.actnorm.apply(T.conv2d(h1, net.l2.weight, null, undefined, ws.get('affine.h2', hid * hw)), true, true);
+      const cp = channelAffine(T.conv2d(h2, net.l4.weight, null, undefined, ws.get('affine.cp', 2 * co * hw)), net.l4.bias, net.l4.logs, 3, false, true);
+      if (cpSums) cpSums[s] = sumLogScale(cp, eps).data[0];
+      // x = [inj⁻¹(z1), inj⁻¹(cp⁻¹(z2))], written into the output's channel blocks
+      const z2 = view(X, yo + nn * hw, co);
+      affineFromNet(view(Y, yo + nn * hw, co), cp, eps, true, z2.data);
+      affineFromNet(z2, view(c.inj.data, io + 2 * nn * hw, 2 * co), eps, true, z2.data);
+      affineFromNet(view(Y, yo, nn), view(c.inj.data, io, 2 * nn), eps, true, X.subarray(yo, yo + nn * hw));
+    }
+    const x = new Tensor(X, y.shape.slice());
+    if (!cpSums) return { x, logdet: zeroLogdet(x) };
+    return { x, logdet: T.neg(T.add(new Tensor(cpSums, [n]), sumLogScale(c.inj, eps))) };
+  }
+
+  forwardShape(shape: readonly number[]): number[] {
+    return shape.slice();
   }
 }
 

@@ -3,8 +3,8 @@ import * as T from '../tensor/index.js';
 import type { Rng } from '../tensor/random.js';
 import { ActNorm } from './actnorm.js';
 import { InvConv1x1 } from './invconv.js';
-import { CondAffine, type AffineCache } from './affine.js';
-import type { FlowContext, FlowLayer, FlowResult } from './layer.js';
+import { CondAffine } from './affine.js';
+import type { FlowContext, FlowLayer, FlowMode, ForwardResult, InverseResult } from './layer.js';
 
 /**
  * One flow step: ActNorm → InvConv1x1 → conditional affine (absent for the transition steps that
@@ -16,10 +16,10 @@ export class FlowStep implements FlowLayer {
   readonly invconv: InvConv1x1;
   readonly affine: CondAffine | null;
 
-  constructor(channels: number, cond: { channels: number; hidden: number; eps: number } | null, ctx: FlowContext, rng: Rng) {
-    this.actnorm = new ActNorm(channels, ctx);
+  constructor(channels: number, cond: { channels: number; hidden: number; eps: number } | null, mode: FlowMode, rng: Rng) {
+    this.actnorm = new ActNorm(channels, mode);
     this.invconv = new InvConv1x1(channels, rng);
-    this.affine = cond ? new CondAffine(channels, cond.channels, cond.hidden, cond.eps, ctx, rng) : null;
+    this.affine = cond ? new CondAffine(channels, cond.channels, cond.hidden, cond.eps, mode, rng) : null;
   }
 
   parameters(): [string, Tensor][] {
@@ -31,27 +31,24 @@ export class FlowStep implements FlowLayer {
     return out;
   }
 
-  forward(x: Tensor, cond: Tensor | null, cache?: AffineCache): FlowResult {
-    const a = this.actnorm.forward(x);
-    const b = this.invconv.forward(a.out);
-    let logdet = T.add(a.logdet, b.logdet);
-    if (!this.affine) return { out: b.out, logdet };
-    const c = cache ? this.affine.forwardCached(b.out, cache) : this.affine.forward(b.out, cond);
-    logdet = T.add(logdet, c.logdet);
-    return { out: c.out, logdet };
+  forward(x: Tensor, ctx: FlowContext): ForwardResult {
+    const a = this.actnorm.forward(x, ctx);
+    const b = this.invconv.forward(a.y, ctx);
+    const logdet = T.add(a.logdet, b.logdet);
+    if (!this.affine) return { y: b.y, logdet };
+    const c = this.affine.forward(b.y, ctx);
+    return { y: c.y, logdet: T.add(logdet, c.logdet) };
   }
 
-  inverse(y: Tensor, cond: Tensor | null, cache?: AffineCache, needLogdet = true): FlowResult {
-    let h = y;
-    let logdet: Tensor | null = null;
-    if (this.affine) {
-      const c = cache ? this.affine.inverseCached(h, cache, needLogdet) : this.affine.inverse(h, cond);
-      h = c.out;
-      logdet = c.logdet;
-    }
-    const b = this.invconv.inverse(h);
-    const a = this.actnorm.inverse(b.out);
+  inverse(y: Tensor, ctx: FlowContext): InverseResult {
+    const c = this.affine ? this.affine.inverse(y, ctx) : null;
+    const b = this.invconv.inverse(c ? c.x : y, ctx);
+    const a = this.actnorm.inverse(b.x, ctx);
     const ld = T.add(a.logdet, b.logdet);
-    return { out: a.out, logdet: logdet ? T.add(logdet, ld) : ld };
+    return { x: a.x, logdet: c ? T.add(c.logdet, ld) : ld };
+  }
+
+  forwardShape(shape: readonly number[]): number[] {
+    return shape.slice();
   }
 }

@@ -2,7 +2,7 @@ import { Tensor, isGradEnabled, parameterVersion } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import type { Rng } from '../tensor/random.js';
 import { orthogonal } from './init.js';
-import type { FlowLayer, FlowResult } from './layer.js';
+import { perSample, zeroLogdet, type FlowContext, type FlowLayer, type ForwardResult, type InverseResult } from './layer.js';
 
 /** Invertible 1×1 convolution: out[:, o] = Σ_i W[o,i] h[:, i]; logdet = H·W·log|det W|. */
 export class InvConv1x1 implements FlowLayer {
@@ -35,17 +35,22 @@ export class InvConv1x1 implements FlowLayer {
 
   private ld(x: Tensor, sign: number): Tensor {
     const c = this.cached();
-    return T.scale(c ? c.logdet : T.logAbsDet(this.weight), sign * x.shape[2] * x.shape[3]);
+    return perSample(T.scale(c ? c.logdet : T.logAbsDet(this.weight), sign * x.shape[2] * x.shape[3]), x.shape[0]);
   }
 
-  forward(x: Tensor): FlowResult {
+  forward(x: Tensor, _ctx: FlowContext): ForwardResult {
     const c = this.channels;
-    return { out: T.conv2d(x, T.reshape(this.weight, [c, c, 1, 1])), logdet: this.ld(x, 1) };
+    return { y: T.conv2d(x, T.reshape(this.weight, [c, c, 1, 1])), logdet: this.ld(x, 1) };
   }
 
-  inverse(y: Tensor): FlowResult {
+  inverse(y: Tensor, ctx: FlowContext): InverseResult {
     const c = this.channels;
     const inv = this.cached()?.inv ?? T.reshape(T.inverse(this.weight), [c, c, 1, 1]);
-    return { out: T.conv2d(y, inv), logdet: this.ld(y, -1) };
+    const x = T.conv2d(y, inv);
+    return { x, logdet: ctx.needLogdet ? this.ld(y, -1) : zeroLogdet(x) };
+  }
+
+  forwardShape(shape: readonly number[]): number[] {
+    return shape.slice();
   }
 }

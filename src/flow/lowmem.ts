@@ -3,19 +3,16 @@
  * the flow runs forward without a tape, keeping only its outputs; in the backward pass each
  * layer's input is recomputed from its output with the layer's inverse, then the layer alone is
  * re-run with a local tape to get its gradients. Peak memory holds one layer's activations
- * instead of every layer's.
+ * instead of every layer's. Both walks are `runFlow`, with the same contract as everywhere.
  */
-import { Tensor, noGrad, result, accumulateGrad, allocLike } from '../tensor/tensor.js';
+import { Tensor, noGrad, withGrad, result, accumulateGrad, allocLike } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
-import { Split2d } from './split.js';
 import { logNormal } from './gaussian.js';
-import type { FlowLayer } from './layer.js';
+import { flowContext } from './layer.js';
+import { runFlow, type FlowPlan } from './run.js';
 
-export interface LowMemoryFlow {
-  layers: FlowLayer[];
-  /** Conditioning map index (0-based level) of each layer. */
-  levelIndex: number[];
-}
+/** The flow's layers and the conditioning level of each (see runFlow). */
+export type LowMemoryFlow = FlowPlan;
 
 /**
  * The per-sample objective −(logdet + log N(z_L; 0, 1)) / (ln 2 · pixels) + constant, as one
@@ -25,27 +22,17 @@ export function lowMemoryNll(flow: LowMemoryFlow, x: Tensor, conds: Tensor[], co
   const B = x.shape[0];
   const pixels = x.shape[2] * x.shape[3];
   const k = -1 / (Math.LN2 * pixels);
-  const latents: (Tensor | null)[] = [];
-  let h: Tensor = x.detach();
+  // the forward pass keeps only the split latents (on the context's stack) and z_L
+  const ctx = flowContext();
+  let zL: Tensor = x;
   const nll = noGrad(() => {
-    let logdet: Tensor = T.addScalar(Tensor.zeros([B], x.dtype), constLogdet);
-    flow.layers.forEach((layer, i) => {
-      const cond = conds[flow.levelIndex[i]] ? conds[flow.levelIndex[i]].detach() : null;
-      if (layer instanceof Split2d) {
-        const r = layer.forward(h);
-        latents.push(r.latent);
-        h = r.out;
-        logdet = T.add(logdet, r.logdet);
-      } else {
-        const r = layer.forward(h, cond);
-        latents.push(null);
-        h = r.out;
-        logdet = T.add(logdet, r.logdet);
-      }
+    const r = runFlow(flow, x.detach(), 'forward', ctx, {
+      conds: conds.map((c) => c.detach()),
+      logdet: T.addScalar(Tensor.zeros([B], x.dtype), constLogdet),
     });
-    return T.scale(T.add(logdet, logNormal(h, null, null)), k);
+    zL = r.out;
+    return T.scale(T.add(r.logdet, logNormal(zL, null, null)), k);
   });
-  const zL = h;
   return result(nll.data, nll.shape, [x, ...conds], (g) => {
     // d nll / d objective = k; objective = Σ layer logdets + log N(z_L)
     const gObj = allocLike(g, B);
@@ -53,35 +40,33 @@ export function lowMemoryNll(flow: LowMemoryFlow, x: Tensor, conds: Tensor[], co
     const per = zL.size / B;
     let gy = allocLike(zL.data, zL.size);
     for (let b = 0; b < B; b++) for (let i = 0; i < per; i++) gy[b * per + i] = -zL.data[b * per + i] * gObj[b];
-    let y = zL;
     const gConds = conds.map(() => null as Tensor | null);
-    for (let i = flow.layers.length - 1; i >= 0; i--) {
-      const layer = flow.layers[i];
-      const li = flow.levelIndex[i];
-      const cond = conds[li];
-      const latent = latents[i];
-      // recompute this layer's input from its output
-      const xin = noGrad(() =>
-        layer instanceof Split2d ? layer.inverse(y, null, latent as Tensor).out : layer.inverse(y, cond ? cond.detach() : null).out,
-      );
-      // re-run the layer with a local tape
-      const xl = new Tensor(xin.data, xin.shape, true);
-      const cl = cond && cond.requiresGrad ? new Tensor(cond.data, cond.shape, true) : cond ? cond.detach() : null;
-      const r = layer instanceof Split2d ? layer.forward(xl) : layer.forward(xl, cl);
-      // logdet is per sample ([B]) or shared by all samples ([] / [1]): its gradient is gObj or Σ gObj
-      const gLd = allocLike(r.logdet.data, r.logdet.size);
-      if (r.logdet.size === B) gLd.set(gObj);
-      else for (let b = 0; b < B; b++) gLd[0] += gObj[b];
-      const loss = T.add(T.sum(T.mul(r.out, new Tensor(gy, r.out.shape))), T.sum(T.mul(r.logdet, new Tensor(gLd, r.logdet.shape))));
-      loss.backward();
-      gy = xl.grad ?? allocLike(xl.data, xl.size);
-      y = xin;
-      if (cl && cl.grad) {
-        const prev = gConds[li];
-        if (!prev) gConds[li] = new Tensor(cl.grad, cl.shape);
-        else for (let j = 0; j < cl.grad.length; j++) prev.data[j] += cl.grad[j];
-      }
-    }
+    const gLd = new Tensor(gObj, [B]); // every layer's log-determinant is per sample: its gradient is gObj
+    // walk back: each layer's input recomputed by its inverse (popping the split latents), then the
+    // layer alone re-run forward with a local tape from that input
+    ctx.needLogdet = false;
+    noGrad(() =>
+      runFlow(flow, zL, 'inverse', ctx, {
+        conds: conds.map((c) => c.detach()),
+        visit: (i, _y, xin) => {
+          const li = flow.levelIndex[i];
+          const cond = conds[li];
+          withGrad(() => {
+            const xl = new Tensor(xin.data, xin.shape, true);
+            const cl = cond && cond.requiresGrad ? new Tensor(cond.data, cond.shape, true) : cond ? cond.detach() : null;
+            const r = flow.layers[i].forward(xl, flowContext({ cond: cl }));
+            const loss = T.add(T.sum(T.mul(r.y, new Tensor(gy, r.y.shape))), T.sum(T.mul(r.logdet, gLd)));
+            loss.backward();
+            gy = xl.grad ?? allocLike(xl.data, xl.size);
+            if (cl && cl.grad) {
+              const prev = gConds[li];
+              if (!prev) gConds[li] = new Tensor(cl.grad, cl.shape);
+              else for (let j = 0; j < cl.grad.length; j++) prev.data[j] += cl.grad[j];
+            }
+          });
+        },
+      }),
+    );
     accumulateGrad(x, gy, true);
     conds.forEach((c, i) => {
       const gc = gConds[i];

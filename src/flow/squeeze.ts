@@ -1,6 +1,6 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
-import type { FlowLayer, FlowResult } from './layer.js';
+import { zeroLogdet, type FlowContext, type FlowLayer, type ForwardResult, type InverseResult } from './layer.js';
 
 /** Squeeze (C,H,W) → (4C,H/2,W/2); a permutation, so its log-determinant is 0. */
 export class Squeeze implements FlowLayer {
@@ -8,13 +8,14 @@ export class Squeeze implements FlowLayer {
   parameters(): [string, Tensor][] {
     return [];
   }
-  private zero(x: Tensor): Tensor {
-    return Tensor.zeros([x.shape[0]], x.dtype);
+  forward(x: Tensor, _ctx: FlowContext): ForwardResult {
+    return { y: T.squeeze2(x), logdet: zeroLogdet(x) };
   }
-  forward(x: Tensor): FlowResult {
-    return { out: T.squeeze2(x), logdet: this.zero(x) };
+  inverse(y: Tensor, _ctx: FlowContext): InverseResult {
+    return { x: T.squeeze2(y, true), logdet: zeroLogdet(y) };
   }
-  inverse(y: Tensor): FlowResult {
-    return { out: T.squeeze2(y, true), logdet: this.zero(y) };
+  forwardShape(shape: readonly number[]): number[] {
+    const [b, c, h, w] = shape;
+    return [b, 4 * c, h / 2, w / 2];
   }
 }

@@ -13,7 +13,8 @@ import { Split2d } from '../flow/split.js';
 import { Squeeze } from '../flow/squeeze.js';
 import { logNormal } from '../flow/gaussian.js';
 import { lowMemoryNll } from '../flow/lowmem.js';
-import type { FlowContext, FlowLayer } from '../flow/layer.js';
+import { Workspace, flowContext, type FlowMode } from '../flow/layer.js';
+import { runFlow, type FlowPlan } from '../flow/run.js';
 import { normalInit } from '../flow/init.js';
 import { RRDBNet, type RRDBOutput } from './rrdbnet.js';
 import { condChannels, condKey, type ModelConfig } from './config.js';
@@ -58,11 +59,16 @@ export interface ConditioningCache {
 }
 
 export class SRFlowNet {
-  readonly ctx: FlowContext = { training: false };
+  /** Model-wide mode: training-mode forwards initialise ActNorms from data. */
+  readonly ctx: FlowMode = { training: false };
   readonly rrdb: RRDBNet;
   readonly layers: Layer[] = [];
   /** Flow level (1-based) of each layer. */
   readonly levelOf: number[] = [];
+  /** The flow steps by layer index (as built: no type tests on the layer list). */
+  private readonly steps: { index: number; step: FlowStep }[] = [];
+  /** The layers and the conditioning map (0-based level) of each, as runFlow takes them. */
+  readonly plan: FlowPlan;
   /** `flowUpsamplerNet.f.0` — present in published checkpoints, unused by the flow. */
   extra: Map<string, Tensor> = new Map();
   readonly condChannels: number;
@@ -80,16 +86,21 @@ export class SRFlowNet {
         this.layers.push(layer);
         this.levelOf.push(l);
       };
+      const pushStep = (step: FlowStep) => {
+        this.steps.push({ index: this.layers.length, step });
+        push(step);
+      };
       push(new Squeeze());
       C *= 4;
-      for (let i = 0; i < flow.additionalFlowNoAffine; i++) push(new FlowStep(C, null, this.ctx, rng));
-      for (let i = 0; i < flow.K[l - 1]; i++) push(new FlowStep(C, cond, this.ctx, rng));
+      for (let i = 0; i < flow.additionalFlowNoAffine; i++) pushStep(new FlowStep(C, null, this.ctx, rng));
+      for (let i = 0; i < flow.K[l - 1]; i++) pushStep(new FlowStep(C, cond, this.ctx, rng));
       if (flow.split && l < flow.L - 1) {
         const s = new Split2d(C);
         push(s);
         C = s.keep;
       }
     }
+    this.plan = { layers: this.layers, levelIndex: this.levelOf.map((l) => l - 1) };
     const fOut = flow.split ? 96 : 384;
     this.extra.set('flowUpsamplerNet.f.0.weight', Tensor.param(normalInit(fOut * this.condChannels * 9, 0.05, rng), [fOut, this.condChannels, 3, 3]));
     this.extra.set('flowUpsamplerNet.f.0.bias', Tensor.param(new Float32Array(fOut), [fOut]));
@@ -104,7 +115,7 @@ export class SRFlowNet {
     const out = new Map<string, Tensor>();
     for (const [n, t] of this.rrdb.parameters()) out.set(`RRDB.${n}`, t);
     this.layers.forEach((l, i) => {
-      for (const [n, t] of (l as FlowLayer).parameters()) out.set(`flowUpsamplerNet.layers.${i}.${n}`, t);
+      for (const [n, t] of l.parameters()) out.set(`flowUpsamplerNet.layers.${i}.${n}`, t);
     });
     for (const [n, t] of this.extra) out.set(n, t);
     return out;
@@ -119,8 +130,7 @@ export class SRFlowNet {
 
   actNorms(): ActNorm[] {
     const out: ActNorm[] = [];
-    for (const l of this.layers) {
-      if (!(l instanceof FlowStep)) continue;
+    for (const { step: l } of this.steps) {
       out.push(l.actnorm);
       if (l.affine) for (const net of [l.affine.fAffine, l.affine.fFeatures]) out.push(net.l0.actnorm, net.l2.actnorm);
     }
@@ -170,64 +180,34 @@ export class SRFlowNet {
   encodeWith(hr: Tensor, conds: Tensor[], opts: { noise?: Tensor; quant?: number; cache?: ConditioningCache } = {}): EncodeResult {
     const B = hr.shape[0];
     const pixels = hr.shape[2] * hr.shape[3];
-    let h = opts.noise ? T.add(hr, opts.noise) : hr;
+    const x = opts.noise ? T.add(hr, opts.noise) : hr;
     let logdet: Tensor = Tensor.zeros([B], hr.dtype);
     if (opts.quant) logdet = T.addScalar(logdet, -Math.log(opts.quant) * pixels);
-    const latents: Tensor[] = [];
-    this.layers.forEach((layer, i) => {
-      const cond = conds[this.levelOf[i] - 1];
-      if (layer instanceof Split2d) {
-        const r = layer.forward(h);
-        h = r.out;
-        latents.push(r.latent);
-        logdet = T.add(logdet, r.logdet);
-      } else {
-        const c = opts.cache?.steps.get(i);
-        const r = layer instanceof FlowStep ? layer.forward(h, cond ?? null, c) : layer.forward(h);
-        h = r.out;
-        logdet = T.add(logdet, r.logdet);
-      }
-    });
-    latents.push(h);
-    const objective = T.add(logdet, logNormal(h, null, null));
+    const ctx = flowContext();
+    const r = runFlow(this.plan, x, 'forward', ctx, { conds, caches: opts.cache?.steps, logdet });
+    const latents = [...ctx.latents, r.out];
+    const objective = T.add(r.logdet, logNormal(r.out, null, null));
     const nll = T.scale(objective, -1 / (Math.LN2 * pixels));
-    return { latents, nll, logdet };
+    return { latents, nll, logdet: r.logdet };
   }
 
   /** Latents → HR. Returns the image and the log-determinant of the decoding (−encode's). */
-  decodeWith(latents: Tensor[], conds: Tensor[]): { sr: Tensor; logdet: Tensor } {
-    const lat = latents.slice();
-    let h = lat.pop() as Tensor;
-    const B = h.shape[0];
-    let logdet: Tensor = Tensor.zeros([B], h.dtype);
-    for (let i = this.layers.length - 1; i >= 0; i--) {
-      const layer = this.layers[i];
-      const cond = conds[this.levelOf[i] - 1];
-      const r = layer instanceof Split2d ? layer.inverse(h, null, lat.pop()) : layer.inverse(h, cond);
-      h = r.out;
-      logdet = T.add(logdet, r.logdet);
-    }
-    return { sr: h, logdet };
+  decodeWith(latents: Tensor[], conds: Tensor[], opts: { cache?: ConditioningCache; logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor } {
+    const ctx = flowContext({ latents: latents.slice(0, -1), needLogdet: opts.logdet !== false, workspace: opts.workspace });
+    const r = runFlow(this.plan, latents[latents.length - 1], 'inverse', ctx, { conds, caches: opts.cache?.steps });
+    return { sr: r.out, logdet: r.logdet };
   }
 
   /** Latent shapes [B, C, H, W] for an LR shape [B, 3, h, w], in published order. */
   latentShapes(lrShape: readonly number[]): number[][] {
     const [B, , lh, lw] = lrShape;
-    let H = lh * this.scale;
-    let W = lw * this.scale;
-    let C = this.config.inNc;
+    const H = lh * this.scale;
+    const W = lw * this.scale;
+    const C = this.config.inNc;
     const out: number[][] = [];
-    for (const layer of this.layers) {
-      if (layer instanceof Squeeze) {
-        C *= 4;
-        H /= 2;
-        W /= 2;
-      } else if (layer instanceof Split2d) {
-        out.push([B, layer.latentChannels, H, W]);
-        C = layer.keep;
-      }
-    }
-    out.push([B, C, H, W]);
+    let shape = [B, C, H, W];
+    for (const layer of this.layers) shape = layer.forwardShape(shape, out);
+    out.push(shape);
     return out;
   }
 
@@ -294,8 +274,9 @@ export class SRFlowNet {
       }
       run = [];
     };
-    this.layers.forEach((layer, i) => {
-      const isAffine = layer instanceof FlowStep && layer.affine !== null;
+    const affine = new Set(this.steps.filter((s) => s.step.affine).map((s) => s.index));
+    this.layers.forEach((_layer, i) => {
+      const isAffine = affine.has(i);
       if (run.length && (!isAffine || this.levelOf[i] !== this.levelOf[run[0]])) flush();
       if (isAffine) run.push(i);
     });
@@ -307,8 +288,8 @@ export class SRFlowNet {
   /**
    * Conditioning of an LR batch, computed once and reused for any number of decodes: for every
    * flow step, the injector net's output and the conditioning half of the coupling net's first
-   * conv (both depend on the LR image only). See docs/engine-notes: per-sample work at level 1
-   * drops from ~400 k to ~15 k multiply-adds per pixel.
+   * conv (both depend on the LR image only): per-sample work at level 1 drops from ~400 k to
+   * ~15 k multiply-adds per pixel (docs/PERFORMANCE.md, docs/ARCHITECTURE.md).
    */
   prepareConditioning(lr: Tensor, opts: { keepConds?: boolean; condGroup?: number; condPhases?: boolean } = {}): ConditioningCache {
     this.checkLr(lr);
@@ -338,8 +319,12 @@ export class SRFlowNet {
     });
   }
 
-  /** Decode latents against a prepared conditioning (inference; no tape). */
-  decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean } = {}): { sr: Tensor; logdet: Tensor } {
+  /**
+   * Decode latents against a prepared conditioning (inference; no tape). A batch of latents against
+   * a conditioning of batch 1 decodes that many samples of the one image together. `workspace`:
+   * scratch buffers to reuse across calls (default: one per call).
+   */
+  decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor } {
     const needLogdet = opts.logdet !== false;
     // a cache of batch 1 decodes any number of samples at once (latent batch = samples)
     const B = cache.lrShape[0] === 1 && latents.length ? latents[0].shape[0] : cache.lrShape[0];
@@ -347,21 +332,8 @@ export class SRFlowNet {
     if (latents.length !== shapes.length || latents.some((z, i) => z.shape.some((d, j) => d !== shapes[i][j]))) {
       throw new Error(`Expected latents of shapes ${JSON.stringify(shapes)} but received ${JSON.stringify(latents.map((z) => z.shape))}`);
     }
-    return noGrad(() => {
-      const lat = latents.slice();
-      let h = lat.pop() as Tensor;
-      let logdet: Tensor = Tensor.zeros([B], h.dtype);
-      for (let i = this.layers.length - 1; i >= 0; i--) {
-        const layer = this.layers[i];
-        let r: { out: Tensor; logdet: Tensor };
-        if (layer instanceof Split2d) r = layer.inverse(h, null, lat.pop(), needLogdet);
-        else if (layer instanceof FlowStep) r = layer.inverse(h, null, cache.steps.get(i), needLogdet);
-        else r = layer.inverse(h);
-        h = r.out;
-        logdet = T.add(logdet, r.logdet);
-      }
-      return { sr: h, logdet };
-    });
+    const workspace = opts.workspace ?? new Workspace();
+    return noGrad(() => this.decodeWith(latents, [], { cache, logdet: needLogdet, workspace }));
   }
 
   /** Encode against a prepared conditioning (inference; no tape). */
@@ -406,7 +378,7 @@ export class SRFlowNet {
     if (opts.lowMemory) {
       const x = opts.noise ? T.add(hr, opts.noise) : hr;
       const constLd = opts.quant ? -Math.log(opts.quant) * hr.shape[2] * hr.shape[3] : 0;
-      const nll = lowMemoryNll({ layers: this.layers, levelIndex: this.levelOf.map((l) => l - 1) }, x, conds, constLd);
+      const nll = lowMemoryNll(this.plan, x, conds, constLd);
       return { loss: T.mean(nll), nll };
     }
     const r = this.encodeWith(hr, conds, opts);

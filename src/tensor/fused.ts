@@ -2,7 +2,7 @@
  * Fused ops for the flow's hot element-wise chains: one pass forward, one pass backward, instead
  * of a chain of broadcast ops each allocating its own result and gradient.
  */
-import { Tensor, result, accumulateGrad, allocLike, allocOut, isGradEnabled } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, isGradEnabled, type Buf } from './tensor.js';
 import { ew } from './ew.js';
 
 function dims(x: Tensor): [number, number, number] {
@@ -128,7 +128,7 @@ const sig = (v: number) => 1 / (1 + Math.exp(-v));
  * SRFlow's affine from a net output `raw` (2C channels: shift = raw[:, 0::2], scale =
  * sigmoid(raw[:, 1::2] + 2) + eps): forward out = (h + shift) · scale, inverse h = out/scale − shift.
  */
-export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = false): Tensor {
+export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = false, into?: Buf): Tensor {
   const [n, c, hw] = dims(h);
   if (raw.shape[1] !== 2 * c || (raw.shape[0] !== n && raw.shape[0] !== 1) || raw.shape[2] * raw.shape[3] !== hw) {
     throw new Error(`Expected a net output of shape [${n},${2 * c},${h.shape[2]},${h.shape[3]}] for affineFromNet but received [${raw.shape.join(',')}]`);
@@ -136,7 +136,11 @@ export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = fal
   const rb = raw.shape[0] === n ? 1 : 0; // raw batch stride factor: 0 broadcasts one conditioning over the batch
   const H = h.data;
   const R = raw.data;
-  const out = allocOut(H, H.length);
+  // into (no tape only): the buffer to write to, e.g. a channel block of a larger map, or h's own (in place)
+  if (into && (isGradEnabled() || into.length !== H.length || into.constructor !== H.constructor)) {
+    throw new Error(`Expected no tape and an output buffer of ${H.length} values like h for affineFromNet's into but received ${into.length}`);
+  }
+  const out = into ?? allocOut(H, H.length);
   const K = ew(H, R);
   if (K) K.affineFromNet(H as Float32Array, R as Float32Array, n, c, hw, rb, eps, inverse, out as Float32Array);
   else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {

@@ -275,12 +275,15 @@ export function leakyRelu(a: Tensor, slope = 0.2, inPlace = false): Tensor {
     accumulateGrad(a, ga, true);
   });
 }
-/** a·x + y for same-shaped x, y (residual connections: 0.2·x5 + x). */
-export function axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
+/** a·x + y for same-shaped x, y (residual connections: 0.2·x5 + x); `into` (no tape): the output buffer, y's own for in place. */
+export function axpy(alpha: number, x: Tensor, y: Tensor, into?: Buf): Tensor {
   if (x.size !== y.size) throw new Error(`Expected same-sized tensors for axpy but received [${x.shape.join(',')}] and [${y.shape.join(',')}]`);
   const X = x.data;
   const Y = y.data;
-  const out = allocOut(X, X.length);
+  if (into && (isGradEnabled() || into.length !== X.length || into.constructor !== X.constructor)) {
+    throw new Error(`Expected no tape and an output buffer of ${X.length} values like x for axpy's into but received ${into.length}`);
+  }
+  const out = into ?? allocOut(X, X.length);
   const K = ew(X, Y);
   if (K) K.axpy(alpha, X as Float32Array, Y as Float32Array, out as Float32Array);
   else for (let i = 0; i < X.length; i++) out[i] = alpha * X[i] + Y[i];

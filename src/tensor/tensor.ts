@@ -31,6 +31,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Run `fn` recording the tape (inside a `noGrad` region: e.g. a local tape in a recomputing backward pass). */
+export function withGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 let paramVersion = 0;
 /** A counter bumped whenever parameters change in place (optimiser steps, loading), for caches. */
 export function parameterVersion(): number {
