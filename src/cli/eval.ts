@@ -45,8 +45,8 @@ export interface TemperatureResult {
   ssim: number;
   lrPsnr: number;
   diversity: number | null;
-  /** Periodic 2-pixel energy share of the fine-detail band (metrics/periodic.ts), mean over samples. */
-  hatching: number;
+  /** Periodic 2-pixel energy share of the fine-detail band (metrics/periodic.ts), mean over samples; null below 16×16. */
+  hatching: number | null;
 }
 
 export interface ImageResult {
@@ -57,13 +57,20 @@ export interface ImageResult {
   nllBitsPerDim: number | null;
   /** HR region the NLL was measured on (the whole image unless memory forced a centre crop). */
   nllRegion: { width: number; height: number } | null;
-  bicubic: { psnr: number; ssim: number; hatching: number };
+  bicubic: { psnr: number; ssim: number; hatching: number | null };
   /** Periodic 2-pixel energy of the ground truth itself (the reference level). */
-  hatchingHr: number;
+  hatchingHr: number | null;
   results: TemperatureResult[];
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Mean of the non-null values (null when there are none). */
+const meanOrNull = (xs: (number | null)[]) => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? mean(v) : null;
+};
+/** The periodic 2-pixel share of an image's fine band, or null for an image under 16×16. */
+const hatch = (img: Planar, scale: number) => (img.height >= 16 && img.width >= 16 ? periodicEnergy(img, scale).value : null);
 
 /** NLL in bits/dim of hr given lr, on the largest centre region that fits the memory budget. */
 async function nllBitsPerDim(model: SRFlowModel, hr: Planar, lr: Planar, budgetBytes: number, gpu: WebGpuSRFlow | null): Promise<{ bpd: number; width: number; height: number }> {
@@ -166,7 +173,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
             ssim: mean(group.map((x) => ssim(x, im.hr, { border }))),
             lrPsnr: mean(group.map((x) => lrPsnr(x, im.lr, s))),
             diversity: samples >= 2 ? diversity(group) : null,
-            hatching: mean(group.map((x) => periodicEnergy(x, s).value)),
+            hatching: meanOrNull(group.map((x) => hatch(x, s))),
           };
         });
         rows.push({
@@ -175,8 +182,8 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
           height: im.hr.height,
           nllBitsPerDim: nll ? nll.bpd : null,
           nllRegion: nll ? { width: nll.width, height: nll.height } : null,
-          bicubic: { psnr: psnr(bic, im.hr, { border }), ssim: ssim(bic, im.hr, { border }), hatching: periodicEnergy(bic, s).value },
-          hatchingHr: periodicEnergy(im.hr, s).value,
+          bicubic: { psnr: psnr(bic, im.hr, { border }), ssim: ssim(bic, im.hr, { border }), hatching: hatch(bic, s) },
+          hatchingHr: hatch(im.hr, s),
           results,
         });
       }
@@ -186,15 +193,15 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     }
     const meanRow = {
       nllBitsPerDim: rows.some((r) => r.nllBitsPerDim === null) ? null : mean(rows.map((r) => r.nllBitsPerDim as number)),
-      bicubic: { psnr: mean(rows.map((r) => r.bicubic.psnr)), ssim: mean(rows.map((r) => r.bicubic.ssim)), hatching: mean(rows.map((r) => r.bicubic.hatching)) },
-      hatchingHr: mean(rows.map((r) => r.hatchingHr)),
+      bicubic: { psnr: mean(rows.map((r) => r.bicubic.psnr)), ssim: mean(rows.map((r) => r.bicubic.ssim)), hatching: meanOrNull(rows.map((r) => r.bicubic.hatching)) },
+      hatchingHr: meanOrNull(rows.map((r) => r.hatchingHr)),
       results: temperatures.map((temperature, ti) => ({
         temperature,
         psnr: mean(rows.map((r) => r.results[ti].psnr)),
         ssim: mean(rows.map((r) => r.results[ti].ssim)),
         lrPsnr: mean(rows.map((r) => r.results[ti].lrPsnr)),
         diversity: samples >= 2 ? mean(rows.map((r) => r.results[ti].diversity as number)) : null,
-        hatching: mean(rows.map((r) => r.results[ti].hatching)),
+        hatching: meanOrNull(rows.map((r) => r.results[ti].hatching)),
       })),
     };
     if (o.json) {
@@ -205,7 +212,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     }
     const header = ['image', 'τ', 'PSNR', 'SSIM', 'LR-PSNR', 'diversity', 'hatch %', 'NLL b/d', 'bic PSNR', 'bic SSIM', 'bic hatch %', 'HR hatch %'];
     const table: string[][] = [];
-    const add = (name: string, r: { nllBitsPerDim: number | null; bicubic: { psnr: number; ssim: number; hatching: number }; hatchingHr: number; results: TemperatureResult[] }) => {
+    const add = (name: string, r: { nllBitsPerDim: number | null; bicubic: { psnr: number; ssim: number; hatching: number | null }; hatchingHr: number | null; results: TemperatureResult[] }) => {
       r.results.forEach((t, k) =>
         table.push([
           k === 0 ? name : '',
@@ -214,12 +221,12 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
           f(t.ssim, 4),
           f(t.lrPsnr, 2),
           f(t.diversity, 4),
-          f(100 * t.hatching, 1),
+          f(t.hatching === null ? null : 100 * t.hatching, 1),
           k === 0 ? f(r.nllBitsPerDim, 3) : '',
           k === 0 ? f(r.bicubic.psnr, 2) : '',
           k === 0 ? f(r.bicubic.ssim, 4) : '',
-          k === 0 ? f(100 * r.bicubic.hatching, 1) : '',
-          k === 0 ? f(100 * r.hatchingHr, 1) : '',
+          k === 0 ? f(r.bicubic.hatching === null ? null : 100 * r.bicubic.hatching, 1) : '',
+          k === 0 ? f(r.hatchingHr === null ? null : 100 * r.hatchingHr, 1) : '',
         ]),
       );
     };

@@ -77,6 +77,7 @@ test('eval --json: per image and mean PSNR, SSIM, LR-PSNR, diversity, NLL, bicub
   assert.equal(a.results[0].diversity, 0);
   assert.ok(a.results[1].diversity > 0, 'τ = 0.8 samples differ');
   for (const x of a.results) assert.ok(Number.isFinite(x.psnr) && Number.isFinite(x.ssim) && Number.isFinite(x.lrPsnr), JSON.stringify(x));
+  for (const h of [a.results[0].hatching, a.results[1].hatching, a.bicubic.hatching, a.hatchingHr]) assert.ok(h >= 0 && h <= 1, `hatching share ${h}`);
   // b is 34×30: modcropped to 32×28; its LR (8×7) is padded for sampling and cropped for the NLL
   assert.equal(j.images[1].width, 32);
   assert.equal(j.images[1].nllRegion.height, 24);
@@ -88,7 +89,7 @@ test('eval prints a readable table', async () => {
   const r = await run(['eval', '--hr', join(dir, 'hr'), '--model', model, '--temperatures', '0', '--quiet', '--crop', '24']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
-  assert.match(r.stdout, /image\s+τ\s+PSNR\s+SSIM\s+LR-PSNR\s+diversity\s+NLL b\/d\s+bic PSNR\s+bic SSIM/);
+  assert.match(r.stdout, /image\s+τ\s+PSNR\s+SSIM\s+LR-PSNR\s+diversity\s+hatch %\s+NLL b\/d\s+bic PSNR\s+bic SSIM\s+bic hatch %\s+HR hatch %/);
   assert.match(r.stdout, /^a\s+0\s+\d/m);
   assert.match(r.stdout, /^mean \(2\)/m);
 });
