@@ -10,6 +10,8 @@ import { registerUpscale } from './upscale.js';
 import { registerEval } from './eval.js';
 import { registerLatent } from './latent.js';
 import { registerTrain } from './train.js';
+import { registerServe } from './serve.js';
+import { registerWorker } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerEval(program);
   registerLatent(program);
   registerTrain(program);
+  registerServe(program);
+  registerWorker(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
