@@ -68,12 +68,12 @@ export async function checkBadRequests(base: string): Promise<void> {
   noFile.set('temperature', '0.5');
   await expectError(await fetch(`${base}/v1/jobs`, { method: 'POST', body: noFile }), 400, /no file part/, 'multipart without a file');
   const two = new FormData();
-  two.append('a', new Blob([png], { type: 'image/png' }), 'a.png');
-  two.append('b', new Blob([png], { type: 'image/png' }), 'b.png');
+  two.append('a', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'a.png');
+  two.append('b', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'b.png');
   await expectError(await fetch(`${base}/v1/jobs`, { method: 'POST', body: two }), 400, /one file|Too many parts/, 'multipart with two files');
   const twice = new FormData();
   twice.set('seed', '1');
-  twice.append('image', new Blob([png], { type: 'image/png' }), 'a.png');
+  twice.append('image', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'a.png');
   await expectError(await fetch(`${base}/v1/jobs?seed=2`, { method: 'POST', body: twice }), 400, /"seed" given twice/, 'parameter in query and form');
   const textFile = new FormData();
   textFile.append('image', new Blob([text], { type: 'image/png' }), 'a.png');
