@@ -87,7 +87,7 @@ export async function checkBadRequests(base: string): Promise<void> {
   await expectError(await fetch(`${base}/v1/jobs/${unknown}/outputs/0`), 404, /No job/, 'output of an unknown job');
   await expectError(await fetch(`${base}/v1/jobs/${unknown}/outputs/first`), 400, /output number/, 'output number not a number');
   await expectError(await fetch(`${base}/v2/things`), 404, /No such endpoint: GET \/v2\/things/, 'unknown endpoint');
-  await expectError(await fetch(`${base}/v1/jobs`, { method: 'PUT', body: png }), 404, /No such endpoint: PUT/, 'wrong method');
+  await expectError(await fetch(`${base}/v1/jobs`, { method: 'PUT', body: new Uint8Array(png) }), 404, /No such endpoint: PUT/, 'wrong method');
 
   const h = await fetch(`${base}/healthz`);
   assert.equal(h.status, 200, 'still healthy after every bad request');

@@ -169,7 +169,7 @@ export interface JobJson {
 }
 
 export async function postImage(base: string, body: Buffer | string, query = '', type = 'image/png'): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await fetch(`${base}/v1/jobs${query ? `?${query}` : ''}`, { method: 'POST', body, headers: { 'content-type': type } });
+  const r = await fetch(`${base}/v1/jobs${query ? `?${query}` : ''}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers: { 'content-type': type } });
   return { status: r.status, json: (await r.json()) as Record<string, unknown> };
 }
 
