@@ -57,7 +57,9 @@ export function checkRedisUrl(url: string): string | null {
 
 /** A plain client for the data keys; fails requests fast instead of queueing them while Redis is away. */
 export function dataClient(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: true });
+  const r = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: true });
+  r.on('error', () => {}); // connection trouble surfaces through the failing commands (and /healthz)
+  return r;
 }
 
 /** Wait until Redis answers PING, or throw a message naming the URL. */

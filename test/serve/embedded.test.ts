@@ -12,7 +12,7 @@ import { buildServer } from '../../src/serve/server.js';
 import { EmbeddedBackend } from '../../src/serve/embedded.js';
 import { catalog } from '../../src/serve/models.js';
 import type { Limits } from '../../src/serve/jobs.js';
-import { expected, getBytes, getJob, pixels, postImage, startServe, testPng, tinyModel, tmp, until, waitState, type Cli } from './helpers.js';
+import { Cli, getJob, postImage, runTenJobs, startServe, testPng, tinyModel, tmp, until, waitState } from './helpers.js';
 import { checkBadRequests, rejectedCounts, SMALL_LIMITS } from './bad-requests.js';
 
 let dir = '';
@@ -40,34 +40,6 @@ async function inProcess(limits: Limits, concurrency = 1): Promise<{ base: strin
   started.push({ app, backend });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return { base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}`, backend };
-}
-
-/** Post `pngs`, wait for all, check each output equals the library's for the same image and seed. */
-export async function runTenJobs(base: string, modelPath: string, pngs: Buffer[], timeoutMs = 120_000): Promise<string[]> {
-  const ids: string[] = [];
-  for (let k = 0; k < pngs.length; k++) {
-    const r = await postImage(base, pngs[k], `temperature=0.8&seed=${k}`);
-    assert.equal(r.status, 202, JSON.stringify(r.json));
-    assert.match(String(r.json.id), /^[0-9a-f-]{36}$/);
-    ids.push(String(r.json.id));
-  }
-  for (let k = 0; k < ids.length; k++) {
-    const j = await waitState(base, ids[k], ['done', 'failed', 'cancelled'], timeoutMs);
-    assert.equal(j.state, 'done', `job ${k}: ${j.error}`);
-    assert.equal(j.progress, 1);
-    assert.equal(j.outputs.length, 1);
-    const o = j.outputs[0];
-    assert.deepEqual({ temperature: o.temperature, seed: o.seed }, { temperature: 0.8, seed: k });
-    const got = await getBytes(base, o.url);
-    assert.equal(got.status, 200);
-    assert.equal(got.type, 'image/png');
-    const img = await pixels(got.bytes);
-    const src = await pixels(pngs[k]);
-    assert.deepEqual([img.width, img.height, o.width, o.height], [4 * src.width, 4 * src.height, 4 * src.width, 4 * src.height], `job ${k}: 4× output`);
-    const want = await pixels((await expected(modelPath, pngs[k], { temperature: 0.8, seed: k }))[0]);
-    assert.ok(img.data.equals(want.data), `job ${k}: output equals the library's upscale() of the same image, temperature and seed`);
-  }
-  return ids;
 }
 
 test('CLI, embedded: 10 raw PNG jobs finish with the library\'s 4× outputs; a text file is a 400 JSON error; /healthz 200; SIGTERM finishes the running job', async () => {
@@ -174,4 +146,23 @@ test('embedded: a job over the time limit fails as timed out; the server keeps s
   const m = await (await fetch(`${base}/metrics`)).text();
   assert.match(m, /^srflow_jobs_finished_total\{outcome="timeout"\} 1$/m);
   assert.equal((await fetch(`${base}/healthz`)).status, 200);
+});
+
+test('CLI: bad options exit 2, an unreachable Redis exits 1, each with one line naming the problem', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['serve', '--port', 'http', '--max-pixels', '0'], 2, /Expected an integer ≥ 0 for --port but received "http"/],
+    [['serve', '--redis', 'localhost:6379'], 2, /Expected a redis:\/\/ or rediss:\/\/ URL for --redis/],
+    [['serve', '--model', '/nonexistent/model.safetensors'], 1, /Cannot read model \/nonexistent\/model\.safetensors: file not found/],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--model', model], 1, /Cannot reach Redis at redis:\/\/127\.0\.0\.1:1/],
+  ];
+  await Promise.all(
+    cases.map(async ([args, code, re]) => {
+      const c = new Cli(args);
+      started.push({ cli: c });
+      const ex = await c.exited;
+      assert.equal(ex.code, code, `${args.join(' ')}: ${c.err}`);
+      assert.match(c.err, re, args.join(' '));
+      assert.equal(c.err.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
+    }),
+  );
 });

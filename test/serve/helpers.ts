@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { createModel } from '../../src/models/api.js';
 import { makeOpt } from '../../src/models/config.js';
@@ -66,6 +67,7 @@ export async function testRedis(): Promise<{ url: string; stop: () => Promise<vo
   };
   const { Redis } = await import('ioredis');
   const r = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  r.on('error', () => {}); // refused until it is up
   try {
     await until('redis-server to answer', async () => {
       try {
@@ -191,3 +193,32 @@ export async function getBytes(base: string, path: string): Promise<{ status: nu
   const r = await fetch(`${base}${path}`);
   return { status: r.status, type: r.headers.get('content-type'), bytes: Buffer.from(await r.arrayBuffer()) };
 }
+
+/** Post `pngs`, wait for all, check each output equals the library's for the same image and seed. */
+export async function runTenJobs(base: string, modelPath: string, pngs: Buffer[], timeoutMs = 120_000): Promise<string[]> {
+  const ids: string[] = [];
+  for (let k = 0; k < pngs.length; k++) {
+    const r = await postImage(base, pngs[k], `temperature=0.8&seed=${k}`);
+    assert.equal(r.status, 202, JSON.stringify(r.json));
+    assert.match(String(r.json.id), /^[0-9a-f-]{36}$/);
+    ids.push(String(r.json.id));
+  }
+  for (let k = 0; k < ids.length; k++) {
+    const j = await waitState(base, ids[k], ['done', 'failed', 'cancelled'], timeoutMs);
+    assert.equal(j.state, 'done', `job ${k}: ${j.error}`);
+    assert.equal(j.progress, 1);
+    assert.equal(j.outputs.length, 1);
+    const o = j.outputs[0];
+    assert.deepEqual({ temperature: o.temperature, seed: o.seed }, { temperature: 0.8, seed: k });
+    const got = await getBytes(base, o.url);
+    assert.equal(got.status, 200);
+    assert.equal(got.type, 'image/png');
+    const img = await pixels(got.bytes);
+    const src = await pixels(pngs[k]);
+    assert.deepEqual([img.width, img.height, o.width, o.height], [4 * src.width, 4 * src.height, 4 * src.width, 4 * src.height], `job ${k}: 4× output`);
+    const want = await pixels((await expected(modelPath, pngs[k], { temperature: 0.8, seed: k }))[0]);
+    assert.ok(img.data.equals(want.data), `job ${k}: output equals the library's upscale() of the same image, temperature and seed`);
+  }
+  return ids;
+}
+
