@@ -28,8 +28,8 @@ export function registerWorker(program: Command): void {
     .option('--threads <n>', 'kernel threads (default: all cores)')
     .option('--model <path>', 'default model (default: the shipped models/srflow-4x.safetensors)')
     .option('--models-dir <dir>', 'folder of NAME.safetensors models that jobs select with model=NAME')
-    .option('--lock-duration <ms>', 'job lock time: a dead worker\'s job is taken over after this', '30000')
-    .option('--stalled-interval <ms>', 'how often to look for jobs of dead workers', '30000')
+    .option('--lock-duration <ms>', 'job lock time: a dead worker\'s job is taken over after this', '10000')
+    .option('--stalled-interval <ms>', 'how often to look for jobs of dead workers', '5000')
     .option('--max-stalled <n>', 'times one job may be taken over from dead workers before it fails', '2')
     .option('--quiet', 'no log lines')
     .addHelpText(

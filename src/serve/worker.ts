@@ -138,7 +138,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   });
   worker.on('failed', (job, err) => {
     if (!job) return;
-    const final = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    // moveToFailed sets finishedOn only when the job will not be retried.
+    const final = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || (typeof job.finishedOn === 'number' && job.finishedOn > 0);
     if (!final) {
       o.log(`job ${job.id} failed, will retry: ${err.message}`);
       return;

@@ -71,7 +71,7 @@ test('embedded: every bad request is a 4xx JSON error naming the problem, and th
   const rej = await rejectedCounts(base);
   assert.ok(rej.bad_image >= 6, JSON.stringify(rej));
   assert.ok(rej.bad_request >= 16, JSON.stringify(rej));
-  assert.equal(rej.too_large, 2);
+  assert.equal(rej.too_large, 3);
   // ... and still runs jobs.
   const png = await testPng(8, 8);
   const r = await postImage(base, png, 'temperature=0');

@@ -173,7 +173,7 @@ test('Redis: every bad request is a 4xx JSON error; full queue → 429; the time
   const { base } = await inProcess(q, { ...SMALL_LIMITS, maxQueue: 1 });
   await checkBadRequests(base);
   const rej = await rejectedCounts(base);
-  assert.equal(rej.too_large, 2);
+  assert.equal(rej.too_large, 3);
 
   // No worker yet: one job waits, the next is refused.
   const slowPng = await testPng(64, 64, 4);
