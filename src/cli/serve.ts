@@ -152,7 +152,8 @@ DELETE /v1/jobs/:id; GET /healthz; GET /metrics (Prometheus). SIGTERM/SIGINT: st
       process.stderr.write('srflow serve: second signal, exiting now\n');
       process.exit(1);
     });
-    process.stdout.write(`srflow serve: ${sig}: ${backend.mode === 'embedded' ? 'finishing running jobs' : 'closing'}\n`);
+    const running = backend instanceof EmbeddedBackend ? backend.active : 0;
+    process.stdout.write(`srflow serve: ${sig}: ${backend.mode === 'embedded' ? `finishing ${running} running job(s)` : 'closing'}\n`);
     await app.close(); // stops listening; requests in flight are answered
     await backend.close();
     process.stdout.write('srflow serve: stopped\n');

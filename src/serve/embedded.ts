@@ -166,6 +166,11 @@ export class EmbeddedBackend implements Backend {
     return { jobs, queueDepth: this.waiting.length, finished: { ...this.finished }, durations: structuredClone(this.durations), workers: this.concurrency };
   }
 
+  /** Jobs running now. */
+  get active(): number {
+    return this.running.size;
+  }
+
   async health(): Promise<{ ok: boolean; detail?: string }> {
     return { ok: !this.closing, detail: this.closing ? 'shutting down' : undefined };
   }

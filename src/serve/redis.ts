@@ -11,7 +11,7 @@
  *   cancelled             sorted set of cancelled jobs (score: time), for the jobs-by-state gauge
  *   stats                 hash: finished jobs by outcome and the duration histogram
  */
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { HttpError, JOB_STATES, type JobParams, type JobState, type JobView, type Limits } from './jobs.js';
 import { DURATION_BUCKETS, emptyDurations, OUTCOMES, type Outcome, type QueueSnapshot } from './metrics.js';
@@ -92,6 +92,17 @@ function stateOf(bull: string, cancelled: boolean): JobState | null {
   return null;
 }
 
+/** Redis trouble (down, timing out) becomes a 503 naming it, not a 500. */
+async function guard<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    const why = (e as Error).message.replace(/^Reached the max retries per request limit.*/s, 'no connection');
+    throw new HttpError(503, `The job queue (Redis) is unavailable: ${why}`, { 'retry-after': '5' });
+  }
+}
+
 export class RedisBackend implements Backend {
   readonly mode = 'redis' as const;
   readonly queue: Queue;
@@ -117,7 +128,11 @@ export class RedisBackend implements Backend {
     return b;
   }
 
-  async submit(id: string, input: Buffer, params: JobParams): Promise<void> {
+  submit(id: string, input: Buffer, params: JobParams): Promise<void> {
+    return guard(() => this.submitUnguarded(id, input, params));
+  }
+
+  private async submitUnguarded(id: string, input: Buffer, params: JobParams): Promise<void> {
     if (this.closing) throw new HttpError(503, 'The server is shutting down; try again later');
     const c = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed');
     const depth = Object.values(c).reduce((a, b) => a + b, 0);
@@ -137,10 +152,25 @@ export class RedisBackend implements Backend {
     });
   }
 
-  async get(id: string): Promise<JobView | null> {
-    const [job, cancelled] = await Promise.all([this.queue.getJob(id), this.redis.exists(this.keys.cancel(id))]);
-    if (!job) return cancelled ? { id, state: 'cancelled', progress: 0, outputs: [], error: 'cancelled' } : null;
-    const state = stateOf(await job.getState(), cancelled > 0);
+  get(id: string): Promise<JobView | null> {
+    return guard(() => this.getUnguarded(id));
+  }
+
+  /** The job's record and its state, read consistently (a job that finishes between the two reads is read again). */
+  private async fetch(id: string): Promise<{ job: Job; bull: string } | null> {
+    for (let tries = 0; ; tries++) {
+      const job = await this.queue.getJob(id);
+      if (!job) return null;
+      const bull = await job.getState();
+      if (!((bull === 'completed' || bull === 'failed') && !job.finishedOn) || tries >= 3) return { job, bull };
+    }
+  }
+
+  private async getUnguarded(id: string): Promise<JobView | null> {
+    const [found, cancelled] = await Promise.all([this.fetch(id), this.redis.exists(this.keys.cancel(id))]);
+    if (!found) return cancelled ? { id, state: 'cancelled', progress: 0, outputs: [], error: 'cancelled' } : null;
+    const { job } = found;
+    const state = stateOf(found.bull, cancelled > 0);
     if (state === null) return null;
     const result = state === 'done' ? (job.returnvalue as JobResult | null) : null;
     const v: JobView = {
@@ -154,14 +184,22 @@ export class RedisBackend implements Backend {
     return v;
   }
 
-  async output(id: string, n: number): Promise<Buffer | null> {
-    const job = await this.queue.getJob(id);
-    if (!job || (await job.getState()) !== 'completed') return null;
-    const o = (job.returnvalue as JobResult | null)?.outputs[n];
+  output(id: string, n: number): Promise<Buffer | null> {
+    return guard(() => this.outputUnguarded(id, n));
+  }
+
+  private async outputUnguarded(id: string, n: number): Promise<Buffer | null> {
+    const found = await this.fetch(id);
+    if (!found || found.bull !== 'completed') return null;
+    const o = (found.job.returnvalue as JobResult | null)?.outputs[n];
     return o ? this.redis.getBuffer(o.key) : null;
   }
 
-  async cancel(id: string): Promise<JobView | null> {
+  cancel(id: string): Promise<JobView | null> {
+    return guard(() => this.cancelUnguarded(id));
+  }
+
+  private async cancelUnguarded(id: string): Promise<JobView | null> {
     const before = await this.get(id);
     if (!before) return null;
     if (before.state === 'cancelled') return before;
@@ -180,7 +218,11 @@ export class RedisBackend implements Backend {
     return { id, state: 'cancelled', progress: before.progress, outputs: [], error: 'cancelled' };
   }
 
-  async snapshot(): Promise<QueueSnapshot> {
+  snapshot(): Promise<QueueSnapshot> {
+    return guard(() => this.snapshotUnguarded());
+  }
+
+  private async snapshotUnguarded(): Promise<QueueSnapshot> {
     const c = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'waiting-children', 'active', 'completed', 'failed');
     const now = Date.now();
     const [, cancelled] = await Promise.all([this.redis.zremrangebyscore(this.keys.cancelled, '-inf', now - this.limits.resultTtlMs), this.redis.zcard(this.keys.cancelled)]);

@@ -69,7 +69,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     if (status >= 500) {
       req.log.error(err);
       process.stderr.write(`srflow serve: ${req.method} ${req.url}: ${err.message}\n`);
-      message = `Internal error: ${err.message}`;
+      if (!(err instanceof HttpError)) message = `Internal error: ${err.message}`;
     }
     if (req.method === 'POST' && req.routeOptions.url === '/v1/jobs' && status >= 400 && status < 600) {
       const reason: RejectReason =

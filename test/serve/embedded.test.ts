@@ -58,11 +58,11 @@ test('CLI, embedded: 10 raw PNG jobs finish with the library\'s 4× outputs; a t
   // SIGTERM while a job runs: the job finishes, the server exits 0.
   const slow = await postImage(base, await testPng(64, 64, 3), 'samples=8&temperature=0.5');
   assert.equal(slow.status, 202);
-  await waitState(base, String(slow.json.id), ['active', 'done']);
+  await waitState(base, String(slow.json.id), ['active']);
   cli.p.kill('SIGTERM');
   const ex = await cli.exited;
   assert.equal(ex.code, 0, cli.err);
-  assert.match(cli.out, /SIGTERM: finishing running jobs[\s\S]*stopped/);
+  assert.match(cli.out, /SIGTERM: finishing 1 running job\(s\)[\s\S]*stopped/);
 });
 
 test('embedded: every bad request is a 4xx JSON error naming the problem, and the server keeps serving', async () => {

@@ -47,14 +47,14 @@ export async function freePort(): Promise<number> {
  * A Redis for the integration tests: SRFLOW_TEST_REDIS_URL (CI starts one on loopback), else a
  * redis-server started here on a free loopback port, else the reason there is none (tests skip).
  */
-export async function testRedis(): Promise<{ url: string; stop: () => Promise<void> } | { skip: string }> {
+export async function testRedis(o: { own?: boolean; port?: number } = {}): Promise<{ url: string; stop: () => Promise<void> } | { skip: string }> {
   const env = process.env.SRFLOW_TEST_REDIS_URL;
-  if (env) return { url: env, stop: async () => {} };
+  if (env && !o.own) return { url: env, stop: async () => {} };
   const which = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (which.error || which.status !== 0) {
     return { skip: 'redis-server is not installed (apt-get install redis-server; .ci/run installs it) and SRFLOW_TEST_REDIS_URL is not set: Redis tests skipped' };
   }
-  const port = await freePort();
+  const port = o.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'srflow-redis-'));
   const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
   const stop = async () => {

@@ -17,7 +17,7 @@ import { BULL_PREFIX, RedisBackend, dataKeys } from '../../src/serve/redis.js';
 import { startWorker, type RunningWorker } from '../../src/serve/worker.js';
 import { catalog } from '../../src/serve/models.js';
 import type { Limits } from '../../src/serve/jobs.js';
-import { Cli, getJob, postImage, runTenJobs, startServe, testPng, testRedis, tinyModel, tmp, until, waitState } from './helpers.js';
+import { Cli, freePort, getJob, postImage, runTenJobs, startServe, testPng, testRedis, tinyModel, tmp, until, waitState } from './helpers.js';
 import { checkBadRequests, rejectedCounts, SMALL_LIMITS } from './bad-requests.js';
 
 let redis: { url: string; stop: () => Promise<void> } | null = null;
@@ -28,7 +28,7 @@ const clis: Cli[] = [];
 const closers: (() => Promise<void>)[] = [];
 const queues: string[] = [];
 
-const FAST_RECOVERY = ['--lock-duration', '2000', '--stalled-interval', '500'];
+const FAST_RECOVERY = ['--lock-duration', '4000', '--stalled-interval', '1000'];
 
 before(async () => {
   const r = await testRedis();
@@ -105,7 +105,7 @@ test('Redis: serve + two workers, one killed with kill -9 mid-job: 10 raw PNG jo
   const counts = await queue.getJobCounts('completed', 'failed', 'active', 'waiting');
   assert.deepEqual(counts, { completed: 10, failed: 0, active: 0, waiting: 0 });
   const job = await queue.getJob(killedJob);
-  assert.equal(job?.stalledCounter, 1);
+  assert.ok((job?.stalledCounter ?? 0) >= 1, 'the killed job was recovered from its stalled worker');
   const r = new Redis(redis!.url);
   closers.push(async () => r.disconnect());
   assert.equal(await r.hget(dataKeys(q).stats, 'fin:done'), '10');
@@ -162,7 +162,7 @@ async function inProcess(q: string, limits: Limits): Promise<{ base: string }> {
 }
 
 async function inProcessWorker(q: string): Promise<RunningWorker> {
-  const w = await startWorker({ redisUrl: redis!.url, queue: q, concurrency: 1, models: catalog({ model }), lockDurationMs: 2000, stalledIntervalMs: 500, maxStalledCount: 2, log: () => {} });
+  const w = await startWorker({ redisUrl: redis!.url, queue: q, concurrency: 1, models: catalog({ model }), lockDurationMs: 4000, stalledIntervalMs: 1000, maxStalledCount: 2, log: () => {} });
   closers.push(() => w.close());
   return w;
 }
@@ -188,6 +188,12 @@ test('Redis: every bad request is a 4xx JSON error; full queue → 429; the time
   await inProcessWorker(q);
   const ida = String(a.json.id);
   await waitState(base, ida, ['active', 'done'], 60_000);
+  // The worker reports progress while it runs.
+  await until('a progress between 0 and 1 from the worker', async () => {
+    const j = await getJob(base, ida);
+    assert.equal(j.state, 'active', 'the slow job stopped running before its progress was seen');
+    return j.progress > 0 && j.progress < 1 ? true : undefined;
+  }, 60_000, 20);
   const c = await fetch(`${base}/v1/jobs/${ida}`, { method: 'DELETE' });
   assert.equal(c.status, 200);
   assert.equal((await getJob(base, ida)).state, 'cancelled');
@@ -221,4 +227,42 @@ test('Redis: every bad request is a 4xx JSON error; full queue → 429; the time
   assert.match(m, /^srflow_jobs_finished_total\{outcome="cancelled"\} 1$/m);
   assert.match(m, /^srflow_workers 1$/m);
   assert.equal((await fetch(`${base}/healthz`)).status, 200);
+});
+
+test('Redis down: the server answers 503 JSON naming it, /healthz 503, and serves again once Redis is back', async (t) => {
+  if (skip) return t.skip(skip);
+  const port = await freePort();
+  const own = await testRedis({ own: true, port });
+  if ('skip' in own) return t.skip(own.skip);
+  let stopped = false;
+  closers.push(async () => {
+    if (!stopped) await own.stop();
+  });
+  const q = queueName();
+  const models = catalog({ model });
+  const backend = await RedisBackend.connect(own.url, q, SMALL_LIMITS);
+  const app: FastifyInstance = await buildServer({ backend, limits: SMALL_LIMITS, models });
+  closers.push(async () => {
+    await app.close();
+    await backend.close();
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  const png = await testPng(8, 8);
+  assert.equal((await postImage(base, png)).status, 202);
+
+  await own.stop();
+  stopped = true;
+  const down = await postImage(base, png);
+  assert.equal(down.status, 503);
+  assert.match(String(down.json.error), /The job queue \(Redis\) is unavailable/);
+  const h = await fetch(`${base}/healthz`);
+  assert.equal(h.status, 503);
+  assert.match(String(((await h.json()) as { error: string }).error), /Redis unreachable/);
+
+  const again = await testRedis({ own: true, port });
+  if ('skip' in again) throw new Error(again.skip);
+  closers.push(again.stop);
+  await until('the server to reconnect', async () => ((await fetch(`${base}/healthz`)).status === 200 ? true : undefined), 30_000, 200);
+  assert.equal((await postImage(base, png)).status, 202);
 });
