@@ -8,7 +8,7 @@ import { emptyDurations, observe, type Outcome, type QueueSnapshot } from './met
 import { AbortedError, InferencePool } from './pool.js';
 import { modelPath, type ModelCatalog } from './models.js';
 import { outputUrl, type Backend } from './backend.js';
-import type { ThreadOutput } from './infer-thread.js';
+import type { ThreadOutput } from './pool.js';
 
 interface EJob {
   id: string;

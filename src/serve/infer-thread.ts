@@ -1,34 +1,30 @@
 /**
- * An inference thread (worker_threads): runs one job at a time with the library's `upscale`, off
- * the main thread, so that the main thread keeps answering HTTP requests and renewing queue locks
- * while the (synchronous) kernels run. Models are loaded once and kept (the last few used).
+ * An inference thread (worker_threads): runs one job at a time with the library's engine
+ * (`upscaleLoaded`), off the main thread, so that the main thread keeps answering HTTP requests and
+ * renewing queue locks while the (synchronous) kernels run. Images arrive decoded and leave as
+ * float planes: decoding and encoding (sharp) stay on the main thread (pool.ts). Models are loaded
+ * once and kept (the last few used).
  *
- * Messages in:  { type: 'run', id, input: Uint8Array, params: JobParams, modelPath }
+ * Messages in:  { type: 'run', id, rgb, alpha, draws, scale, modelPath }   (planes: Planar)
  *               { type: 'abort', id, reason }
  * Messages out: { type: 'progress', id, progress }   (0..1)
- *               { type: 'done', id, outputs: [{ bytes, temperature, seed, width, height }] }
+ *               { type: 'done', id, samples: Planar[], alpha: Planar | null }
  *               { type: 'error', id, aborted: boolean, message }
  */
 import { parentPort } from 'node:worker_threads';
 import { statSync } from 'node:fs';
-import { upscale } from '../upscale/index.js';
+import { upscaleLoaded, type Draw } from '../upscale/index.js';
 import { loadModel, type SRFlowModel } from '../models/api.js';
-import type { JobParams } from './jobs.js';
+import type { LoadedImage, Planar } from '../io/image.js';
 
 export interface RunMessage {
   type: 'run';
   id: string;
-  input: Uint8Array;
-  params: JobParams;
+  rgb: Planar;
+  alpha: Planar | null;
+  draws: Draw[];
+  scale: number;
   modelPath: string;
-}
-
-export interface ThreadOutput {
-  bytes: Uint8Array;
-  temperature: number;
-  seed: number;
-  width: number;
-  height: number;
 }
 
 const KEEP_MODELS = 2;
@@ -55,14 +51,11 @@ async function run(m: RunMessage): Promise<void> {
   running.set(m.id, ac);
   try {
     const model = await getModel(m.modelPath);
-    if (model.scale !== m.params.scale) throw new Error(`This model upscales ${model.scale}×, not ${m.params.scale}× (scale=${m.params.scale})`);
+    if (model.scale !== m.scale) throw new Error(`This model upscales ${model.scale}×, not ${m.scale}× (scale=${m.scale})`);
     let last = -1;
-    const r = await upscale(Buffer.from(m.input.buffer, m.input.byteOffset, m.input.byteLength), {
-      model,
-      temperature: m.params.temperatures,
-      samples: m.params.samples,
-      seed: m.params.seed,
-      output: m.params.format,
+    const img = { rgb: m.rgb, alpha: m.alpha } as LoadedImage; // upscaleLoaded reads only the planes
+    const up = await upscaleLoaded(model, img, {
+      draws: m.draws,
       signal: ac.signal,
       onProgress: (p) => {
         const q = p.total > 0 ? p.done / p.total : 0;
@@ -72,14 +65,9 @@ async function run(m: RunMessage): Promise<void> {
         }
       },
     });
-    const outputs: ThreadOutput[] = r.images.map((img, k) => ({
-      bytes: new Uint8Array(img as Buffer), // a copy that owns its memory, to transfer
-      temperature: r.draws[k].temperature,
-      seed: r.draws[k].seed,
-      width: r.width,
-      height: r.height,
-    }));
-    port.postMessage({ type: 'done', id: m.id, outputs }, outputs.map((o) => o.bytes.buffer as ArrayBuffer));
+    const planes = [...up.samples, ...(up.alpha ? [up.alpha] : [])];
+    const buffers = [...new Set(planes.map((p) => p.data.buffer as ArrayBuffer))];
+    port.postMessage({ type: 'done', id: m.id, samples: up.samples, alpha: up.alpha }, buffers);
   } catch (e) {
     const aborted = ac.signal.aborted;
     const message = aborted ? String((ac.signal.reason as Error)?.message ?? ac.signal.reason) : (e as Error).message;

@@ -2,12 +2,22 @@
  * A fixed set of inference threads (infer-thread.ts), one job per thread at a time. Callers limit
  * how many jobs they run at once to the pool's size; extra calls wait for a free thread.
  *
+ * A job's image is decoded here, on the main thread (the library's loadImage), the thread runs the
+ * engine on its planes, and the outputs are encoded here (encodeImage): sharp/libvips runs on the
+ * main thread only. The outputs are the bytes `upscale()` returns for the same image and options.
+ *
  * The native kernels' thread pool is one per process: the first thread to start a convolution uses
  * all of it, a second thread running at the same time computes on its own (see native/pool.cc).
+ *
+ * A job whose signal aborts (cancel, time limit) stops at the engine's next check; a thread that
+ * has not answered ABORT_GRACE_MS later is terminated and replaced, so no job outlives its limit
+ * by more than that.
  */
 import { Worker } from 'node:worker_threads';
-import type { JobParams } from './jobs.js';
-import type { ThreadOutput } from './infer-thread.js';
+import type { JobParams, OutputFormat } from './jobs.js';
+import type { Planar } from '../io/image.js';
+import { encodeImage, loadImage } from '../io/image.js';
+import { checkOutputSize, makeDraws } from '../upscale/index.js';
 
 export interface InferTask {
   id: string;
@@ -16,16 +26,31 @@ export interface InferTask {
   modelPath: string;
 }
 
+export interface ThreadOutput {
+  bytes: Uint8Array;
+  temperature: number;
+  seed: number;
+  width: number;
+  height: number;
+}
+
 /** A job stopped by its signal (cancel or timeout): `message` is the abort reason. */
 export class AbortedError extends Error {
   override name = 'AbortedError';
+}
+
+export const ABORT_GRACE_MS = 10_000;
+
+interface ThreadResult {
+  samples: Planar[];
+  alpha: Planar | null;
 }
 
 interface Slot {
   worker: Worker;
   busy: null | {
     id: string;
-    resolve: (o: ThreadOutput[]) => void;
+    resolve: (o: ThreadResult) => void;
     reject: (e: Error) => void;
     onProgress?: (p: number) => void;
   };
@@ -52,11 +77,11 @@ export class InferencePool {
 
   private makeSlot(): Slot {
     const slot: Slot = { worker: spawnThread(), busy: null };
-    slot.worker.on('message', (m: { type: string; id: string; progress?: number; outputs?: ThreadOutput[]; aborted?: boolean; message?: string }) => {
+    slot.worker.on('message', (m: { type: string; id: string; progress?: number; samples?: Planar[]; alpha?: Planar | null; aborted?: boolean; message?: string }) => {
       const b = slot.busy;
       if (!b || b.id !== m.id) return;
       if (m.type === 'progress') b.onProgress?.(m.progress!);
-      else if (m.type === 'done') this.finish(slot, () => b.resolve(m.outputs!));
+      else if (m.type === 'done') this.finish(slot, () => b.resolve({ samples: m.samples!, alpha: m.alpha ?? null }));
       else if (m.type === 'error') this.finish(slot, () => b.reject(m.aborted ? new AbortedError(m.message) : new Error(m.message)));
     });
     const died = (why: string) => {
@@ -87,8 +112,28 @@ export class InferencePool {
     if (w) w();
   }
 
-  /** Run one job; rejects with AbortedError when `signal` aborts it. */
+  /** Run one job: decode, infer on a thread, encode; rejects with AbortedError when `signal` aborts it. */
   async run(task: InferTask, opts: { onProgress?: (p: number) => void; signal?: AbortSignal } = {}): Promise<ThreadOutput[]> {
+    const { params } = task;
+    const format: OutputFormat = params.format;
+    const img = await loadImage(Buffer.from(task.input.buffer, task.input.byteOffset, task.input.byteLength), { name: 'the upload' });
+    checkOutputSize('the upload', img.width, img.height, params.scale, format);
+    const draws = makeDraws(params.temperatures, params.samples, params.seed);
+    const r = await this.infer(task.id, { rgb: img.rgb, alpha: img.alpha, draws, scale: params.scale, modelPath: task.modelPath }, opts);
+    const out: ThreadOutput[] = [];
+    for (let k = 0; k < r.samples.length; k++) {
+      if (opts.signal?.aborted) throw new AbortedError(reasonOf(opts.signal));
+      const bytes = await encodeImage({ rgb: r.samples[k], alpha: r.alpha, grayscale: img.grayscale, bitDepth: img.bitDepth }, { format });
+      out.push({ bytes, temperature: draws[k].temperature, seed: draws[k].seed, width: r.samples[k].width, height: r.samples[k].height });
+    }
+    return out;
+  }
+
+  private async infer(
+    id: string,
+    job: { rgb: Planar; alpha: Planar | null; draws: { temperature: number; seed: number }[]; scale: number; modelPath: string },
+    opts: { onProgress?: (p: number) => void; signal?: AbortSignal },
+  ): Promise<ThreadResult> {
     let slot: Slot | undefined;
     while (!(slot = this.slots.find((s) => !s.busy))) {
       if (this.closed) throw new Error('The inference pool is closed');
@@ -97,13 +142,30 @@ export class InferencePool {
     if (this.closed) throw new Error('The inference pool is closed');
     const s = slot;
     const signal = opts.signal;
-    if (signal?.aborted) throw new AbortedError(String((signal.reason as Error)?.message ?? signal.reason));
-    return new Promise<ThreadOutput[]>((resolve, reject) => {
-      const onAbort = () => s.worker.postMessage({ type: 'abort', id: task.id, reason: String((signal!.reason as Error)?.message ?? signal!.reason) });
+    if (signal?.aborted) throw new AbortedError(reasonOf(signal));
+    return new Promise<ThreadResult>((resolve, reject) => {
+      let grace: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        s.worker.postMessage({ type: 'abort', id, reason: reasonOf(signal!) });
+        grace = setTimeout(() => {
+          // The thread did not stop in time: replace it, and fail the job with the abort reason.
+          if (s.busy?.id !== id) return;
+          const b = s.busy;
+          s.busy = null;
+          const i = this.slots.indexOf(s);
+          if (i >= 0) this.slots[i] = this.makeSlot();
+          void s.worker.terminate();
+          b.reject(new AbortedError(reasonOf(signal!)));
+          this.wake();
+        }, ABORT_GRACE_MS);
+      };
       signal?.addEventListener('abort', onAbort, { once: true });
-      const done = () => signal?.removeEventListener('abort', onAbort);
+      const done = () => {
+        signal?.removeEventListener('abort', onAbort);
+        clearTimeout(grace);
+      };
       s.busy = {
-        id: task.id,
+        id,
         onProgress: opts.onProgress,
         resolve: (o) => {
           done();
@@ -115,8 +177,7 @@ export class InferencePool {
         },
       };
       s.worker.ref(); // a running job keeps the process alive
-      const input = task.input;
-      s.worker.postMessage({ type: 'run', id: task.id, input, params: task.params, modelPath: task.modelPath });
+      s.worker.postMessage({ type: 'run', id, ...job });
     });
   }
 
@@ -135,4 +196,8 @@ export class InferencePool {
       }),
     );
   }
+}
+
+function reasonOf(signal: AbortSignal): string {
+  return String((signal.reason as Error)?.message ?? signal.reason);
 }
