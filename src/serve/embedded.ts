@@ -52,7 +52,11 @@ export class EmbeddedBackend implements Backend {
 
   async submit(id: string, input: Buffer, params: JobParams): Promise<void> {
     if (this.closing) throw new HttpError(503, 'The server is shutting down; try again later');
-    modelPath(this.models, params.model); // unknown models are refused up front (the caller makes it a 400)
+    try {
+      modelPath(this.models, params.model); // unknown models are refused up front
+    } catch (e) {
+      throw new HttpError(400, (e as Error).message);
+    }
     if (this.waiting.length >= this.limits.maxQueue) {
       throw new HttpError(429, `The queue is full (${this.waiting.length} jobs waiting, limit ${this.limits.maxQueue}); try again later`, { 'retry-after': '5' });
     }

@@ -10,7 +10,7 @@
  * all of it, a second thread running at the same time computes on its own (see native/pool.cc).
  *
  * A job whose signal aborts (cancel, time limit) stops at the engine's next check; a thread that
- * has not answered ABORT_GRACE_MS later is terminated and replaced, so no job outlives its limit
+ * has not answered ABORT_GRACE_MS (30 s) later is terminated and replaced, so no job outlives its limit
  * by more than that.
  */
 import { Worker } from 'node:worker_threads';
@@ -39,7 +39,7 @@ export class AbortedError extends Error {
   override name = 'AbortedError';
 }
 
-export const ABORT_GRACE_MS = 10_000;
+export const ABORT_GRACE_MS = 30_000;
 
 interface ThreadResult {
   samples: Planar[];

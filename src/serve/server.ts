@@ -96,7 +96,9 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     try {
       path = modelPath(models, p.model);
     } catch (e) {
-      if (backend.mode === 'embedded' || models.modelsDir !== undefined || p.model === null) throw new HttpError(400, (e as Error).message);
+      // Embedded: this process runs the job, so it must have the model. Redis: only a models
+      // folder given to this server makes it an authority on names; workers check the rest.
+      if (backend.mode === 'embedded' || (models.modelsDir !== undefined && p.model !== null)) throw new HttpError(400, (e as Error).message);
     }
     if (path) {
       const s = modelScale(path);

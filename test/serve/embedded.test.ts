@@ -34,7 +34,7 @@ after(async () => {
 });
 
 async function inProcess(limits: Limits, concurrency = 1): Promise<{ base: string; backend: EmbeddedBackend }> {
-  const models = catalog({ model });
+  const models = catalog({ model, modelsDir: dir });
   const backend = new EmbeddedBackend(limits, models, concurrency);
   const app = await buildServer({ backend, limits, models });
   started.push({ app, backend });
@@ -72,9 +72,9 @@ test('embedded: every bad request is a 4xx JSON error naming the problem, and th
   assert.ok(rej.bad_image >= 6, JSON.stringify(rej));
   assert.ok(rej.bad_request >= 16, JSON.stringify(rej));
   assert.equal(rej.too_large, 3);
-  // ... and still runs jobs.
+  // ... and still runs jobs (here with a model named from the models folder).
   const png = await testPng(8, 8);
-  const r = await postImage(base, png, 'temperature=0');
+  const r = await postImage(base, png, 'temperature=0&model=tiny');
   assert.equal(r.status, 202);
   const j = await waitState(base, String(r.json.id), ['done', 'failed']);
   assert.equal(j.state, 'done', j.error);
@@ -106,7 +106,7 @@ test('embedded: full queue → 429, cancelling queued and running jobs, progress
     const j = await getJob(base, ida);
     assert.notEqual(j.state, 'done', 'the slow job finished before its progress was seen');
     return j.progress > 0 && j.progress < 1 ? j.progress : undefined;
-  }, 60_000, 20);
+  }, 180_000, 20);
   assert.ok(seen > 0 && seen < 1);
   // Cancel the queued one, then the running one.
   const cb = await fetch(`${base}/v1/jobs/${idb}`, { method: 'DELETE' });
@@ -119,7 +119,7 @@ test('embedded: full queue → 429, cancelling queued and running jobs, progress
   // The thread is freed: the next job runs and finishes; cancelling a finished job is a 409.
   const d = await postImage(base, await testPng(8, 8), 'temperature=0');
   assert.equal(d.status, 202);
-  const jd = await waitState(base, String(d.json.id), ['done', 'failed'], 60_000);
+  const jd = await waitState(base, String(d.json.id), ['done', 'failed'], 180_000);
   assert.equal(jd.state, 'done', jd.error);
   const late = await fetch(`${base}/v1/jobs/${String(d.json.id)}`, { method: 'DELETE' });
   assert.equal(late.status, 409);
@@ -139,7 +139,7 @@ test('embedded: a job over the time limit fails as timed out; the server keeps s
   const { base } = await inProcess({ ...SMALL_LIMITS, jobTimeoutMs: 50 });
   const r = await postImage(base, await testPng(64, 64, 2), 'samples=8');
   assert.equal(r.status, 202);
-  const j = await waitState(base, String(r.json.id), ['done', 'failed'], 60_000);
+  const j = await waitState(base, String(r.json.id), ['done', 'failed'], 180_000);
   assert.equal(j.state, 'failed');
   assert.match(String(j.error), /timed out after 0\.05 s/);
   assert.deepEqual(j.outputs, []);

@@ -22,7 +22,7 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Poll `f` until it returns a value other than undefined; throws after `timeoutMs`. */
-export async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000, everyMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await f();
@@ -102,7 +102,7 @@ export class Cli {
   }
 
   /** Wait until stdout matches; returns the match. */
-  async waitFor(re: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+  async waitFor(re: RegExp, timeoutMs = 180_000): Promise<RegExpMatchArray> {
     return until(`${re} in the output of a CLI process (stdout so far: ${JSON.stringify(this.out.slice(-400))}, stderr: ${JSON.stringify(this.err.slice(-400))})`, () => {
       if (this.p.exitCode !== null && !re.test(this.out)) throw new Error(`the process exited (${this.p.exitCode}) before printing ${re}: ${this.err.slice(-600)}`);
       return this.out.match(re) ?? undefined;
@@ -182,7 +182,7 @@ export async function getJob(base: string, id: string): Promise<JobJson> {
 }
 
 /** Wait until a job is in one of `states`. */
-export async function waitState(base: string, id: string, states: string[], timeoutMs = 60_000): Promise<JobJson> {
+export async function waitState(base: string, id: string, states: string[], timeoutMs = 180_000): Promise<JobJson> {
   return until(`job ${id} to be ${states.join('/')}`, async () => {
     const j = await getJob(base, id);
     return states.includes(j.state) ? j : undefined;
