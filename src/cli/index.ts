@@ -13,6 +13,8 @@ import { registerTrain } from './train.js';
 import { registerRestore } from './restore.js';
 import { registerTransfer } from './transfer.js';
 import { registerModels } from './models.js';
+import { registerServe } from './serve.js';
+import { registerWorker } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
   registerRestore(program);
   registerTransfer(program);
   registerModels(program);
+  registerServe(program);
+  registerWorker(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
