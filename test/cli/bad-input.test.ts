@@ -14,23 +14,14 @@ import sharp from 'sharp';
 import { createModel } from '../../src/models/api.js';
 import { makeOpt } from '../../src/models/config.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
+import { runCli } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
 let out = '';
 const f = (name: string) => join(dir, name);
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 function crc32(buf: Buffer): number {
   let c = ~0;

@@ -13,22 +13,13 @@ import { psnr, lrPsnr } from '../../src/metrics/index.js';
 import { downscale } from '../../src/data/bicubic.js';
 import { crop } from '../../src/upscale/pad.js';
 import { randomiseModel } from '../helpers/model.js';
+import { runCli } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
 let model = '';
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 function pattern(w: number, h: number, f: (x: number, y: number, c: number) => number, channels = 3): Buffer {
   const out = Buffer.alloc(w * h * channels);

@@ -13,22 +13,13 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadImage, saveImage } from '../../src/io/image.js';
 import { imresize } from '../../src/data/bicubic.js';
 import { psnr } from '../../src/metrics/index.js';
+import { runCli } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
 let model = '';
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env: process.env });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 function smooth(w: number, h: number, phase: number): Buffer {
   const out = Buffer.alloc(w * h * 3);

@@ -21,21 +21,12 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import type { RawTensor } from '../../src/io/safetensors.js';
 import { writePth } from '../helpers/pth-writer.js';
 import { randomiseModel } from '../helpers/model.js';
+import { runCli } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env: { ...process.env, SRFLOW_HOME: join(dir, 'home') } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args, { SRFLOW_HOME: join(dir, 'home') });
 
 async function png(path: string, w: number, h: number, seed: number): Promise<void> {
   const buf = Buffer.alloc(w * h * 3);

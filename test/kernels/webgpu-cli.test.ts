@@ -20,6 +20,7 @@ import { writeSafetensors, type RawTensor } from '../../src/io/safetensors.js';
 import { releaseWebGpuDevice } from '../../src/kernels/webgpu.js';
 import { rand, randomiseModel } from '../helpers/model.js';
 import { testDevice } from '../helpers/webgpu.js';
+import { runCli } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const { dev, why } = await testDevice();
@@ -30,17 +31,7 @@ let dir = '';
 let modelPath = '';
 let refPath = '';
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env: process.env });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'srflow-webgpu-cli-'));

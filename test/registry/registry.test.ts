@@ -15,20 +15,11 @@ import { makeOpt } from '../../src/models/config.js';
 import { ModelRegistry, registryHome, sha256File } from '../../src/registry/index.js';
 import { writePth } from '../helpers/pth-writer.js';
 import type { RawTensor } from '../../src/io/safetensors.js';
+import { runCli } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 /** A small bare RRDBNet checkpoint (published RRDB_*.pth layout). */
 function writeRrdb(file: string, seed: number): void {
