@@ -75,20 +75,28 @@ function readExactly(fd: number, buf: Uint8Array, pos: number): void {
   }
 }
 
-/** Parse a safetensors buffer already in memory. Float32 tensors alias the buffer. */
-export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): SafetensorsFile {
-  if (buf.byteLength < 8) throw new Error(`${source} is not a safetensors file (too short)`);
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const hlen = Number(dv.getBigUint64(0, true));
-  if (hlen <= 0 || 8 + hlen > buf.byteLength) throw new Error(`${source} is not a safetensors file (bad header length ${hlen})`);
+interface HeaderEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  count: number;
+  /** Byte range of the tensor's data in the file. */
+  start: number;
+  end: number;
+}
+
+/**
+ * The JSON header of a safetensors file (`bytes`; the data starts at `base`, the file has `size`
+ * bytes): every tensor's entry, checked to lie inside the file, and the string metadata.
+ */
+function parseHeader(bytes: Uint8Array, base: number, size: number, source: string): { entries: HeaderEntry[]; metadata: Record<string, string> } {
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + hlen)));
+    header = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw new Error(`${source} is not a safetensors file (header is not JSON)`);
   }
-  const base = 8 + hlen;
-  const tensors = new Map<string, RawTensor>();
+  const entries: HeaderEntry[] = [];
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(header)) {
     if (name === '__metadata__') {
@@ -98,9 +106,22 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
     const info = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
     if (!info || !Array.isArray(info.shape) || !Array.isArray(info.data_offsets)) throw new Error(`${source}: malformed entry for tensor ${name}`);
     const [a, b] = info.data_offsets;
-    if (!(a >= 0 && b >= a && base + b <= buf.byteLength)) throw new Error(`${source}: tensor ${name} lies outside the file (truncated?)`);
-    const count = info.shape.reduce((p, q) => p * q, 1);
-    tensors.set(name, { shape: info.shape.slice(), data: bytesToFloat32(buf.subarray(base + a, base + b), info.dtype, count, name) });
+    if (!(a >= 0 && b >= a && base + b <= size)) throw new Error(`${source}: tensor ${name} lies outside the file (truncated?)`);
+    entries.push({ name, dtype: info.dtype, shape: info.shape.slice(), count: info.shape.reduce((p, q) => p * q, 1), start: base + a, end: base + b });
+  }
+  return { entries, metadata };
+}
+
+/** Parse a safetensors buffer already in memory. Float32 tensors alias the buffer. */
+export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): SafetensorsFile {
+  if (buf.byteLength < 8) throw new Error(`${source} is not a safetensors file (too short)`);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const hlen = Number(dv.getBigUint64(0, true));
+  if (hlen <= 0 || 8 + hlen > buf.byteLength) throw new Error(`${source} is not a safetensors file (bad header length ${hlen})`);
+  const { entries, metadata } = parseHeader(buf.subarray(8, 8 + hlen), 8 + hlen, buf.byteLength, source);
+  const tensors = new Map<string, RawTensor>();
+  for (const e of entries) {
+    tensors.set(e.name, { shape: e.shape, data: bytesToFloat32(buf.subarray(e.start, e.end), e.dtype, e.count, e.name) });
   }
   return { tensors, metadata };
 }
@@ -188,43 +209,26 @@ export function openSafetensors(path: string, source = path): OpenSafetensors {
     if (hlen <= 0 || 8 + hlen > size) throw new Error(`${source} is not a safetensors file (bad header length ${hlen})`);
     const hbuf = new Uint8Array(hlen);
     readExactly(fd, hbuf, 8);
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(new TextDecoder().decode(hbuf));
-    } catch {
-      throw new Error(`${source} is not a safetensors file (header is not JSON)`);
-    }
-    const base = 8 + hlen;
+    const { entries, metadata } = parseHeader(hbuf, 8 + hlen, size, source);
     const tensors = new Map<string, LazyTensor>();
-    let metadata: Record<string, string> = {};
-    for (const [name, v] of Object.entries(header)) {
-      if (name === '__metadata__') {
-        metadata = (v ?? {}) as Record<string, string>;
-        continue;
-      }
-      const info = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
-      if (!info || !Array.isArray(info.shape) || !Array.isArray(info.data_offsets)) throw new Error(`${source}: malformed entry for tensor ${name}`);
-      const [a, b] = info.data_offsets;
-      if (!(a >= 0 && b >= a && base + b <= size)) throw new Error(`${source}: tensor ${name} lies outside the file (truncated?)`);
-      const count = info.shape.reduce((p, q) => p * q, 1);
-      const es = DTYPE_SIZE[info.dtype];
-      if (!es) throw new Error(`Unsupported dtype ${info.dtype} for ${name}`);
-      if (b - a !== count * es) throw new Error(`Tensor ${name} has ${b - a} bytes but its dtype and shape need ${count * es}`);
-      const shape = info.shape.slice();
+    for (const { name, dtype, shape, count, start, end } of entries) {
+      const es = DTYPE_SIZE[dtype];
+      if (!es) throw new Error(`Unsupported dtype ${dtype} for ${name}`);
+      if (end - start !== count * es) throw new Error(`Tensor ${name} has ${end - start} bytes but its dtype and shape need ${count * es}`);
       tensors.set(name, {
         shape,
-        dtype: info.dtype,
+        dtype,
         read: (into?: Float32Array) => {
           if (!open) throw new Error(`internal: ${source} was closed`);
           if (into && into.length !== count) throw new Error(`internal: tensor ${name} has ${count} values, not ${into.length}`);
-          if (info.dtype === 'F32') {
+          if (dtype === 'F32') {
             const out = into ?? new Float32Array(count);
-            readExactly(fd, new Uint8Array(out.buffer, out.byteOffset, 4 * count), base + a);
+            readExactly(fd, new Uint8Array(out.buffer, out.byteOffset, 4 * count), start);
             return out;
           }
-          const raw = new Uint8Array(b - a);
-          readExactly(fd, raw, base + a);
-          const data = bytesToFloat32(raw, info.dtype, count, name);
+          const raw = new Uint8Array(end - start);
+          readExactly(fd, raw, start);
+          const data = bytesToFloat32(raw, dtype, count, name);
           if (into) {
             into.set(data);
             return into;
