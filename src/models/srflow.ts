@@ -344,10 +344,14 @@ export class SRFlowNet {
   /** Mean NLL loss of hr (+ noise) given lr, in training mode, with the tape recorded. */
   loss(hr: Tensor, lr: Tensor, opts: { noise?: Tensor; quant?: number; lowMemory?: boolean; frozenRrdb?: boolean } = {}): { loss: Tensor; nll: Tensor } {
     this.checkPair(hr, lr);
-    const rrdb = () => this.conditioning(this.rrdb.forward(lr));
     if (opts.lowMemory && !opts.frozenRrdb) return this.lossFromConditioning(hr, this.checkpointedConditioning(lr), opts);
-    const conds = opts.frozenRrdb ? noGrad(rrdb) : rrdb();
-    return this.lossFromConditioning(hr, conds, opts);
+    return this.lossFromConditioning(hr, this.trainingConditioning(lr, opts.frozenRrdb), opts);
+  }
+
+  /** The conditioning maps of lr in training: on the tape, or without one while the RRDB is frozen. */
+  trainingConditioning(lr: Tensor, frozenRrdb = false): Tensor[] {
+    const rrdb = () => this.conditioning(this.rrdb.forward(lr));
+    return frozenRrdb ? noGrad(rrdb) : rrdb();
   }
 
   /**

@@ -7,26 +7,12 @@
 import { Tensor } from '../tensor/tensor.js';
 import type { RawTensor } from '../io/safetensors.js';
 import type { SRFlowNet } from './srflow.js';
-import { relativeError, type VerifyRow } from './verify.js';
+import { referenceComparer, relativeError, type VerifyRow } from './verify.js';
 import type { WebGpuSRFlow } from './webgpu.js';
 
 export async function verifyModelWebGpu(net: SRFlowNet, gpu: WebGpuSRFlow, ref: Map<string, RawTensor>, tol = 1e-4, cpuNote = 'CPU'): Promise<VerifyRow[]> {
   const rows: VerifyRow[] = [];
-  const get = (k: string): Tensor => {
-    const t = ref.get(k);
-    if (!t) throw new Error(`Reference is missing tensor ${k}`);
-    return new Tensor(t.data, t.shape);
-  };
-  const cmp = (name: string, mine: Tensor | Float32Array | undefined, want: Tensor, note?: string) => {
-    if (!mine) {
-      rows.push({ name, relErr: Infinity, pass: false, note: 'not computed' });
-      return;
-    }
-    const md = mine instanceof Tensor ? mine.data : mine;
-    const shapeOk = !(mine instanceof Tensor) || (mine.shape.length === want.shape.length && mine.shape.every((d, i) => d === want.shape[i]));
-    const e = shapeOk ? relativeError(md, want.data) : Infinity;
-    rows.push({ name, relErr: e, pass: e < tol, ...(shapeOk ? (note ? { note } : {}) : { note: `shape [${mine instanceof Tensor ? mine.shape : ''}] vs [${want.shape}]` }) });
-  };
+  const { get, cmp } = referenceComparer(ref, tol, rows);
   const lr = get('lr');
   const gt = get('gt');
   net.ctx.training = false;

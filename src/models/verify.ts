@@ -26,14 +26,18 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   return Math.sqrt(num / den);
 }
 
-export function verifyModel(net: SRFlowNet, ref: Map<string, RawTensor>, tol = 1e-4, quantDefault?: number): VerifyRow[] {
-  const rows: VerifyRow[] = [];
+/**
+ * The reference's tensors by name (a clear error for a missing one) and a comparison that appends a
+ * row with the relative error of `mine` against `want` (Infinity, with a note, when it was not
+ * computed or its shape differs).
+ */
+export function referenceComparer(ref: Map<string, RawTensor>, tol: number, rows: VerifyRow[]) {
   const get = (k: string): Tensor => {
     const t = ref.get(k);
     if (!t) throw new Error(`Reference is missing tensor ${k}`);
     return new Tensor(t.data, t.shape);
   };
-  const cmp = (name: string, mine: Tensor | Float32Array | undefined, want: Tensor) => {
+  const cmp = (name: string, mine: Tensor | Float32Array | undefined, want: Tensor, note?: string) => {
     if (!mine) {
       rows.push({ name, relErr: Infinity, pass: false, note: 'not computed' });
       return;
@@ -41,8 +45,14 @@ export function verifyModel(net: SRFlowNet, ref: Map<string, RawTensor>, tol = 1
     const md = mine instanceof Tensor ? mine.data : mine;
     const shapeOk = !(mine instanceof Tensor) || (mine.shape.length === want.shape.length && mine.shape.every((d, i) => d === want.shape[i]));
     const e = shapeOk ? relativeError(md, want.data) : Infinity;
-    rows.push({ name, relErr: e, pass: e < tol, ...(shapeOk ? {} : { note: `shape [${mine instanceof Tensor ? mine.shape : ''}] vs [${want.shape}]` }) });
+    rows.push({ name, relErr: e, pass: e < tol, ...(shapeOk ? (note ? { note } : {}) : { note: `shape [${mine instanceof Tensor ? mine.shape : ''}] vs [${want.shape}]` }) });
   };
+  return { get, cmp };
+}
+
+export function verifyModel(net: SRFlowNet, ref: Map<string, RawTensor>, tol = 1e-4, quantDefault?: number): VerifyRow[] {
+  const rows: VerifyRow[] = [];
+  const { get, cmp } = referenceComparer(ref, tol, rows);
   const lr = get('lr');
   const gt = get('gt');
   net.ctx.training = false;

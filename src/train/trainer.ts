@@ -235,8 +235,7 @@ export class Trainer {
       if (this.o.train.pixelWeight > 0) {
         // one conditioning pass for both terms: the NLL and the τ = 0 reconstruction's L1 (HCFlow+)
         this.net.checkPair(hr, lrT);
-        const rrdb = () => this.net.conditioning(this.net.rrdb.forward(lrT));
-        const conds = frozen ? noGrad(rrdb) : rrdb();
+        const conds = this.net.trainingConditioning(lrT, frozen);
         const nll = this.net.lossFromConditioning(hr, conds, nllOpts).loss;
         const nb = Math.min(this.o.train.pixelBatch, hr.shape[0]);
         // A patch whose τ = 0 inverse explodes (values outside [−1, 2] or non-finite: synthetic
