@@ -25,13 +25,18 @@ export {
   projectConsistent,
   uncertaintyMap,
   defaultModelPath,
+  shippedModelPath,
+  checkScale,
+  SHIPPED_SCALES,
   DefaultModelMissingError,
+  ScaleMismatchError,
   bytesPerLrPixel,
   sizeMultiple,
   DEFAULT_MAX_MEMORY_MB,
   DEFAULT_OVERLAP,
 } from './upscale/index.js';
 export type {
+  ShippedScale,
   UpscaleOptions,
   UpscaleResult,
   OutputForm,

@@ -3,9 +3,11 @@
  * - Node built-ins imported by engine modules that the page uses only for their pure parts
  *   (node:fs in config.ts and safetensors.ts, node:module in kernels/native.ts, ...) resolve to
  *   a stub that throws if ever called.
- * - The model: models/srflow-4x.safetensors when it exists, else an untrained tiny demo model
- *   generated here (web/make-demo-model.ts); emitted as dist/model/ with model/model.json.
- *   SRFLOW_WEB_MODEL=path/to/model.safetensors builds the page with another native model file.
+ * - The models, one per scale the page offers (4× and 8×): models/srflow-4x.safetensors and
+ *   models/srflow-8x.safetensors when they exist, else an untrained tiny demo model of that scale
+ *   generated here (web/make-demo-model.ts); emitted as dist/model/ with model/model.json (the
+ *   list: scale, file, name, untrained). SRFLOW_WEB_MODEL / SRFLOW_WEB_MODEL_8X=path/to/model.safetensors
+ *   build the page with another native model file for 4× / 8×.
  */
 import { defineConfig, type Plugin } from 'vite';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -35,35 +37,43 @@ function nodeStub(): Plugin {
   };
 }
 
+/** The shipped scales the page offers (the 4× model first: the page starts with it). */
+const SCALES = [4, 8] as const;
+
+/** The model file of a scale: SRFLOW_WEB_MODEL (4×) / SRFLOW_WEB_MODEL_8X (8×), else models/srflow-<s>x.safetensors. */
+function trainedModel(scale: number): string {
+  const env = process.env[scale === 4 ? 'SRFLOW_WEB_MODEL' : `SRFLOW_WEB_MODEL_${scale}X`];
+  return env ? resolve(env) : join(root, 'models', `srflow-${scale}x.safetensors`);
+}
+
+/** An untrained tiny model of a scale (web/make-demo-model.ts), for a build without the trained one. */
+function demoModel(scale: number): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'srflow-web-'));
+  try {
+    const out = join(dir, 'demo.safetensors');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(web, 'make-demo-model.ts'), out, String(scale)], { cwd: root, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cannot generate the ${scale}x demo model: ${r.stderr}`);
+    return readFileSync(out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function srflowModel(): Plugin {
   return {
     name: 'srflow-model',
     apply: 'build',
     generateBundle() {
-      const trained = process.env.SRFLOW_WEB_MODEL ? resolve(process.env.SRFLOW_WEB_MODEL) : join(root, 'models', 'srflow-4x.safetensors');
-      let bytes: Buffer;
-      let untrained = false;
-      if (existsSync(trained)) {
-        bytes = readFileSync(trained);
-      } else {
-        const dir = mkdtempSync(join(tmpdir(), 'srflow-web-'));
-        try {
-          const out = join(dir, 'demo.safetensors');
-          const r = spawnSync(process.execPath, ['--import', 'tsx', join(web, 'make-demo-model.ts'), out], { cwd: root, encoding: 'utf8' });
-          if (r.status !== 0) throw new Error(`cannot generate the demo model: ${r.stderr}`);
-          bytes = readFileSync(out);
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-        }
-        untrained = true;
-        this.warn('models/srflow-4x.safetensors not found: the page uses an untrained demo model');
+      const models: { scale: number; file: string; name: string; untrained: boolean }[] = [];
+      for (const scale of SCALES) {
+        const trained = trainedModel(scale);
+        const untrained = !existsSync(trained);
+        if (untrained) this.warn(`${trained} not found: the page's ${scale}× choice uses an untrained demo model`);
+        const file = `srflow-${scale}x.safetensors`;
+        this.emitFile({ type: 'asset', fileName: `model/${file}`, source: untrained ? demoModel(scale) : readFileSync(trained) });
+        models.push({ scale, file, name: untrained ? 'untrained demo model' : basename(trained, '.safetensors'), untrained });
       }
-      this.emitFile({ type: 'asset', fileName: 'model/srflow-4x.safetensors', source: bytes });
-      this.emitFile({
-        type: 'asset',
-        fileName: 'model/model.json',
-        source: JSON.stringify({ file: 'srflow-4x.safetensors', name: untrained ? 'untrained demo model' : basename(trained, '.safetensors'), untrained }),
-      });
+      this.emitFile({ type: 'asset', fileName: 'model/model.json', source: JSON.stringify({ models }) });
     },
   };
 }

@@ -3,7 +3,7 @@
  * SSIM, LR-PSNR, diversity, NLL (bits/dim) and the bicubic baseline, per image and on average.
  */
 import type { Command } from 'commander';
-import { modelArgs } from './model-arg.js';
+import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
 import { isRrdbOnly } from '../models/rrdb-model.js';
 import { UsageError, parseInteger, parseList } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
@@ -11,7 +11,6 @@ import { parseMemory, parseSeed } from './upscale.js';
 import { loadValidationSet } from '../data/dataset.js';
 import { upscaleBicubic } from '../data/bicubic.js';
 import { psnr, ssim, lrPsnr, diversity, bitsPerDim, periodicEnergy } from '../metrics/index.js';
-import { resolveModel } from '../upscale/model.js';
 import { makeDraws } from '../upscale/index.js';
 import { superResolve, sizeMultiple, DEFAULT_MAX_MEMORY_MB } from '../upscale/engine.js';
 import { bytesPerLrPixel } from '../upscale/memory.js';
@@ -28,6 +27,7 @@ interface EvalCliOptions {
   hr: string;
   model?: string;
   config?: string;
+  scale?: string;
   temperatures: string;
   samples: string;
   seed: string;
@@ -106,7 +106,8 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('evaluate a model on a folder of HR images: PSNR, SSIM, LR-PSNR, diversity, NLL, bicubic baseline')
     .requiredOption('--hr <dir>', 'folder of HR images (PNG, JPEG, WebP); LR = MATLAB bicubic ↓scale (8-bit path)')
-    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--model <path>', MODEL_HELP)
+    .option('--scale <n>', SCALE_HELP)
     .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
     .option('--temperatures <list>', 'comma list of temperatures', '0,0.8')
     .option('--samples <n>', 'samples per temperature (diversity needs ≥ 2)', '1')
@@ -141,7 +142,7 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     const borderOpt = o.border !== undefined ? parseInteger(o.border, '--border', 0) : undefined;
     const tile = o.tile !== undefined ? parseInteger(o.tile, '--tile', 8) : undefined;
     const maxMemoryMB = parseMemory(o.maxMemory);
-    const model = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
+    const model = await loadModelArg(o, parseScale(o.scale));
     const s = model.scale;
     if (cropN !== undefined && cropN % s !== 0) throw new UsageError(`Expected a multiple of the scale ${s} for --crop but received ${cropN}`);
     const border = borderOpt ?? s;

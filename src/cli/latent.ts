@@ -7,7 +7,7 @@
  * published objective) and `nll_bits_per_dim`.
  */
 import type { Command } from 'commander';
-import { modelArgs } from './model-arg.js';
+import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
 import { statSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import { UsageError, parseNonNegative } from './errors.js';
@@ -17,14 +17,12 @@ import { encodeImage, loadImage, writeFileAtomicAsync, type Planar } from '../io
 import { imresize, upscaleBicubic } from '../data/bicubic.js';
 import { readSafetensors, writeSafetensors, type RawTensor } from '../io/safetensors.js';
 import { bitsPerDim } from '../metrics/index.js';
-import { resolveModel } from '../upscale/model.js';
 import { sizeMultiple } from '../upscale/engine.js';
 import { clip01, crop } from '../upscale/pad.js';
 import { Tensor } from '../tensor/tensor.js';
 import { addBackendOption, applyBackend, withWebGpu } from './backend.js';
 
 export const LATENTS_FORMAT = 'srflow-latents';
-const MODEL_HINT = 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)';
 
 function checkFolder(path: string, what: string): void {
   const dir = dirname(path);
@@ -46,7 +44,8 @@ export function registerLatent(program: Command): void {
   const enc = program
     .command('encode')
     .description('encode an HR image (given its LR) into the latents of the flow, with its NLL')
-    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--model <path>', MODEL_HELP)
+    .option('--scale <n>', SCALE_HELP)
     .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
     .requiredOption('--hr <image>', 'HR image')
     .option('--lr <image>', 'LR image, exactly HR / scale (default: MATLAB bicubic of the HR)')
@@ -62,10 +61,10 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
     );
   addBackendOption(enc);
   oneLineErrors(enc);
-  enc.action(async (o: { model?: string; config?: string; hr: string; lr?: string; output: string; json?: boolean; quiet?: boolean; backend?: string }) => {
+  enc.action(async (o: { model?: string; config?: string; scale?: string; hr: string; lr?: string; output: string; json?: boolean; quiet?: boolean; backend?: string }) => {
     const backend = applyBackend(o.backend);
     checkFolder(o.output, 'latents');
-    const model = await resolveModel(...modelArgs(o.model, o.config, MODEL_HINT));
+    const model = await loadModelArg(o, parseScale(o.scale));
     const s = model.scale;
     const m = sizeMultiple(model);
     const hrImg = await loadImage(o.hr);
@@ -128,7 +127,8 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
   const dec = program
     .command('decode')
     .description('decode latents (from encode) against an LR image into an SR image')
-    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--model <path>', MODEL_HELP)
+    .option('--scale <n>', SCALE_HELP)
     .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
     .requiredOption('--lr <image>', 'LR image (the size the latents were made for)')
     .requiredOption('--latents <file>', 'latents file from srflow encode')
@@ -139,7 +139,7 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
     .option('--quiet', 'print nothing');
   addBackendOption(dec);
   oneLineErrors(dec);
-  dec.action(async (o: { model?: string; config?: string; lr: string; latents: string; output: string; temperature: string; format?: string; json?: boolean; quiet?: boolean; backend?: string }) => {
+  dec.action(async (o: { model?: string; config?: string; scale?: string; lr: string; latents: string; output: string; temperature: string; format?: string; json?: boolean; quiet?: boolean; backend?: string }) => {
     const backend = applyBackend(o.backend);
     const t = parseNonNegative(o.temperature, '--temperature');
     const given = o.format !== undefined ? parseFormat(o.format) : undefined;
@@ -147,7 +147,7 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
     const format = given ?? (ext === 'png' || ext === 'webp' ? ext : ext === 'jpg' || ext === 'jpeg' ? 'jpg' : null);
     if (!format) throw new UsageError(`Expected a file name ending in .png, .jpg, .jpeg or .webp (or --format) for -o but received ${JSON.stringify(o.output)}`);
     checkFolder(o.output, 'image');
-    const model = await resolveModel(...modelArgs(o.model, o.config, MODEL_HINT));
+    const model = await loadModelArg(o, parseScale(o.scale));
     let file;
     try {
       file = readSafetensors(o.latents);

@@ -1,6 +1,9 @@
 /** `--model X` on the command line: a model file path, or the name of a model in the registry. */
 import { existsSync } from 'node:fs';
 import { ModelRegistry, registryHome } from '../registry/index.js';
+import { resolveModel, ScaleMismatchError, SHIPPED_SCALES, type ShippedScale } from '../upscale/model.js';
+import type { SRFlowModel } from '../models/api.js';
+import { UsageError } from './errors.js';
 
 /** The registry of this user ($SRFLOW_HOME or the platform's cache folder). */
 export function userRegistry(env: Record<string, string | undefined> = process.env): ModelRegistry {
@@ -32,4 +35,43 @@ export function resolveModelArg<T extends string | undefined>(arg: T, config?: s
 export function modelArgs(model: string | undefined, config: string | undefined, hint: string): [string | undefined, { config?: string | Record<string, unknown>; hint: string }] {
   const r = resolveModelArg(model, config);
   return [r.model, { config: r.config, hint }];
+}
+
+/** How to pass a model, in the message when the default one is not installed. */
+export const MODEL_HINT = 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)';
+
+/** `--model` on the commands that take a default model. */
+export const MODEL_HELP = 'model file or registered name (default: the shipped model of --scale, models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)';
+
+/** `--scale` on the commands that take a default model (the help text names both shipped files). */
+export const SCALE_HELP = 'without --model, the shipped model of this scale: 4 (models/srflow-4x.safetensors) or 8 (models/srflow-8x.safetensors); with --model, the scale it must have (default: 4, or the model\'s)';
+
+/** --scale's value: 4 or 8 (a usage error otherwise), or undefined when not given. */
+export function parseScale(v: string | undefined): ShippedScale | undefined {
+  if (v === undefined) return undefined;
+  const s = Number(v);
+  if (v.trim() === '' || !SHIPPED_SCALES.includes(s as ShippedScale)) throw new UsageError(`Expected 4 or 8 for --scale but received ${JSON.stringify(v)}`);
+  return s as ShippedScale;
+}
+
+/**
+ * A command's model from --model, --config and --scale (`parseScale`'d): `resolveModel` with the
+ * shipped models from $SRFLOW_MODELS_DIR when set. A --model whose scale is not --scale is a usage
+ * error naming both.
+ */
+export async function loadModelArg(
+  o: { model?: string; config?: string },
+  scale: ShippedScale | undefined,
+  hint: string = MODEL_HINT,
+  env: Record<string, string | undefined> = process.env,
+): Promise<SRFlowModel> {
+  const [model, opts] = modelArgs(o.model, o.config, hint);
+  try {
+    return await resolveModel(model, { ...opts, scale, modelsDir: env.SRFLOW_MODELS_DIR || undefined });
+  } catch (e) {
+    if (e instanceof ScaleMismatchError) {
+      throw new UsageError(`--scale ${e.wanted} does not match the model ${e.model}, which upscales ${e.modelScale}×: leave --scale out, or pass a model of scale ${e.wanted}`);
+    }
+    throw e;
+  }
 }

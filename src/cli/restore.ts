@@ -3,12 +3,11 @@
  * artifacts at the image's own resolution with the SRFlow model (src/edit/restore.ts).
  */
 import type { Command } from 'commander';
-import { modelArgs } from './model-arg.js';
+import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
 import { UsageError, parseNumber, parseInteger } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
 import { parseFormat } from './upscale.js';
 import { encodeImage, loadImage, writeFileAtomicAsync } from '../io/image.js';
-import { resolveModel } from '../upscale/model.js';
 import { DEFAULT_RESTORE_TILE, RESTORE_SHIFTS, restoreImage } from '../edit/restore.js';
 import { readJpegTables, type JpegTables } from '../edit/jpeg.js';
 import { readFile } from 'node:fs/promises';
@@ -19,6 +18,7 @@ interface RestoreCliOptions {
   output: string;
   model?: string;
   config?: string;
+  scale?: string;
   strength: string;
   passes: string;
   tile: string;
@@ -37,7 +37,8 @@ export function registerRestore(program: Command): void {
     .option('--strength <s>', '0 (leave the image alone) … 1 (full restoration)', '1')
     .option('--passes <n>', `shifted passes averaged, 1 … ${RESTORE_SHIFTS.length} (fewer is faster)`, String(RESTORE_SHIFTS.length))
     .option('--tile <n>', 'tile side in pixels for large images', String(DEFAULT_RESTORE_TILE))
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--model <path>', MODEL_HELP)
+    .option('--scale <n>', SCALE_HELP)
     .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
     .option('--quality <q>', 'JPEG/WebP quality, 1..100', '95')
@@ -74,7 +75,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model), 2 usage error.`,
       const orientation = (await sharp(input).metadata()).orientation ?? 1;
       if (t && orientation === 1 && t.width === img.width && t.height === img.height) jpeg = t;
     }
-    const model = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
+    const model = await loadModelArg(o, parseScale(o.scale));
     const bar = createProgressBar(progressWanted(o.quiet || o.json));
     bar.start('restore', 1);
     let r;

@@ -51,7 +51,7 @@ export function parseModels(o: { model?: string; modelsDir?: string }, needDefau
   if (o.modelsDir !== undefined && !(existsSync(o.modelsDir) && statSync(o.modelsDir).isDirectory())) {
     throw new UsageError(`Expected a folder for --models-dir but ${o.modelsDir} is not one`);
   }
-  const cat = catalog(o);
+  const cat = catalog({ ...o, shippedDir: process.env.SRFLOW_MODELS_DIR || undefined });
   if (o.model !== undefined || needDefault) {
     if (!existsSync(cat.defaultModel)) {
       throw new Error(o.model !== undefined ? `Cannot read model ${o.model}: file not found` : `The default model is not installed (${cat.defaultModel} is missing): pass --model PATH`);
@@ -103,7 +103,7 @@ export function registerServe(program: Command): void {
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--redis <url>', 'queue jobs in Redis (redis://host:port[/db]) for workers instead of running them here')
     .option('--queue <name>', 'queue name in Redis (servers and workers of one service use the same)', 'srflow')
-    .option('--model <path>', 'default model (default: the shipped models/srflow-4x.safetensors)')
+    .option('--model <path>', 'default model (default: the shipped models/srflow-4x.safetensors, and models/srflow-8x.safetensors for jobs with scale=8)')
     .option('--models-dir <dir>', 'folder of NAME.safetensors models that requests select with model=NAME')
     .option('--concurrency <n>', 'embedded mode: jobs run at once (one inference thread each)', '1')
     .option('--threads <n>', 'embedded mode: kernel threads (default: all cores)')

@@ -6,12 +6,11 @@
  * written atomically, only on success.
  */
 import type { Command } from 'commander';
-import { modelArgs } from './model-arg.js';
+import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
 import { UsageError } from './errors.js';
 import { oneLineErrors, toJson } from './progress.js';
 import { parseFormat } from './upscale.js';
 import { encodeImage, loadImage, writeFileAtomicAsync } from '../io/image.js';
-import { resolveModel } from '../upscale/model.js';
 import { loadMap } from '../upscale/mapfile.js';
 import { maskCoverage, transferContent } from '../edit/transfer.js';
 import { checkOutputPath, refuseOverwrite } from './edit-common.js';
@@ -23,6 +22,7 @@ interface TransferCliOptions {
   output: string;
   model?: string;
   config?: string;
+  scale?: string;
   format?: string;
   quality: string;
   consistency: string;
@@ -38,7 +38,8 @@ export function registerTransfer(program: Command): void {
     .requiredOption('--source <image>', 'the image whose detail is transplanted (same size as the target)')
     .requiredOption('--mask <image>', 'grayscale mask, same size: white = take the source\'s detail, black = keep the target, gray = blend')
     .requiredOption('-o, --output <file>', 'output image (.png, .jpg, .webp)')
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--model <path>', MODEL_HELP)
+    .option('--scale <n>', SCALE_HELP)
     .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
     .option('--consistency <mode>', 'exact: project the result so that its bicubic downscale equals the target\'s (default), or none', 'exact')
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
@@ -76,7 +77,7 @@ Exit codes: 0 success, 1 failure (unreadable input, size mismatch, empty mask), 
       throw new Error(`Expected the mask ${o.mask} to be the target's size (${target.width}×${target.height}) but it is ${mask.width}×${mask.height}`);
     }
     maskCoverage(mask, `mask ${o.mask}`);
-    const model = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
+    const model = await loadModelArg(o, parseScale(o.scale));
     const r = transferContent(model, target.rgb, source.rgb, mask, { consistency: o.consistency === 'exact' });
     const bytes = await encodeImage({ rgb: r.image, alpha: target.alpha, grayscale: target.grayscale, bitDepth: format === 'png' ? target.bitDepth : 8 }, { format, quality });
     await writeFileAtomicAsync(o.output, bytes);

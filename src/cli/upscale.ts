@@ -8,18 +8,18 @@
  * file, then rename) only once all of them are complete.
  */
 import type { Command } from 'commander';
-import { modelArgs } from './model-arg.js';
+import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
 import { existsSync, realpathSync, statSync, promises as fsp } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { UsageError, parseInteger, parseList, parseNumber } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
 import { encodeImage, loadImage, writeFileAtomicAsync, type ImageFormat, type LoadedImage, type Planar } from '../io/image.js';
-import { resolveModel } from '../upscale/model.js';
 import { checkOutputSize, makeDraws, upscaleLoaded, type OutputForm } from '../upscale/index.js';
 import { DEFAULT_MAX_MEMORY_MB, DEFAULT_OVERLAP, type Draw } from '../upscale/engine.js';
 import { grayToRgb, uncertaintyMap } from '../upscale/uncertainty.js';
 import { loadMap } from '../upscale/mapfile.js';
 import type { SRFlowModel } from '../models/api.js';
+import type { ShippedScale } from '../upscale/model.js';
 import { applyBackend } from './backend.js';
 
 interface UpscaleCliOptions {
@@ -28,6 +28,7 @@ interface UpscaleCliOptions {
   outDir?: string;
   model?: string;
   config?: string;
+  scale?: string;
   temperature: string;
   samples: string;
   seed: string;
@@ -44,6 +45,8 @@ interface UpscaleCliOptions {
 }
 
 export interface ParsedUpscaleOptions {
+  /** --scale: the shipped model of this scale, or the scale --model must have. */
+  scale?: ShippedScale;
   temperatures: number[];
   samples: number;
   seed: number;
@@ -73,6 +76,7 @@ export function parseMemory(v: string, name = '--max-memory'): number {
 
 /** Validate every option value (UsageError naming the option). */
 export function parseUpscaleOptions(o: UpscaleCliOptions): ParsedUpscaleOptions {
+  const scale = parseScale(o.scale);
   const temperatures = parseList(o.temperature, '--temperature');
   const samples = parseInteger(o.samples, '--samples', 1);
   const seed = parseSeed(o.seed);
@@ -87,7 +91,7 @@ export function parseUpscaleOptions(o: UpscaleCliOptions): ParsedUpscaleOptions 
   if (o.uncertainty !== undefined && samples < 2) {
     throw new UsageError(`Expected --samples ≥ 2 with --uncertainty (it measures how much the samples disagree) but received ${samples}`);
   }
-  return { temperatures, samples, seed, draws: makeDraws(temperatures, samples, seed), format, quality, tile, tileOverlap, maxMemoryMB, consistency: o.consistency };
+  return { scale, temperatures, samples, seed, draws: makeDraws(temperatures, samples, seed), format, quality, tile, tileOverlap, maxMemoryMB, consistency: o.consistency };
 }
 
 function extFor(f: ImageFormat): string {
@@ -203,7 +207,8 @@ export function registerUpscale(program: Command): void {
     .argument('<inputs...>', 'input images (PNG, JPEG, WebP, TIFF, GIF, AVIF/HEIF)')
     .option('-o, --output <file>', 'output file (only with one input and one output)')
     .option('--out-dir <dir>', 'output folder (default: next to each input); created if missing')
-    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
+    .option('--model <path>', MODEL_HELP)
+    .option('--scale <n>', SCALE_HELP)
     .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
     .option('--temperature <list>', 'temperature τ ≥ 0, or a comma list such as 0.4,0.8 (τ = 0: deterministic)', '0.8')
     .option('--samples <n>', 'samples per temperature (sample i uses seed + i)', '1')
@@ -222,8 +227,12 @@ export function registerUpscale(program: Command): void {
     .addHelpText(
       'after',
       `
-Outputs: -o FILE for one input and one output; otherwise <stem>_x4.png in --out-dir (default: next
-to the input), or <stem>_x4_t0.8_s1.png, … with several samples or temperatures. Inputs are never
+Models: models/srflow-4x.safetensors (the default) and, with --scale 8, models/srflow-8x.safetensors
+(shipped in the package; $SRFLOW_MODELS_DIR is another folder holding them); --model picks any other.
+
+Outputs: -o FILE for one input and one output; otherwise <stem>_x4.png (<stem>_x8.png at 8x) in
+--out-dir (default: next to the input), or <stem>_x4_t0.8_s1.png, … with several samples or
+temperatures. Inputs are never
 overwritten. Grayscale inputs stay grayscale, 16-bit PNG/TIFF inputs give 16-bit PNG, alpha is
 upscaled with bicubic and kept, EXIF orientation is applied. 8-bit outputs are ROUNDED,
 round(clip(x, 0, 1) · 255); the published SRFlow test script truncates, which is darker by half a
@@ -271,7 +280,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
       if (['png', 'jpg', 'webp'].includes(f) && f !== p.format) throw new UsageError(`-o ${o.output} does not match --format ${p.format}`);
     }
     // Output names without the model first (the scale only changes the names), to fail fast.
-    const plan0 = planOutputs(inputs, o, p, 4);
+    const plan0 = planOutputs(inputs, o, p, p.scale ?? 4);
     checkPlan(plan0, o);
 
     if (o.temperatureMap !== undefined) {
@@ -280,7 +289,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
       }
     }
     const temperatureMap = o.temperatureMap !== undefined ? await loadMap(o.temperatureMap, 'temperature map') : undefined;
-    const model: SRFlowModel = await resolveModel(...modelArgs(o.model, o.config, 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)'));
+    const model: SRFlowModel = await loadModelArg(o, p.scale);
     const tModel = performance.now();
     const plan = planOutputs(inputs, o, p, model.scale);
     checkPlan(plan, o);

@@ -26,7 +26,7 @@ export function registerWorker(program: Command): void {
     .option('--queue <name>', 'queue name (as given to srflow serve)', 'srflow')
     .option('--concurrency <n>', 'jobs run at once (one inference thread each)', '1')
     .option('--threads <n>', 'kernel threads (default: all cores)')
-    .option('--model <path>', 'default model (default: the shipped models/srflow-4x.safetensors)')
+    .option('--model <path>', 'default model (default: the shipped models/srflow-4x.safetensors, and models/srflow-8x.safetensors for jobs with scale=8)')
     .option('--models-dir <dir>', 'folder of NAME.safetensors models that jobs select with model=NAME')
     .option('--lock-duration <ms>', 'job lock time: a dead worker\'s job is taken over after this', '10000')
     .option('--stalled-interval <ms>', 'how often to look for jobs of dead workers', '5000')

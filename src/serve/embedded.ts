@@ -53,7 +53,7 @@ export class EmbeddedBackend implements Backend {
   async submit(id: string, input: Buffer, params: JobParams): Promise<void> {
     if (this.closing) throw new HttpError(503, 'The server is shutting down; try again later');
     try {
-      modelPath(this.models, params.model); // unknown models are refused up front
+      modelPath(this.models, params.model, params.scale); // unknown models are refused up front
     } catch (e) {
       throw new HttpError(400, (e as Error).message);
     }
@@ -87,7 +87,7 @@ export class EmbeddedBackend implements Backend {
     let outcome: Outcome;
     try {
       const outputs = await this.pool.run(
-        { id: job.id, input: job.input!, params: job.params, modelPath: modelPath(this.models, job.params.model) },
+        { id: job.id, input: job.input!, params: job.params, modelPath: modelPath(this.models, job.params.model, job.params.scale) },
         { signal: ac.signal, onProgress: (p) => (job.progress = p) },
       );
       if ((job.state as JobState) === 'cancelled') {

@@ -1,11 +1,12 @@
 /**
  * Which model file a job's `model` name means: null → the default model (the shipped one unless
- * --model says otherwise); NAME → <models folder>/NAME.safetensors. Names never reach the file
+ * --model says otherwise; without --model, a job's scale=8 picks the shipped 8x model);
+ * NAME → <models folder>/NAME.safetensors. Names never reach the file
  * system as paths (jobs.ts MODEL_NAME), so a request cannot name an arbitrary file.
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultModelPath } from '../upscale/model.js';
+import { defaultModelPath, SHIPPED_SCALES, type ShippedScale } from '../upscale/model.js';
 import { parseConfig } from '../models/config.js';
 import { MODEL_NAME } from './jobs.js';
 
@@ -14,14 +15,28 @@ export interface ModelCatalog {
   defaultModel: string;
   /** Folder of NAME.safetensors models that `model=NAME` selects, if any. */
   modelsDir?: string;
+  /** Without --model: the shipped model of each scale, which a job's scale picks when it names no model. */
+  shipped?: Partial<Record<ShippedScale, string>>;
 }
 
-export function catalog(opts: { model?: string; modelsDir?: string }): ModelCatalog {
-  return { defaultModel: opts.model ?? defaultModelPath(), modelsDir: opts.modelsDir };
+/** `shippedDir`: the folder of the shipped models (default: the package's models/). */
+export function catalog(opts: { model?: string; modelsDir?: string; shippedDir?: string }): ModelCatalog {
+  if (opts.model !== undefined) return { defaultModel: opts.model, modelsDir: opts.modelsDir };
+  const shipped: Partial<Record<ShippedScale, string>> = {};
+  for (const s of SHIPPED_SCALES) shipped[s] = defaultModelPath(s, opts.shippedDir);
+  return { defaultModel: shipped[4]!, modelsDir: opts.modelsDir, shipped };
 }
 
-/** The file a model name stands for; throws a message naming the problem when there is none. */
-export function modelPath(cat: ModelCatalog, name: string | null): string {
+/**
+ * The file a model name (and, for the default, the job's scale) stands for; throws a message naming
+ * the problem when there is none.
+ */
+export function modelPath(cat: ModelCatalog, name: string | null, scale?: number): string {
+  const shipped = scale !== undefined && scale !== 4 ? cat.shipped?.[scale as ShippedScale] : undefined;
+  if (name === null && shipped !== undefined) {
+    if (!existsSync(shipped)) throw new Error(`The shipped ${scale}x model ${shipped} is missing`);
+    return shipped;
+  }
   if (name === null) {
     if (!existsSync(cat.defaultModel)) throw new Error(`The default model ${cat.defaultModel} is missing`);
     return cat.defaultModel;

@@ -94,7 +94,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   function checkModel(p: JobParams): void {
     let path: string | null = null;
     try {
-      path = modelPath(models, p.model);
+      path = modelPath(models, p.model, p.scale);
     } catch (e) {
       // Embedded: this process runs the job, so it must have the model. Redis: only a models
       // folder given to this server makes it an authority on names; workers check the rest.

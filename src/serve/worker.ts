@@ -69,7 +69,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     if (!input) throw new UnrecoverableError('The uploaded image expired before a worker could run the job');
     let path: string;
     try {
-      path = modelPath(o.models, params.model);
+      path = modelPath(o.models, params.model, params.scale);
     } catch (e) {
       throw new UnrecoverableError((e as Error).message);
     }

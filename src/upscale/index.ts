@@ -16,7 +16,7 @@ import { loadImage, encodeImage, MAX_PIXELS, MAX_SIDE, toRawPixels, type LoadedI
 import { upscaleBicubic } from '../data/bicubic.js';
 import type { SRFlowModel } from '../models/api.js';
 import { superResolve, checkEngineOptions, abortError, DEFAULT_MAX_MEMORY_MB, type Draw, type Progress, type SuperResolveResult } from './engine.js';
-import { resolveModel } from './model.js';
+import { checkScale, resolveModel } from './model.js';
 import type { BackendName } from '../kernels/index.js';
 import { clip01 } from './pad.js';
 import { uncertaintyMap } from './uncertainty.js';
@@ -29,7 +29,8 @@ export { projectConsistent } from './consistency.js';
 export type { ConsistencyOptions, ConsistencyResult } from './consistency.js';
 export { uncertaintyMap } from './uncertainty.js';
 export type { UncertaintyMap } from './uncertainty.js';
-export { defaultModelPath, resolveModel, DefaultModelMissingError } from './model.js';
+export { defaultModelPath, shippedModelPath, resolveModel, checkScale, SHIPPED_SCALES, DefaultModelMissingError, ScaleMismatchError } from './model.js';
+export type { ShippedScale } from './model.js';
 export { bytesPerLrPixel } from './memory.js';
 export { padReflect, reflectIndex, crop } from './pad.js';
 export { planTiles, planAxis, axisWeights } from './tiles.js';
@@ -42,8 +43,18 @@ export type { MapInput } from './mapfile.js';
 export type OutputForm = 'raw' | 'png' | 'jpg' | 'webp';
 
 export interface UpscaleOptions {
-  /** A loaded model, a model file path, or (default) the shipped models/srflow-4x.safetensors. */
+  /**
+   * A loaded model, a model file path, or (default) the shipped model of `scale`:
+   * models/srflow-4x.safetensors or models/srflow-8x.safetensors.
+   */
   model?: SRFlowModel | string;
+  /**
+   * 4 or 8: without `model`, the shipped model of this scale (default 4); with `model`, the scale
+   * that model must have (an error otherwise).
+   */
+  scale?: 4 | 8;
+  /** The folder of the shipped models (srflow-4x.safetensors, srflow-8x.safetensors); default: the package's models/. */
+  modelsDir?: string;
   /** Configuration for a .pth checkpoint given by path. */
   config?: string | Record<string, unknown>;
   /** Temperature τ ≥ 0, or several (every temperature × every sample). Default 0.8. */
@@ -138,6 +149,8 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
   if (o.output !== undefined && !['raw', 'png', 'jpg', 'webp'].includes(o.output)) {
     throw new Error(`Expected 'raw', 'png', 'jpg' or 'webp' for output but received ${JSON.stringify(o.output)}`);
   }
+  if (o.scale !== undefined) checkScale(o.scale);
+  if (o.modelsDir !== undefined && (typeof o.modelsDir !== 'string' || !o.modelsDir)) throw new Error(`Expected a folder path for modelsDir but received ${JSON.stringify(o.modelsDir)}`);
   if (o.uncertainty && samples < 2) throw new Error(`Expected samples ≥ 2 for an uncertainty map but received ${samples}`);
   if (o.quality !== undefined && !(Number.isInteger(o.quality) && o.quality >= 1 && o.quality <= 100)) {
     throw new Error(`Expected an integer from 1 to 100 for quality but received ${o.quality}`);
@@ -182,7 +195,7 @@ export interface UpscaledImage {
 export async function upscaleLoaded(
   model: SRFlowModel,
   img: LoadedImage,
-  opts: { draws: Draw[]; temperatureMap?: Map1 } & Omit<UpscaleOptions, 'model' | 'temperature' | 'samples' | 'seed' | 'output' | 'uncertainty' | 'quality' | 'config' | 'temperatureMap'>,
+  opts: { draws: Draw[]; temperatureMap?: Map1 } & Omit<UpscaleOptions, 'model' | 'scale' | 'modelsDir' | 'temperature' | 'samples' | 'seed' | 'output' | 'uncertainty' | 'quality' | 'config' | 'temperatureMap'>,
 ): Promise<UpscaledImage> {
   const engine = await superResolve(model, img.rgb, {
     draws: opts.draws,
@@ -225,6 +238,7 @@ function toFloatRaw(rgb: Planar, alpha: Planar | null, grayscale: boolean): RawP
  *
  * @example
  *   const { images } = await upscale('photo.png', { model: 'models/srflow-4x.safetensors', samples: 4, output: 'png' });
+ *   const x8 = await upscale('photo.png', { scale: 8 }); // the shipped models/srflow-8x.safetensors
  */
 export async function upscale(input: string | Buffer | Uint8Array | RawPixels, options: UpscaleOptions = {}): Promise<UpscaleResult> {
   const norm = normaliseOptions(options);
@@ -232,7 +246,7 @@ export async function upscale(input: string | Buffer | Uint8Array | RawPixels, o
   if (signal?.aborted) throw abortError(signal);
   const isRaw = isObj(input) && !(input instanceof Uint8Array) && 'data' in input;
   const t0 = performance.now();
-  const model = await resolveModel(options.model, { config: options.config });
+  const model = await resolveModel(options.model, { config: options.config, scale: options.scale, modelsDir: options.modelsDir });
   const t1 = performance.now();
   const img = await loadImage(input);
   const tmap = options.temperatureMap !== undefined ? await loadMap(options.temperatureMap, 'temperature map') : undefined;

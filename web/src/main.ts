@@ -1,7 +1,8 @@
 /**
- * The page: loads the model once, runs the inference worker (worker.ts) and shows the samples,
- * a before/after comparison, the mean and the uncertainty map. Cancel terminates the worker and
- * starts a fresh one with the model already in memory. `document.body.dataset.state` is
+ * The page: loads the model of the chosen scale (4× or 8×, `#scale`, `?scale=8` preselects; each
+ * model file is downloaded once, when first chosen), runs the inference worker (worker.ts) and
+ * shows the samples, a before/after comparison, the mean and the uncertainty map. Cancel terminates
+ * the worker and starts a fresh one with the model already in memory. `document.body.dataset.state` is
  * loading | ready | running | done | cancelled | error (tests wait on it).
  */
 import { setupModelPicker } from './published.js';
@@ -10,8 +11,8 @@ import wasmThreadsUrl from '../../wasm/srflow-kernels-threads.wasm?url';
 import { parsePref, type FromWorker, type ModelInfo, type Rgba, type ToWorker } from './protocol.js';
 import { createBrush } from './brush.js';
 
-/** Largest accepted input side (LR pixels): the output is 4× larger per side. */
-const MAX_SIDE = 512;
+/** Largest output side: inputs are accepted up to this / scale per side (512 at 4×, 256 at 8×). */
+const MAX_OUTPUT_SIDE = 2048;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
@@ -20,6 +21,7 @@ const ui = {
   drop: $('drop'),
   dropText: $('drop-text'),
   file: $<HTMLInputElement>('file'),
+  scale: $<HTMLSelectElement>('scale'),
   temperature: $<HTMLInputElement>('temperature'),
   temperatureOut: $<HTMLOutputElement>('temperature-out'),
   samples: $<HTMLInputElement>('samples'),
@@ -46,8 +48,19 @@ type State = 'loading' | 'ready' | 'running' | 'done' | 'cancelled' | 'error';
 let worker: Worker | null = null;
 let workerReady = false;
 let info: ModelInfo | null = null;
-let model: { bytes: ArrayBuffer; name: string; untrained: boolean } | null = null;
-let image: { rgba: Rgba; bitmap: ImageBitmap; name: string } | null = null;
+/** A shipped model the build emitted (model/model.json). */
+interface ModelDesc {
+  scale: number;
+  file: string;
+  name: string;
+  untrained: boolean;
+}
+type ModelBytes = { bytes: ArrayBuffer; name: string; untrained: boolean };
+let descs: ModelDesc[] = [];
+/** Downloaded shipped models by scale (kept: switching back needs no second download). */
+const downloaded = new Map<number, ModelBytes>();
+let model: ModelBytes | null = null;
+let image: { rgba: Rgba; bitmap: ImageBitmap; name: string; file: string } | null = null;
 let runId = 0;
 let running = false;
 let lastResult: Extract<FromWorker, { type: 'result' }> | null = null;
@@ -60,6 +73,23 @@ function setState(s: State): void {
   document.body.dataset.state = s;
   ui.run.disabled = !(workerReady && image && !running);
   ui.cancel.disabled = !running;
+  ui.scale.disabled = running || s === 'loading';
+}
+
+/** The scale of the model that runs (once the worker is ready), else the one chosen. */
+function scale(): number {
+  return info?.scale ?? Number(ui.scale.value);
+}
+
+/** Why an image of this size cannot be upscaled at the current scale, or null. */
+function sizeProblem(name: string, w: number, h: number): string | null {
+  const s = scale();
+  const max = Math.floor(MAX_OUTPUT_SIDE / s);
+  if (w > max || h > max) {
+    return `“${name}” is ${w}×${h}: too large for the browser at ${s}× (at most ${max}×${max}; the output would be ${w * s}×${h * s}). Crop or shrink it first.`;
+  }
+  if (w < 2 || h < 2) return `“${name}” is ${w}×${h}: too small (at least 2×2).`;
+  return null;
 }
 
 function status(text: string, kind: '' | 'error' | 'warn' = ''): void {
@@ -83,11 +113,33 @@ function threadsWanted(): number {
 // ------------------------------------------------------------------------------------------
 // model and worker
 
-async function fetchModel(): Promise<void> {
-  status('Downloading the model…');
+/** The shipped models the build emitted; fills the scale choice (`?scale=8` preselects 8×). */
+async function fetchModelList(): Promise<void> {
   const mres = await fetch('model/model.json');
   if (!mres.ok) throw new Error(`no model description (model/model.json: HTTP ${mres.status})`);
-  const desc = (await mres.json()) as { file: string; name: string; untrained: boolean };
+  descs = ((await mres.json()) as { models: ModelDesc[] }).models;
+  if (!descs?.length) throw new Error('model/model.json lists no model');
+  ui.scale.replaceChildren(
+    ...descs.map((d) => {
+      const o = document.createElement('option');
+      o.value = String(d.scale);
+      o.textContent = `${d.scale}×`;
+      return o;
+    }),
+  );
+  const asked = new URLSearchParams(location.search).get('scale');
+  ui.scale.value = String((descs.find((d) => String(d.scale) === asked) ?? descs[0]).scale);
+}
+
+/** The shipped model of the chosen scale, downloaded once (with progress). */
+async function fetchModel(): Promise<void> {
+  const desc = descs.find((d) => String(d.scale) === ui.scale.value) ?? descs[0];
+  const have = downloaded.get(desc.scale);
+  if (have) {
+    model = have;
+    return;
+  }
+  status(`Downloading the ${desc.scale}× model…`);
   const res = await fetch(`model/${desc.file}`);
   if (!res.ok || !res.body) throw new Error(`cannot download the model (HTTP ${res.status})`);
   const total = Number(res.headers.get('content-length')) || 0;
@@ -101,7 +153,7 @@ async function fetchModel(): Promise<void> {
     got += value.byteLength;
     if (total) {
       ui.progress.value = got / total;
-      status(`Downloading the model… ${(got / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MiB`);
+      status(`Downloading the ${desc.scale}× model… ${(got / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MiB`);
     }
   }
   const bytes = new Uint8Array(got);
@@ -111,6 +163,25 @@ async function fetchModel(): Promise<void> {
     off += p.byteLength;
   }
   model = { bytes: bytes.buffer, name: desc.name, untrained: desc.untrained };
+  downloaded.set(desc.scale, model);
+}
+
+/** Another scale chosen: its model (downloaded on first use) in a fresh worker. */
+async function changeScale(): Promise<void> {
+  if (running) return;
+  worker?.terminate();
+  worker = null;
+  workerReady = false;
+  info = null;
+  setState('loading');
+  try {
+    await fetchModel();
+  } catch (e) {
+    fail(`Cannot load the model: ${(e as Error).message}`);
+    return;
+  }
+  status('Starting the engine…');
+  startWorker();
 }
 
 function startWorker(): void {
@@ -152,6 +223,16 @@ function onWorkerMessage(m: FromWorker): void {
     ui.backend.textContent = m.backend;
     ui.backend.title = m.why ?? '';
     document.body.dataset.backend = m.gpu ? 'webgpu' : 'wasm';
+    if (image) {
+      // another scale: the chosen image's output size changed, and it may now be too large
+      const bad = sizeProblem(image.file, image.bitmap.width, image.bitmap.height);
+      if (bad) {
+        image = null;
+        fail(bad);
+        return;
+      }
+      describeImage();
+    }
     if (document.body.dataset.state === 'loading') {
       ui.progress.value = 0;
       status(image ? 'Ready.' : 'Ready: choose an image.');
@@ -194,29 +275,19 @@ async function takeFile(file: File): Promise<void> {
     fail(`Cannot read “${file.name}”: not an image this browser can decode (use PNG, JPEG, WebP, GIF or BMP).`);
     return;
   }
-  if (bitmap.width > MAX_SIDE || bitmap.height > MAX_SIDE) {
+  const bad = sizeProblem(file.name, bitmap.width, bitmap.height);
+  if (bad) {
     image = null;
-    fail(`“${file.name}” is ${bitmap.width}×${bitmap.height}: too large for the browser (at most ${MAX_SIDE}×${MAX_SIDE}; the output would be ${bitmap.width * 4}×${bitmap.height * 4}). Crop or shrink it first.`);
-    return;
-  }
-  if (bitmap.width < 2 || bitmap.height < 2) {
-    image = null;
-    fail(`“${file.name}” is ${bitmap.width}×${bitmap.height}: too small (at least 2×2).`);
+    fail(bad);
     return;
   }
   const c = new OffscreenCanvas(bitmap.width, bitmap.height);
   const g = c.getContext('2d')!;
   g.drawImage(bitmap, 0, 0);
   const d = g.getImageData(0, 0, bitmap.width, bitmap.height);
-  image = { rgba: { width: d.width, height: d.height, data: d.data }, bitmap, name: file.name.replace(/\.[^.]*$/, '') || 'image' };
+  image = { rgba: { width: d.width, height: d.height, data: d.data }, bitmap, name: file.name.replace(/\.[^.]*$/, '') || 'image', file: file.name };
   brush.setImage(bitmap);
-  const preview = document.createElement('canvas');
-  preview.width = bitmap.width;
-  preview.height = bitmap.height;
-  preview.getContext('2d')!.drawImage(bitmap, 0, 0);
-  const scale = Math.max(1, Math.floor(128 / Math.max(bitmap.width, bitmap.height)));
-  preview.style.width = `${bitmap.width * scale}px`;
-  ui.dropText.replaceChildren(preview, document.createElement('br'), `${file.name}: ${bitmap.width}×${bitmap.height} → ${bitmap.width * 4}×${bitmap.height * 4} (click or drop to change)`);
+  describeImage();
   if (workerReady) {
     const px = bitmap.width * bitmap.height;
     if (rate > 0 && rate * px > 20) status(`Ready. Estimated ${Math.round(rate * px)} s per sample on this device (Cancel stops it).`, 'warn');
@@ -224,6 +295,20 @@ async function takeFile(file: File): Promise<void> {
     else status('Ready.');
     setState('ready');
   } else setState((document.body.dataset.state as State) ?? 'loading');
+}
+
+/** The chosen image's preview and its output size at the current scale. */
+function describeImage(): void {
+  if (!image) return;
+  const { bitmap } = image;
+  const preview = document.createElement('canvas');
+  preview.width = bitmap.width;
+  preview.height = bitmap.height;
+  preview.getContext('2d')!.drawImage(bitmap, 0, 0);
+  const zoom = Math.max(1, Math.floor(128 / Math.max(bitmap.width, bitmap.height)));
+  preview.style.width = `${bitmap.width * zoom}px`;
+  const s = scale();
+  ui.dropText.replaceChildren(preview, document.createElement('br'), `${image.file}: ${bitmap.width}×${bitmap.height} → ${bitmap.width * s}×${bitmap.height * s} (click or drop to change)`);
 }
 
 function run(): void {
@@ -319,12 +404,13 @@ function showResult(m: Extract<FromWorker, { type: 'result' }>): void {
   for (const u of objectUrls.splice(0)) URL.revokeObjectURL(u);
   const base = image?.name ?? 'image';
   const tau = Number(ui.temperature.value).toFixed(2);
+  const x = `x${scale()}`;
   ui.samplesRow.replaceChildren(
     ...m.samples.map((s, i) => {
       const c = toCanvas(s);
       c.className = 'sample';
       c.title = 'compare this sample';
-      const t = tile(c, `sample ${i + 1} (τ = ${tau})`, `${base}_x4_t${tau}_s${i + 1}.png`);
+      const t = tile(c, `sample ${i + 1} (τ = ${tau})`, `${base}_${x}_t${tau}_s${i + 1}.png`);
       c.addEventListener('click', () => {
         selected = i;
         drawCompare();
@@ -337,8 +423,8 @@ function showResult(m: Extract<FromWorker, { type: 'result' }>): void {
   const std = toCanvas(m.std);
   std.id = 'uncertainty';
   ui.statsRow.replaceChildren(
-    tile(mean, `mean of ${m.samples.length}`, `${base}_x4_mean.png`),
-    tile(std, m.samples.length > 1 ? 'uncertainty (std across samples)' : 'uncertainty (needs ≥ 2 samples)', `${base}_x4_uncertainty.png`),
+    tile(mean, `mean of ${m.samples.length}`, `${base}_${x}_mean.png`),
+    tile(std, m.samples.length > 1 ? 'uncertainty (std across samples)' : 'uncertainty (needs ≥ 2 samples)', `${base}_${x}_uncertainty.png`),
   );
   ui.stdWhite.textContent = m.stdMax > 0 ? `${(m.stdMax * 255).toFixed(1)} / 255` : '–';
   ui.timing.textContent = `${m.samples[0].width}×${m.samples[0].height}, ${m.seconds.toFixed(1)} s on ${m.backend.startsWith('webgpu') ? 'WebGPU' : 'WebAssembly'}`;
@@ -352,6 +438,7 @@ function showResult(m: Extract<FromWorker, { type: 'result' }>): void {
 
 ui.temperature.addEventListener('input', () => (ui.temperatureOut.value = Number(ui.temperature.value).toFixed(2)));
 ui.split.addEventListener('input', applySplit);
+ui.scale.addEventListener('change', () => void changeScale());
 ui.run.addEventListener('click', run);
 ui.cancel.addEventListener('click', cancel);
 ui.drop.addEventListener('click', () => ui.file.click());
@@ -381,6 +468,8 @@ async function main(): Promise<void> {
     return;
   }
   try {
+    status('Downloading the model…');
+    await fetchModelList();
     await fetchModel();
   } catch (e) {
     fail(`Cannot load the model: ${(e as Error).message}`);
