@@ -3,7 +3,8 @@
  * build the page (web/), serve it cross-origin isolated on a free localhost port, reject a
  * non-image and a too-large image, upscale a 24×24 image to 96×96 samples that differ, save a
  * screenshot (to a temporary folder; SRFLOW_SCREENSHOT=docs/screenshots/web.png refreshes the
- * committed one), and cancel a long run.
+ * committed one), cancel a long run, and switch to the 8× model (12×12 → 96×96, equal to the CLI
+ * engine's sample with the same model).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,11 +49,11 @@ async function testPng(w: number, h: number): Promise<Buffer> {
   return sharp(testRaw(w, h), { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
 }
 
-/** Sample 1 of the same image, model, τ and seed computed here by the CLI's engine (native or reference kernels). */
-async function cliSample(w: number, h: number, temperature: number, seed: number): Promise<Uint8Array> {
+/** Sample 1 of the same image, model (the page's 4× or 8× one), τ and seed computed here by the CLI's engine (native or reference kernels). */
+async function cliSample(w: number, h: number, temperature: number, seed: number, scale: 4 | 8 = 4): Promise<Uint8Array> {
   const { loadModel } = await import('../../src/models/api.js');
   const { superResolve } = await import('../../src/upscale/engine.js');
-  const model = await loadModel(join(ROOT, 'web/dist/model/srflow-4x.safetensors'));
+  const model = await loadModel(join(ROOT, `web/dist/model/srflow-${scale}x.safetensors`));
   const raw = testRaw(w, h);
   const n = w * h;
   const data = new Float32Array(3 * n);
@@ -174,6 +175,82 @@ test('web page in headless Chromium: upscale, uncertainty, errors, cancel, scree
     rmSync(profile, { recursive: true, force: true });
   }
   assert.ok(Date.now() - t0 < 90_000, `took ${Date.now() - t0} ms`);
+});
+
+test('web page in headless Chromium: the 8× choice loads the 8× model and gives 8× outputs', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async () => {
+  buildOnce();
+  const { serve } = await import('../../web/serve.js');
+  const { chromium } = await import('playwright-core');
+  const { server, url } = await serve({ port: 0 });
+  const profile = mkdtempSync(join(tmpdir(), 'srflow-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const errors: string[] = [];
+  const fetched: string[] = [];
+  try {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('request', (r) => fetched.push(new URL(r.url()).pathname));
+    const state = () => page.evaluate(() => document.body.dataset.state);
+    const waitState = (states: string[], timeout = 60_000) =>
+      page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout, polling: 50 });
+    await page.goto(url);
+    await waitState(['ready', 'error']);
+    assert.equal(await state(), 'ready', (await page.textContent('#status')) ?? '');
+    // both scales are offered; only the 4× model is downloaded until 8× is chosen
+    assert.deepEqual(await page.$$eval('#scale option', (os) => os.map((o) => (o as HTMLOptionElement).value)), ['4', '8']);
+    assert.equal(await page.inputValue('#scale'), '4');
+    assert.match((await page.textContent('#run')) ?? '', /Upscale 4×/);
+    assert.ok(fetched.includes('/model/srflow-4x.safetensors') && !fetched.includes('/model/srflow-8x.safetensors'), fetched.join(' '));
+    // a 300×300 image fits 4× (at most 512) but not 8× (at most 256): switching says so
+    await page.setInputFiles('#file', { name: 'mid.png', mimeType: 'image/png', buffer: await testPng(300, 300) });
+    await waitState(['ready']);
+    await page.selectOption('#scale', '8');
+    await waitState(['error']);
+    assert.match((await page.textContent('#status')) ?? '', /300×300: too large for the browser at 8× \(at most 256×256; the output would be 2400×2400\)/);
+    assert.ok(fetched.includes('/model/srflow-8x.safetensors'));
+    assert.match((await page.textContent('#run')) ?? '', /Upscale 8×/);
+    // 12×12 → 96×96 at 8×, two samples, sample 1 equal to the CLI engine's with the 8× model
+    await page.setInputFiles('#file', { name: 'small.png', mimeType: 'image/png', buffer: await testPng(12, 12) });
+    await waitState(['ready']);
+    assert.match((await page.textContent('#drop-text')) ?? '', /12×12 → 96×96/);
+    await page.fill('#samples', '2');
+    await page.click('#run');
+    await waitState(['done', 'error']);
+    assert.equal(await state(), 'done', (await page.textContent('#status')) ?? '');
+    const out = await page.evaluate(() => {
+      const cs = [...document.querySelectorAll<HTMLCanvasElement>('canvas.sample')];
+      const links = [...document.querySelectorAll<HTMLAnchorElement>('a.dl')].map((a) => a.download);
+      return { sizes: cs.map((c) => [c.width, c.height]), first: Array.from(cs[0].getContext('2d')!.getImageData(0, 0, cs[0].width, cs[0].height).data), links };
+    });
+    assert.deepEqual(out.sizes, [[96, 96], [96, 96]]);
+    assert.ok(out.links.includes('small_x8_t0.80_s1.png'), out.links.join(' '));
+    const want = await cliSample(12, 12, 0.8, 0, 8);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(want[i] - out.first[i]));
+    assert.ok(worst <= 2, `page 8× sample 1 vs the CLI engine: max |Δ| = ${worst}/255`);
+    // back to 4×: the model is already in memory (no second download), and outputs are 4× again
+    const before = fetched.filter((p) => p.endsWith('.safetensors')).length;
+    await page.selectOption('#scale', '4');
+    await waitState(['ready']);
+    assert.match((await page.textContent('#run')) ?? '', /Upscale 4×/);
+    assert.equal(fetched.filter((p) => p.endsWith('.safetensors')).length, before);
+    assert.match((await page.textContent('#drop-text')) ?? '', /12×12 → 48×48/);
+    // ?scale=8 preselects the 8× model
+    await page.goto(`${url}?scale=8`);
+    await waitState(['ready', 'error']);
+    assert.equal(await page.inputValue('#scale'), '8');
+    assert.match((await page.textContent('#run')) ?? '', /Upscale 8×/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    server.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
 });
 
 /** Chromium's WebGPU on SwiftShader (its CPU Vulkan), headless: no --disable-gpu. */
