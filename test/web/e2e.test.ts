@@ -78,26 +78,38 @@ function buildOnce(): void {
   built = true;
 }
 
-test('web page in headless Chromium: upscale, uncertainty, errors, cancel, screenshot', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async () => {
-  const t0 = Date.now();
+/** Chromium without a GPU: the page runs the WebAssembly kernels. */
+const WASM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/**
+ * The built page served cross-origin isolated on a free port, in a fresh headless Chromium profile:
+ * the page, its URL, the page errors seen, a wait for `document.body.dataset.state`, and close().
+ */
+async function openPage(args: string[]) {
   buildOnce();
   const { serve } = await import('../../web/serve.js');
   const { chromium } = await import('playwright-core');
   const { server, url } = await serve({ port: 0 });
   const profile = mkdtempSync(join(tmpdir(), 'srflow-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1100, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, viewport: { width: 1100, height: 900 }, args });
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
   const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const waitState = (states: string[], timeout = 60_000) =>
+    page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout, polling: 50 });
+  const close = async () => {
+    await ctx.close();
+    server.close();
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return { page, url, errors, waitState, close };
+}
+
+test('web page in headless Chromium: upscale, uncertainty, errors, cancel, screenshot', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async () => {
+  const t0 = Date.now();
+  const { page, url, errors, waitState, close } = await openPage(WASM_ARGS);
   try {
-    const page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.on('pageerror', (e) => errors.push(e.message));
     const state = () => page.evaluate(() => document.body.dataset.state);
-    const waitState = (states: string[], timeout = 60_000) =>
-      page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout, polling: 50 });
 
     await page.goto(url);
     await waitState(['ready', 'error']);
@@ -170,34 +182,17 @@ test('web page in headless Chromium: upscale, uncertainty, errors, cancel, scree
     assert.equal(await state(), 'cancelled');
     assert.deepEqual(errors, []);
   } finally {
-    await ctx.close();
-    server.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
   assert.ok(Date.now() - t0 < 90_000, `took ${Date.now() - t0} ms`);
 });
 
 test('web page in headless Chromium: the 8× choice loads the 8× model and gives 8× outputs', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async () => {
-  buildOnce();
-  const { serve } = await import('../../web/serve.js');
-  const { chromium } = await import('playwright-core');
-  const { server, url } = await serve({ port: 0 });
-  const profile = mkdtempSync(join(tmpdir(), 'srflow-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1100, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const errors: string[] = [];
+  const { page, url, errors, waitState, close } = await openPage(WASM_ARGS);
   const fetched: string[] = [];
   try {
-    const page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.on('pageerror', (e) => errors.push(e.message));
     page.on('request', (r) => fetched.push(new URL(r.url()).pathname));
     const state = () => page.evaluate(() => document.body.dataset.state);
-    const waitState = (states: string[], timeout = 60_000) =>
-      page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout, polling: 50 });
     await page.goto(url);
     await waitState(['ready', 'error']);
     assert.equal(await state(), 'ready', (await page.textContent('#status')) ?? '');
@@ -247,9 +242,7 @@ test('web page in headless Chromium: the 8× choice loads the 8× model and give
     assert.match((await page.textContent('#run')) ?? '', /Upscale 8×/);
     assert.deepEqual(errors, []);
   } finally {
-    await ctx.close();
-    server.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 });
 
@@ -257,16 +250,8 @@ test('web page in headless Chromium: the 8× choice loads the 8× model and give
 const WEBGPU_ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 test('web page in headless Chromium: WebGPU (SwiftShader) when offered, WebAssembly otherwise, the same sample to ≤ 1/255', { skip: !haveChromium && `${CHROMIUM} not found: install it (apt-get install -y chromium); .ci/run does` }, async (t) => {
-  buildOnce();
-  const { serve } = await import('../../web/serve.js');
-  const { chromium } = await import('playwright-core');
-  const { server, url } = await serve({ port: 0 });
-  const profile = mkdtempSync(join(tmpdir(), 'srflow-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, viewport: { width: 1100, height: 900 }, args: WEBGPU_ARGS });
-  const errors: string[] = [];
+  const { page, url, errors, close } = await openPage(WEBGPU_ARGS);
   try {
-    const page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(url);
     const adapter = await page.evaluate(async () => {
       const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
@@ -317,8 +302,6 @@ test('web page in headless Chromium: WebGPU (SwiftShader) when offered, WebAssem
     assert.ok(worstCli <= 1, `WebGPU page sample vs the CLI engine: max |Δ| = ${worstCli}/255`);
     assert.deepEqual(errors, []);
   } finally {
-    await ctx.close();
-    server.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 });

@@ -166,7 +166,20 @@ async function fetchModel(): Promise<void> {
   downloaded.set(desc.scale, model);
 }
 
-/** Another scale chosen: its model (downloaded on first use) in a fresh worker. */
+/** The chosen scale's model (downloaded on first use) in a fresh worker; false when it cannot be loaded. */
+async function startChosenModel(): Promise<boolean> {
+  try {
+    await fetchModel();
+  } catch (e) {
+    fail(`Cannot load the model: ${(e as Error).message}`);
+    return false;
+  }
+  status('Starting the engine…');
+  startWorker();
+  return true;
+}
+
+/** Another scale chosen: its model in a fresh worker. */
 async function changeScale(): Promise<void> {
   if (running) return;
   worker?.terminate();
@@ -174,14 +187,7 @@ async function changeScale(): Promise<void> {
   workerReady = false;
   info = null;
   setState('loading');
-  try {
-    await fetchModel();
-  } catch (e) {
-    fail(`Cannot load the model: ${(e as Error).message}`);
-    return;
-  }
-  status('Starting the engine…');
-  startWorker();
+  await startChosenModel();
 }
 
 function startWorker(): void {
@@ -470,13 +476,11 @@ async function main(): Promise<void> {
   try {
     status('Downloading the model…');
     await fetchModelList();
-    await fetchModel();
   } catch (e) {
     fail(`Cannot load the model: ${(e as Error).message}`);
     return;
   }
-  status('Starting the engine…');
-  startWorker();
+  if (!(await startChosenModel())) return;
   setupModelPicker(ui.badge, (picked) => {
     // a model file the user picked (read in this browser): restart the worker with it
     model = { bytes: picked.bytes, name: picked.name, untrained: false };
