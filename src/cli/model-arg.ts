@@ -62,10 +62,9 @@ export function parseScale(v: string | undefined): ShippedScale | undefined {
 export async function loadModelArg(
   o: { model?: string; config?: string },
   scale: ShippedScale | undefined,
-  hint: string = MODEL_HINT,
   env: Record<string, string | undefined> = process.env,
 ): Promise<SRFlowModel> {
-  const [model, opts] = modelArgs(o.model, o.config, hint);
+  const [model, opts] = modelArgs(o.model, o.config, MODEL_HINT);
   try {
     return await resolveModel(model, { ...opts, scale, modelsDir: env.SRFLOW_MODELS_DIR || undefined });
   } catch (e) {
