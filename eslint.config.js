@@ -15,10 +15,7 @@ export default tseslint.config(
     rules: {
       // `_`-prefixed names are deliberately unused (a callback's leading parameters, a destructured
       // field dropped from a rest object).
-      '@typescript-eslint/no-unused-vars': [
-        'error',
-        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
-      ],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true }],
       // Non-null assertions mark invariants the types cannot carry (a map entry set just before, a
       // buffer allocated on first use); the kernels and the flow rely on them in hot loops.
       '@typescript-eslint/no-non-null-assertion': 'off',

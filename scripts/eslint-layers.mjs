@@ -38,8 +38,7 @@ const layersRule = {
     docs: { description: 'src/ layers import only lower layers (docs/ARCHITECTURE.md)' },
     schema: [],
     messages: {
-      upward:
-        'src/{{from}} must not import src/{{to}}: {{to}} is {{how}} layer (docs/ARCHITECTURE.md); move the shared code down to a layer both can import',
+      upward: 'src/{{from}} must not import src/{{to}}: {{to}} is {{how}} layer (docs/ARCHITECTURE.md); move the shared code down to a layer both can import',
       unknown: 'src/{{name}} is in no layer: add it to LAYERS in scripts/eslint-layers.mjs',
     },
   },
