@@ -1,7 +1,7 @@
 /**
  * Convolution micro-benchmark: median forward and backward (data + filter) times of a square
  * stride-1 convolution on the active kernel backend, comparable with
- * shared/tools/pytorch_conv_bench.py.
+ * ../shared/tools/pytorch_conv_bench.py (beside the checkout).
  *
  *   node --import tsx src/bench/conv.ts conv3x3|conv1x1 CHANNELS SIZE BATCH THREADS [COUT]
  */

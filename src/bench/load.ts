@@ -15,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../errors.js';
 
 export type LoadReader = 'stream' | 'whole';
 

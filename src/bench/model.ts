@@ -10,7 +10,7 @@ import { SRFlowNet } from '../models/srflow.js';
 import { parseConfig, makeOpt } from '../models/config.js';
 import { Adam } from '../train/adam.js';
 import { backendInfo } from '../kernels/index.js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../errors.js';
 
 export const PRESETS: Record<string, { scale: number; nb: number; K: number; L: number; blocks: number[] }> = {
   paper4x: { scale: 4, nb: 23, K: 16, L: 3, blocks: [1, 8, 15, 22] },

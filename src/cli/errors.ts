@@ -1,7 +1,6 @@
 /** CLI error handling: one clear line, exit 2 for usage errors and 1 for failures; stacks with --verbose. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+import { UsageError } from '../errors.js';
+export { UsageError };
 
 /** Parse helpers for option values: each names the option in "Expected X for NAME but received V". */
 export function parseNumber(v: string, name: string, check: (x: number) => boolean = Number.isFinite, what = 'a number'): number {

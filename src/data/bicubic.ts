@@ -1,5 +1,6 @@
 /**
- * MATLAB-compatible bicubic `imresize` (docs/srflow-model.md §5).
+ * MATLAB-compatible bicubic `imresize`, as the published code makes its LR images with (specified in
+ * ../shared/docs/srflow-model.md §5, beside the checkout; the list below is the whole behaviour).
  *
  * - cubic kernel with a = −0.5; when shrinking (s < 1) the kernel is widened to 4/s taps and scaled
  *   (`s·cubic(s·d)`, antialiasing);

@@ -389,3 +389,13 @@ export function planarToUint8(p: Planar): Uint8Array {
   for (let i = 0; i < out.length; i++) out[i] = toUint8Value(p.data[i]);
   return out;
 }
+
+/** Clip every value to [0, 1] in place (NaN → 0). */
+export function clip01(img: Planar): Planar {
+  const d = img.data;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    d[i] = v > 0 ? (v < 1 ? v : 1) : 0;
+  }
+  return img;
+}

@@ -289,7 +289,8 @@ export class SRFlowNet {
    * Conditioning of an LR batch, computed once and reused for any number of decodes: for every
    * flow step, the injector net's output and the conditioning half of the coupling net's first
    * conv (both depend on the LR image only): per-sample work at level 1 drops from ~400 k to
-   * ~15 k multiply-adds per pixel (docs/PERFORMANCE.md, docs/ARCHITECTURE.md).
+   * ~15 k multiply-adds per pixel (docs/ARCHITECTURE.md step 2; measured in docs/PERFORMANCE.md,
+   * "Inference: batched and phased conditioning convolutions").
    */
   prepareConditioning(lr: Tensor, opts: { keepConds?: boolean; condGroup?: number; condPhases?: boolean } = {}): ConditioningCache {
     this.checkLr(lr);

@@ -19,8 +19,7 @@ import { ImageFolderDataset, loadValidationSet, type ValidationImage } from '../
 import { upscaleBicubic } from '../data/bicubic.js';
 import { psnr, lrPsnr, diversity, periodicEnergy } from '../metrics/index.js';
 import { drawSynthetic } from '../data/synthetic.js';
-import type { Planar } from '../io/image.js';
-import { clip01 } from '../upscale/pad.js';
+import { clip01, type Planar } from '../io/image.js';
 import { Adam, multiStepLr } from './adam.js';
 import { readCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { milestones, type TrainOptions } from './options.js';

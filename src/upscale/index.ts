@@ -15,7 +15,7 @@
 import { loadImage, encodeImage, MAX_PIXELS, MAX_SIDE, toRawPixels, type LoadedImage, type Planar, type RawPixels } from '../io/image.js';
 import { upscaleBicubic } from '../data/bicubic.js';
 import type { SRFlowModel } from '../models/api.js';
-import { superResolve, checkEngineOptions, abortError, DEFAULT_MAX_MEMORY_MB, type Draw, type Progress, type SuperResolveResult } from './engine.js';
+import { superResolve, checkEngineOptions, abortError, type Draw, type Progress, type SuperResolveResult } from './engine.js';
 import { checkScale, resolveModel } from './model.js';
 import type { BackendName } from '../kernels/index.js';
 import { clip01 } from './pad.js';

@@ -50,12 +50,5 @@ export function crop(img: Planar, top: number, left: number, height: number, wid
   return { data: out, channels: C, height, width };
 }
 
-/** Clip every value to [0, 1] in place (NaN → 0). */
-export function clip01(img: Planar): Planar {
-  const d = img.data;
-  for (let i = 0; i < d.length; i++) {
-    const v = d[i];
-    d[i] = v > 0 ? (v < 1 ? v : 1) : 0;
-  }
-  return img;
-}
+// clip01 lives with the Planar type (src/io/image.ts) so that training can use it too; re-exported for upscale/.
+export { clip01 } from '../io/image.js';

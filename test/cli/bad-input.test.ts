@@ -4,19 +4,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readdirSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { createModel } from '../../src/models/api.js';
 import { makeOpt } from '../../src/models/config.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { runCli } from '../helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
 let out = '';
 const f = (name: string) => join(dir, name);

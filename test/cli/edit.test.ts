@@ -1,10 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { createModel } from '../../src/models/api.js';
 import { makeOpt } from '../../src/models/config.js';
@@ -15,7 +13,6 @@ import { crop } from '../../src/upscale/pad.js';
 import { randomiseModel } from '../helpers/model.js';
 import { runCli } from '../helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
 let model = '';
 

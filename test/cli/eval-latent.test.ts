@@ -1,10 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { Rng } from '../../src/tensor/random.js';
 import { createModel } from '../../src/models/api.js';
@@ -15,7 +13,6 @@ import { imresize } from '../../src/data/bicubic.js';
 import { psnr } from '../../src/metrics/index.js';
 import { runCli } from '../helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
 let model = '';
 

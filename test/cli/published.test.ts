@@ -5,11 +5,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { createModel } from '../../src/models/api.js';
 import { makeOpt } from '../../src/models/config.js';
@@ -23,7 +21,6 @@ import { writePth } from '../helpers/pth-writer.js';
 import { randomiseModel } from '../helpers/model.js';
 import { runCli } from '../helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
 
 const run = (args: string[]) => runCli(args, { SRFLOW_HOME: join(dir, 'home') });

@@ -7,11 +7,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Tensor, noGrad } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/random.js';
 import { createModel } from '../../src/models/api.js';
@@ -22,7 +20,6 @@ import { rand, randomiseModel } from '../helpers/model.js';
 import { testDevice } from '../helpers/webgpu.js';
 import { runCli } from '../helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const { dev, why } = await testDevice();
 // the CLI runs in child processes: this one needs no device
 await releaseWebGpuDevice();
