@@ -5,7 +5,7 @@
  *
  *   npx tsx scripts/calibrate-guard.ts --model models/srflow-4x.safetensors \
  *     --data ../shared/data/train --out /tmp/srflow-4x.guarded.safetensors \
- *     [--crops 2] [--size 96] [--seed 0] [--margin 0.5] [--floor-factor 0.5] [--json-out CAL.json]
+ *     [--crops 2] [--size 96] [--seed 0] [--margin 1] [--floor-factor 1] [--json-out CAL.json]
  *   npx tsx scripts/calibrate-guard.ts --model models/srflow-4x.safetensors \
  *     --apply models/srflow-4x.guard.json --out /tmp/srflow-4x.guarded.safetensors
  *
@@ -55,8 +55,8 @@ async function calibrate(net: ReturnType<typeof loadNet>): Promise<GuardCalibrat
   const crops = Number(opt('--crops', '2'));
   const size = Number(opt('--size', '96'));
   const seed = Number(opt('--seed', '0'));
-  const margin = Number(opt('--margin', '0.5'));
-  const floorFactor = Number(opt('--floor-factor', '0.5'));
+  const margin = Number(opt('--margin', '1'));
+  const floorFactor = Number(opt('--floor-factor', '1'));
   if (dirs.some((d) => /(^|\/)val(\/|$)/.test(d))) throw new Error('refusing to calibrate on a validation folder');
   const s = net.scale;
   if (size % (s * 8)) throw new Error(`--size must be a multiple of ${s * 8}`);

@@ -1,4 +1,14 @@
-// temporary diagnosis: per-layer max|activation| and coupling scale minima on the inverse
+/**
+ * Where the inverse flow explodes: per layer of the inverse (last to first), the largest |value|
+ * of its output and the non-finite count, and per conditional step the smallest injector and
+ * coupling scales (sigmoid(h + 2), with how many are below 0.01) and the largest |conditioning|,
+ * |injector output| and |coupling output|. Unguarded (the published arithmetic), τ = 0 and 0.8.
+ *
+ *   npx tsx scripts/diag-guard.ts checker noise shapes ../shared/data/val/coffee.png
+ *
+ * (checker: the 48×48 1-pixel checkerboard; noise, shapes: as in scripts/robustness.ts; a path:
+ * a 192×192 crop of that photo downscaled to 48×48.) The evidence behind src/flow/guard.ts.
+ */
 import sharp from 'sharp';
 import { loadNet } from '../src/models/api.js';
 import { loadImage } from '../src/io/image.js';

@@ -14,8 +14,8 @@ import { GuardStats, type GuardCalibration } from '../flow/guard.js';
 import type { SRFlowNet } from './srflow.js';
 
 export const GUARD_METADATA_KEY = 'flow_guard';
-export const DEFAULT_GUARD_MARGIN = 0.5;
-export const DEFAULT_GUARD_FLOOR_FACTOR = 0.5;
+export const DEFAULT_GUARD_MARGIN = 1;
+export const DEFAULT_GUARD_FLOOR_FACTOR = 1;
 
 export interface CalibrateOptions {
   /** Sampling temperatures to run the inverse at (default [0, 0.8, 1]). */
