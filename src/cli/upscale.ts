@@ -42,6 +42,8 @@ interface UpscaleCliOptions {
   temperatureMap?: string;
   json?: boolean;
   quiet?: boolean;
+  /** false with --no-guard. */
+  guard?: boolean;
 }
 
 export interface ParsedUpscaleOptions {
@@ -224,6 +226,7 @@ export function registerUpscale(program: Command): void {
     .option('--json', 'print one JSON object with outputs, timings and sizes')
     .option('--quiet', 'no progress bar and no messages')
     .option('--backend <name>', 'compute backend: auto, native, wasm, reference or webgpu (the GPU through WebGPU; default: $SRFLOW_BACKEND, else auto)')
+    .option('--no-guard', "turn off the sampling guard of srflow-trained models that carry a calibration (on by default; see models/README.md)")
     .addHelpText(
       'after',
       `
@@ -330,6 +333,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           onProgress: (q) => bar.update(q),
           signal: ac.signal,
           backend,
+          guard: o.guard === false ? false : undefined,
         });
         ranOn = up.engine.backend;
         const ti2 = performance.now();
@@ -375,6 +379,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           tileSize: up.engine.tileSize,
           tileOverlap: up.engine.overlap,
           estimatedMemoryMB: Math.round(up.engine.estimatedBytes / 1048576),
+          guard: up.engine.guard.enabled,
           outputs: item.outputs.map((x, k) => ({
             path: x.path,
             temperature: x.draw.temperature,
@@ -383,6 +388,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
             bytes: files[k].bytes.length,
             nonFinite: up.engine.nonFinite[k],
             outOfRange: up.engine.outOfRange[k],
+            guardTouched: up.engine.guard.touched[k],
             ...(up.engine.consistency ? { lrPsnrBefore: up.engine.consistency[k].lrPsnrBefore, lrPsnr: up.engine.consistency[k].lrPsnr, iterations: up.engine.consistency[k].iterations } : {}),
           })),
           ...(maps.length ? { uncertainty: maps } : {}),

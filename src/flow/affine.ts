@@ -10,6 +10,7 @@ import type { Rng } from '../tensor/random.js';
 import { ActNorm } from './actnorm.js';
 import { normalInit } from './init.js';
 import { zeroLogdet, type Workspace, type FlowContext, type FlowLayer, type FlowMode, type ForwardResult, type InverseResult } from './layer.js';
+import { floorRawScales } from './guard.js';
 import { CondInput, convUpsampledCond, phaseWeights, type CondParts, type PhaseWeights } from './condconv.js';
 
 /**
@@ -182,15 +183,23 @@ export class CondAffine implements FlowLayer {
     // coupling: z2 transformed by a map predicted from z1 and the conditioning
     const z1 = T.slice(h, 1, 0, this.nn);
     const cp = coupling(z1);
+    ctx.observe?.('inj', inj);
+    ctx.observe?.('cp', cp);
     const z2 = affineFromNet(T.slice(h, 1, this.nn, this.channels), cp, this.eps);
     return { y: T.concat([z1, z2], 1), logdet: T.add(sumLogScale(inj, this.eps), sumLogScale(cp, this.eps)) };
   }
 
   inverse(y: Tensor, ctx: FlowContext): InverseResult {
-    if (ctx.cache && ctx.workspace && !isGradEnabled() && y.data instanceof Float32Array) return this.inverseInto(y, ctx.cache, ctx.workspace, ctx.needLogdet);
+    if (ctx.cache && ctx.workspace && !isGradEnabled() && y.data instanceof Float32Array) return this.inverseInto(y, ctx.cache, ctx.workspace, ctx);
     const { inj, coupling } = this.conditioning(y, ctx);
     const z1 = T.slice(y, 1, 0, this.nn);
     const cp = coupling(z1);
+    ctx.observe?.('inj', inj);
+    ctx.observe?.('cp', cp);
+    const g = isGradEnabled() ? null : ctx.guard;
+    // the guard (sampling only): a cached injector output was floored when the cache was made
+    if (g?.injRawFloor && !ctx.cache) floorRawScales(inj, g.injRawFloor, ctx.guardCounts);
+    if (g?.cpRawFloor) floorRawScales(cp, g.cpRawFloor, ctx.guardCounts);
     const z2 = affineFromNet(T.slice(y, 1, this.nn, this.channels), cp, this.eps, true);
     const x = affineFromNet(T.concat([z1, z2], 1), inj, this.eps, true);
     if (!ctx.needLogdet) return { x, logdet: zeroLogdet(x) };
@@ -207,7 +216,10 @@ export class CondAffine implements FlowLayer {
    * concatenation). Any number of samples against a conditioning of batch one, or a batch against
    * a conditioning of the same batch.
    */
-  private inverseInto(y: Tensor, c: AffineCache, ws: Workspace, needLogdet: boolean): InverseResult {
+  private inverseInto(y: Tensor, c: AffineCache, ws: Workspace, ctx: FlowContext): InverseResult {
+    const needLogdet = ctx.needLogdet;
+    const cpFloor = ctx.guard?.cpRawFloor ?? null;
+    ctx.observe?.('inj', c.inj);
     const [n, C, H, W] = y.shape;
     const hw = H * W;
     const { nn, co, eps } = this;
@@ -228,6 +240,8 @@ export class CondAffine implements FlowLayer {
       const h1 = net.l0.actnorm.apply(pre, true, true);
       const h2 = net.l2.actnorm.apply(T.conv2d(h1, net.l2.weight, null, undefined, ws.get('affine.h2', hid * hw)), true, true);
       const cp = channelAffine(T.conv2d(h2, net.l4.weight, null, undefined, ws.get('affine.cp', 2 * co * hw)), net.l4.bias, net.l4.logs, 3, false, true);
+      ctx.observe?.('cp', cp);
+      if (cpFloor) floorRawScales(cp, cpFloor, ctx.guardCounts, s);
       if (cpSums) cpSums[s] = sumLogScale(cp, eps).data[0];
       // x = [inj⁻¹(z1), inj⁻¹(cp⁻¹(z2))], written into the output's channel blocks
       const z2 = view(X, yo + nn * hw, co);

@@ -13,6 +13,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import type { AffineCache } from './affine.js';
+import type { LayerGuard } from './guard.js';
 
 export interface ForwardResult {
   y: Tensor;
@@ -38,6 +39,12 @@ export interface FlowContext {
   needLogdet: boolean;
   /** Scratch buffers reused from layer to layer (no tape only), or null. */
   workspace: Workspace | null;
+  /** The layer's sampling guard (flow/guard.ts; inverse without a tape only), or null. */
+  guard: LayerGuard | null;
+  /** Per sample, values the guard changed in this pass (added to), or null. */
+  guardCounts: Float64Array | null;
+  /** Sees every affine net's raw output of the layer (guard calibration), or null. */
+  observe: ((which: 'inj' | 'cp', raw: Tensor) => void) | null;
 }
 
 /**
@@ -66,7 +73,16 @@ export class Workspace {
 
 /** A context for one pass; `runFlow` sets `cond` and `cache` per layer. */
 export function flowContext(o: Partial<FlowContext> = {}): FlowContext {
-  return { cond: o.cond ?? null, cache: o.cache ?? null, latents: o.latents ?? [], needLogdet: o.needLogdet ?? true, workspace: o.workspace ?? null };
+  return {
+    cond: o.cond ?? null,
+    cache: o.cache ?? null,
+    latents: o.latents ?? [],
+    needLogdet: o.needLogdet ?? true,
+    workspace: o.workspace ?? null,
+    guard: o.guard ?? null,
+    guardCounts: o.guardCounts ?? null,
+    observe: o.observe ?? null,
+  };
 }
 
 export interface FlowLayer {

@@ -4,10 +4,11 @@
  * visitor). Sets the context's per-layer fields (the level's conditioning map, the layer's
  * precomputed conditioning) and sums the per-sample log-determinants in layer order.
  */
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, isGradEnabled } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import type { AffineCache } from './affine.js';
 import type { FlowContext, FlowLayer } from './layer.js';
+import { clampChannels, type FlowGuard } from './guard.js';
 
 export interface FlowPlan {
   readonly layers: readonly FlowLayer[];
@@ -24,6 +25,14 @@ export interface RunFlowOptions {
   logdet?: Tensor;
   /** Called after each layer with its index, input and output (in the direction of the run). */
   visit?: (i: number, input: Tensor, output: Tensor) => void;
+  /**
+   * The sampling guard (flow/guard.ts; inverse without a tape only): each guarded layer's input is
+   * clamped to its calibrated range before its inverse, and the layer reads its scale floors from
+   * `ctx.guard`.
+   */
+  guard?: FlowGuard | null;
+  /** Sees every affine net's raw output with its layer index (guard calibration). */
+  observe?: (i: number, which: 'inj' | 'cp', raw: Tensor) => void;
 }
 
 /** Runs the layers forward (first to last) or inverse (last to first) from `x`. */
@@ -36,6 +45,13 @@ export function runFlow(plan: FlowPlan, x: Tensor, dir: 'forward' | 'inverse', c
     const layer = plan.layers[i];
     ctx.cond = o.conds?.[plan.levelIndex[i]] ?? null;
     ctx.cache = o.caches?.get(i) ?? null;
+    const observe = o.observe;
+    ctx.observe = observe ? (which, raw) => observe(i, which, raw) : null;
+    ctx.guard = dir === 'inverse' && o.guard && !isGradEnabled() ? o.guard.layer(i) : null;
+    if (ctx.guard?.lo && ctx.guard.hi) {
+      if (h === x) h = new Tensor((h.data as Float32Array).slice(), h.shape.slice()); // never the caller's latent
+      clampChannels(h, ctx.guard.lo, ctx.guard.hi, ctx.guardCounts);
+    }
     const input = h;
     if (dir === 'forward') {
       const r = layer.forward(h, ctx);
@@ -50,5 +66,7 @@ export function runFlow(plan: FlowPlan, x: Tensor, dir: 'forward' | 'inverse', c
   }
   ctx.cond = null;
   ctx.cache = null;
+  ctx.guard = null;
+  ctx.observe = null;
   return { out: h, logdet };
 }

@@ -15,6 +15,8 @@ import { loadStateDict, type LoadReport } from './state.js';
 import { inferLayout, isRrdbOpt, LayoutError, parseRrdbConfig, type Layout, type LayoutKind } from './infer-layout.js';
 import { RRDBOnlyNet } from './rrdb-model.js';
 import { NoInitRng } from './no-init.js';
+import { FlowGuard, parseGuardCalibration } from '../flow/guard.js';
+import { GUARD_METADATA_KEY } from './calibrate-guard.js';
 
 export interface TensorLike {
   shape: number[];
@@ -162,6 +164,7 @@ export function saveModelFile(net: SRFlowNet, path: string, extraMetadata: Recor
     format: MODEL_FORMAT,
     format_version: MODEL_FORMAT_VERSION,
     config: JSON.stringify(net.config.opt),
+    ...(net.guard ? { [GUARD_METADATA_KEY]: JSON.stringify(net.guard.calibration) } : {}),
     ...extraMetadata,
   });
 }
@@ -252,6 +255,7 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
   let tensors: Map<string, LazyTensor>;
   let close: () => void;
   let embedded: Record<string, unknown> | null = null;
+  let guardText: string | null = null;
   let format: 'pth' | 'safetensors';
   if (kind === 'zip') {
     const f = openPth(path);
@@ -269,6 +273,7 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
     close = f.close;
     format = 'safetensors';
     for (const k of [...tensors.keys()]) if (k.startsWith('optimizer.')) tensors.delete(k);
+    guardText = f.metadata[GUARD_METADATA_KEY] ?? null;
     if (f.metadata.config) {
       try {
         embedded = JSON.parse(f.metadata.config) as Record<string, unknown>;
@@ -315,6 +320,11 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
     }
     const net = netKind === 'rrdb' ? new RRDBOnlyNet(cfg, new NoInitRng()) : new SRFlowNet(cfg, new NoInitRng());
     const report = loadStateDict(net, tensors, `model ${path}`, { rename: layout?.rename ?? renameFor(netKind, [...tensors.keys()]) });
+    if (guardText !== null && netKind === 'srflow') {
+      const guard = new FlowGuard(parseGuardCalibration(guardText, `model ${path}`), cfg.flow.eps);
+      guard.check(net.layers.length, (i) => net.guardableLayer(i), `model ${path}`);
+      net.guard = guard;
+    }
     return { net, file: path, format, kind: netKind, configSource, layout, report };
   } finally {
     close();

@@ -40,18 +40,18 @@ export class RRDBOnlyNet extends SRFlowNet {
 
   override prepareConditioning(lr: Tensor): ConditioningCache {
     const out = this.srOutput(lr);
-    return { lrShape: lr.shape.slice(), conds: [out], steps: new Map(), bytes: 4 * out.size };
+    return { lrShape: lr.shape.slice(), conds: [out], steps: new Map(), bytes: 4 * out.size, guard: null, guardTouched: 0 };
   }
 
   /** The RRDB output, once per latent batch entry (latents only set the batch size). */
-  override decodeCached(latents: Tensor[], cache: ConditioningCache): { sr: Tensor; logdet: Tensor } {
+  override decodeCached(latents: Tensor[], cache: ConditioningCache): { sr: Tensor; logdet: Tensor; guardTouched: null } {
     const out = cache.conds[0];
     const B = cache.lrShape[0] === 1 && latents.length ? latents[0].shape[0] : cache.lrShape[0];
-    if (B === out.shape[0]) return { sr: out, logdet: Tensor.zeros([B]) };
+    if (B === out.shape[0]) return { sr: out, logdet: Tensor.zeros([B]), guardTouched: null };
     const per = out.size;
     const data = new Float32Array(per * B);
     for (let i = 0; i < B; i++) data.set(out.data as Float32Array, i * per);
-    return { sr: new Tensor(data, [B, ...out.shape.slice(1)]), logdet: Tensor.zeros([B]) };
+    return { sr: new Tensor(data, [B, ...out.shape.slice(1)]), logdet: Tensor.zeros([B]), guardTouched: null };
   }
 
   override encode(): EncodeResult {

@@ -15,6 +15,7 @@ import { logNormal } from '../flow/gaussian.js';
 import { lowMemoryNll } from '../flow/lowmem.js';
 import { Workspace, flowContext, type FlowMode } from '../flow/layer.js';
 import { runFlow, type FlowPlan } from '../flow/run.js';
+import { floorRawScales, type FlowGuard } from '../flow/guard.js';
 import { normalInit } from '../flow/init.js';
 import { RRDBNet, type RRDBOutput } from './rrdbnet.js';
 import { condChannels, condKey, type ModelConfig } from './config.js';
@@ -56,6 +57,10 @@ export interface ConditioningCache {
   steps: Map<number, AffineCache>;
   /** Bytes held by the cache. */
   bytes: number;
+  /** The sampling guard its decodes use (SRFlowNet.guard when enabled), or null. */
+  guard: FlowGuard | null;
+  /** Values of the injector outputs the guard floored when the cache was made (shared by its decodes). */
+  guardTouched: number;
 }
 
 export class SRFlowNet {
@@ -72,6 +77,12 @@ export class SRFlowNet {
   /** `flowUpsamplerNet.f.0` — present in published checkpoints, unused by the flow. */
   extra: Map<string, Tensor> = new Map();
   readonly condChannels: number;
+  /**
+   * The sampling guard (flow/guard.ts) calibrated for this model on training photos (from the
+   * model file's `flow_guard` metadata), or null (published checkpoints, uncalibrated models).
+   * Used by prepareConditioning / decodeCached when their `guard` option allows (default: on when present).
+   */
+  guard: FlowGuard | null = null;
 
   /** `seed` (or a generator) for the published initialisation. */
   constructor(readonly config: ModelConfig, seed: number | Rng = 0) {
@@ -192,10 +203,29 @@ export class SRFlowNet {
   }
 
   /** Latents → HR. Returns the image and the log-determinant of the decoding (−encode's). */
-  decodeWith(latents: Tensor[], conds: Tensor[], opts: { cache?: ConditioningCache; logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor } {
-    const ctx = flowContext({ latents: latents.slice(0, -1), needLogdet: opts.logdet !== false, workspace: opts.workspace });
-    const r = runFlow(this.plan, latents[latents.length - 1], 'inverse', ctx, { conds, caches: opts.cache?.steps });
+  decodeWith(
+    latents: Tensor[],
+    conds: Tensor[],
+    opts: { cache?: ConditioningCache; logdet?: boolean; workspace?: Workspace; guard?: FlowGuard | null; guardCounts?: Float64Array } = {},
+  ): { sr: Tensor; logdet: Tensor } {
+    const ctx = flowContext({ latents: latents.slice(0, -1), needLogdet: opts.logdet !== false, workspace: opts.workspace, guardCounts: opts.guardCounts });
+    const r = runFlow(this.plan, latents[latents.length - 1], 'inverse', ctx, { conds, caches: opts.cache?.steps, guard: opts.guard });
     return { sr: r.out, logdet: r.logdet };
+  }
+
+  /** Layers whose inverse the guard can protect, with their output and scale channels: conditional flow steps and splits. */
+  guardableLayer(i: number): { out: number; scaleInj: number; scaleCp: number } | null {
+    const l = this.layers[i];
+    if (l instanceof FlowStep && l.affine) return { out: l.affine.channels, scaleInj: l.affine.channels, scaleCp: l.affine.co };
+    if (l instanceof Split2d) return { out: l.keep, scaleInj: 0, scaleCp: 0 };
+    return null;
+  }
+
+  /** The guard a conditioning pass uses: `want` undefined = this.guard; true requires one. */
+  private guardFor(want: boolean | undefined): FlowGuard | null {
+    if (want === false) return null;
+    if (want === true && !this.guard) throw new Error('Expected a model with a sampling-guard calibration for guard: true but this model carries none (published checkpoints never do; see scripts/calibrate-guard.ts)');
+    return this.guard;
   }
 
   /** Latent shapes [B, C, H, W] for an LR shape [B, 3, h, w], in published order. */
@@ -292,7 +322,8 @@ export class SRFlowNet {
    * ~15 k multiply-adds per pixel (docs/ARCHITECTURE.md step 2; measured in docs/PERFORMANCE.md,
    * "Inference: batched and phased conditioning convolutions").
    */
-  prepareConditioning(lr: Tensor, opts: { keepConds?: boolean; condGroup?: number; condPhases?: boolean } = {}): ConditioningCache {
+  prepareConditioning(lr: Tensor, opts: { keepConds?: boolean; condGroup?: number; condPhases?: boolean; guard?: boolean } = {}): ConditioningCache {
+    const guard = this.guardFor(opts.guard);
     this.checkLr(lr);
     return noGrad(() => {
       const out = this.rrdb.forward(lr, { factored: true });
@@ -316,16 +347,25 @@ export class SRFlowNet {
         });
       });
       if (opts.keepConds) bytes += conds.reduce((s, c) => s + c.size * 4, 0);
-      return { lrShape: lr.shape.slice(), conds, steps, bytes };
+      let guardTouched = 0;
+      if (guard) {
+        for (const [i, c] of steps) {
+          const f = guard.layer(i)?.injRawFloor;
+          if (f) guardTouched += floorRawScales(c.inj, f);
+        }
+      }
+      return { lrShape: lr.shape.slice(), conds, steps, bytes, guard, guardTouched };
     });
   }
 
   /**
    * Decode latents against a prepared conditioning (inference; no tape). A batch of latents against
    * a conditioning of batch 1 decodes that many samples of the one image together. `workspace`:
-   * scratch buffers to reuse across calls (default: one per call).
+   * scratch buffers to reuse across calls (default: one per call). With the cache's sampling guard
+   * (see prepareConditioning's `guard`), `guardTouched` counts per sample the values it changed
+   * (the cache's own `guardTouched` not included).
    */
-  decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor } {
+  decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor; guardTouched: number[] | null } {
     const needLogdet = opts.logdet !== false;
     // a cache of batch 1 decodes any number of samples at once (latent batch = samples)
     const B = cache.lrShape[0] === 1 && latents.length ? latents[0].shape[0] : cache.lrShape[0];
@@ -334,7 +374,10 @@ export class SRFlowNet {
       throw new Error(`Expected latents of shapes ${JSON.stringify(shapes)} but received ${JSON.stringify(latents.map((z) => z.shape))}`);
     }
     const workspace = opts.workspace ?? new Workspace();
-    return noGrad(() => this.decodeWith(latents, [], { cache, logdet: needLogdet, workspace }));
+    const guard = cache.guard ?? null;
+    const guardCounts = guard ? new Float64Array(B) : undefined;
+    const r = noGrad(() => this.decodeWith(latents, [], { cache, logdet: needLogdet, workspace, guard, guardCounts }));
+    return { ...r, guardTouched: guardCounts ? Array.from(guardCounts) : null };
   }
 
   /** Encode against a prepared conditioning (inference; no tape). */

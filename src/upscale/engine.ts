@@ -66,6 +66,13 @@ export interface SuperResolveOptions {
    * process's backend (SRFLOW_BACKEND, else auto).
    */
   backend?: BackendName;
+  /**
+   * The sampling guard of srflow-trained models (models/README.md, src/flow/guard.ts): keeps the
+   * inverse flow inside the ranges its calibration saw on training photos. Default: on when the
+   * model carries a calibration (never for published checkpoints), CPU backends only; false turns
+   * it off; true requires a calibrated model and a CPU backend.
+   */
+  guard?: boolean;
 }
 
 export interface SuperResolveResult {
@@ -94,6 +101,12 @@ export interface SuperResolveResult {
    * without overflowing (see models/README.md, known limitations).
    */
   outOfRange: number[];
+  /**
+   * The sampling guard: whether it ran, and per draw how many values it changed (activations
+   * clamped, scales floored; the injector floors of each tile's conditioning counted for every
+   * draw). All zeros on photographs.
+   */
+  guard: { enabled: boolean; touched: number[] };
   /** The backend that ran: 'webgpu (<adapter>)' or the CPU kernels' name (e.g. native-avx512, wasm-simd128). */
   backend: string;
 }
@@ -160,6 +173,7 @@ export function checkEngineOptions(o: SuperResolveOptions): void {
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new Error('Expected a function for onProgress');
   if (o.temperatureMap !== undefined) checkMap(o.temperatureMap, 'temperatureMap');
   if (o.backend !== undefined) parseBackend(o.backend, 'backend');
+  if (o.guard !== undefined && typeof o.guard !== 'boolean') throw new Error(`Expected true or false for guard but received ${JSON.stringify(o.guard)}`);
 }
 
 /** Super-resolve an RGB LR image (any size) into one SR image per draw. */
@@ -177,6 +191,10 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
   const lrP = padReflect(lr, Hp, Wp);
   if (opts.backend !== undefined && opts.backend !== 'webgpu') setBackend(opts.backend);
   const gpu = (opts.backend ?? requestedBackend()) === 'webgpu' ? await webGpuRunner(model.net) : null;
+  if (gpu && opts.guard === true) throw new Error('Expected a CPU backend for guard: true: the sampling guard does not run on webgpu (pass guard: false, or a CPU backend)');
+  const guard = !gpu && opts.guard !== false && model.net.guard !== null;
+  if (opts.guard === true && !guard) throw new Error('Expected a model with a sampling-guard calibration for guard: true but this model carries none (published checkpoints never do)');
+  const guardTouched = draws.map(() => 0);
 
   // tile layout
   const batch = Math.min(DECODE_BATCH, draws.length);
@@ -226,7 +244,8 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     const tw = t.x.length;
     const lrTile = crop(lrP, t.y.start, t.x.start, th, tw);
     const lrT = new Tensor(lrTile.data, [1, 3, th, tw]);
-    const cond: ConditioningCache | GpuConditioning = gpu ? gpu.prepare(lrT) : model.net.prepareConditioning(lrT);
+    const cond: ConditioningCache | GpuConditioning = gpu ? gpu.prepare(lrT) : model.net.prepareConditioning(lrT, { guard });
+    if (guard) for (let k = 0; k < draws.length; k++) guardTouched[k] += (cond as ConditioningCache).guardTouched;
     done++;
     report('condition', t.index);
     const shapes = model.latentShapes([1, 3, th, tw]);
@@ -260,7 +279,13 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
         });
         return z;
       });
-      const out = (gpu ? (await gpu.decode(latents, cond as GpuConditioning, { logdet: false })).sr.data : model.net.decodeCached(latents, cond as ConditioningCache, { logdet: false }).sr.data) as Float32Array;
+      let out: Float32Array;
+      if (gpu) out = (await gpu.decode(latents, cond as GpuConditioning, { logdet: false })).sr.data as Float32Array;
+      else {
+        const r = model.net.decodeCached(latents, cond as ConditioningCache, { logdet: false });
+        out = r.sr.data as Float32Array;
+        r.guardTouched?.forEach((v, j) => (guardTouched[k0 + j] += v));
+      }
       const per = 3 * ths * tws;
       for (let j = 0; j < B; j++) {
         const k = k0 + j;
@@ -333,6 +358,7 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
     consistency: cons,
     nonFinite,
     outOfRange,
+    guard: { enabled: guard, touched: guardTouched },
     backend: gpu ? gpu.name : backendInfo().name,
   };
 }

@@ -87,6 +87,11 @@ export interface UpscaleOptions {
   quality?: number;
   /** Compute backend: 'webgpu' (the GPU), or auto, native, wasm, reference (CPU). Default: SRFLOW_BACKEND, else auto. */
   backend?: BackendName;
+  /**
+   * The sampling guard of srflow-trained models (see SuperResolveOptions.guard): default on when
+   * the model carries a calibration (CPU backends), false turns it off, true requires it.
+   */
+  guard?: boolean;
 }
 
 export interface UpscaleResult {
@@ -162,7 +167,7 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
     if (!ok) throw new Error('Expected an image (file path, Buffer or raw pixels) for temperatureMap');
   }
   const draws = makeDraws(temps, samples, seed);
-  checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend });
+  checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend, guard: o.guard });
   return { temperatures: temps, samples, seed, draws };
 }
 
@@ -207,6 +212,7 @@ export async function upscaleLoaded(
     onProgress: opts.onProgress,
     signal: opts.signal,
     backend: opts.backend,
+    guard: opts.guard,
   });
   const alpha = img.alpha ? clip01(upscaleBicubic(img.alpha, model.scale)) : null;
   return { samples: engine.samples, alpha, engine };
