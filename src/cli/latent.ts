@@ -22,6 +22,7 @@ import { sizeMultiple } from '../upscale/engine.js';
 import { clip01, crop } from '../upscale/pad.js';
 import { Tensor } from '../tensor/tensor.js';
 import { addBackendOption, applyBackend, withWebGpu } from './backend.js';
+import { modelOption, configOption, jsonOption } from './options.js';
 
 export const LATENTS_FORMAT = 'srflow-latents';
 const MODEL_HINT = 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)';
@@ -46,12 +47,12 @@ export function registerLatent(program: Command): void {
   const enc = program
     .command('encode')
     .description('encode an HR image (given its LR) into the latents of the flow, with its NLL')
-    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
-    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
+    .addOption(modelOption())
+    .addOption(configOption())
     .requiredOption('--hr <image>', 'HR image')
     .option('--lr <image>', 'LR image, exactly HR / scale (default: MATLAB bicubic of the HR)')
     .requiredOption('-o, --output <file>', 'latents file (.safetensors)')
-    .option('--json', 'print one JSON object')
+    .addOption(jsonOption())
     .option('--quiet', 'print nothing')
     .addHelpText(
       'after',
@@ -128,14 +129,14 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
   const dec = program
     .command('decode')
     .description('decode latents (from encode) against an LR image into an SR image')
-    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
-    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
+    .addOption(modelOption())
+    .addOption(configOption())
     .requiredOption('--lr <image>', 'LR image (the size the latents were made for)')
     .requiredOption('--latents <file>', 'latents file from srflow encode')
     .requiredOption('-o, --output <file>', 'output image (.png, .jpg, .webp)')
     .option('--temperature <t>', 'multiply the loaded latents by t (1 = as encoded, 0 = the mode)', '1')
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
-    .option('--json', 'print one JSON object')
+    .addOption(jsonOption())
     .option('--quiet', 'print nothing');
   addBackendOption(dec);
   oneLineErrors(dec);

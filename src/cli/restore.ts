@@ -14,6 +14,7 @@ import { readJpegTables, type JpegTables } from '../edit/jpeg.js';
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { checkOutputPath, refuseOverwrite } from './edit-common.js';
+import { modelOption, configOption } from './options.js';
 
 interface RestoreCliOptions {
   output: string;
@@ -37,8 +38,8 @@ export function registerRestore(program: Command): void {
     .option('--strength <s>', '0 (leave the image alone) … 1 (full restoration)', '1')
     .option('--passes <n>', `shifted passes averaged, 1 … ${RESTORE_SHIFTS.length} (fewer is faster)`, String(RESTORE_SHIFTS.length))
     .option('--tile <n>', 'tile side in pixels for large images', String(DEFAULT_RESTORE_TILE))
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
-    .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
+    .addOption(modelOption())
+    .addOption(configOption())
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
     .option('--quality <q>', 'JPEG/WebP quality, 1..100', '95')
     .option('--json', 'print one JSON object: what was done, latent statistics, timings')

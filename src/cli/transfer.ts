@@ -15,6 +15,7 @@ import { resolveModel } from '../upscale/model.js';
 import { loadMap } from '../upscale/mapfile.js';
 import { maskCoverage, transferContent } from '../edit/transfer.js';
 import { checkOutputPath, refuseOverwrite } from './edit-common.js';
+import { modelOption, configOption, jsonOption } from './options.js';
 
 interface TransferCliOptions {
   target: string;
@@ -38,12 +39,12 @@ export function registerTransfer(program: Command): void {
     .requiredOption('--source <image>', 'the image whose detail is transplanted (same size as the target)')
     .requiredOption('--mask <image>', 'grayscale mask, same size: white = take the source\'s detail, black = keep the target, gray = blend')
     .requiredOption('-o, --output <file>', 'output image (.png, .jpg, .webp)')
-    .option('--model <path>', 'model file (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
-    .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
+    .addOption(modelOption())
+    .addOption(configOption())
     .option('--consistency <mode>', 'exact: project the result so that its bicubic downscale equals the target\'s (default), or none', 'exact')
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
     .option('--quality <q>', 'JPEG/WebP quality, 1..100', '95')
-    .option('--json', 'print one JSON object')
+    .addOption(jsonOption())
     .option('--quiet', 'print nothing')
     .addHelpText(
       'after',

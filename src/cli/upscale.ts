@@ -21,6 +21,7 @@ import { grayToRgb, uncertaintyMap } from '../upscale/uncertainty.js';
 import { loadMap } from '../upscale/mapfile.js';
 import type { SRFlowModel } from '../models/api.js';
 import { applyBackend } from './backend.js';
+import { modelOption, configOption } from './options.js';
 
 interface UpscaleCliOptions {
   backend?: string;
@@ -203,8 +204,8 @@ export function registerUpscale(program: Command): void {
     .argument('<inputs...>', 'input images (PNG, JPEG, WebP, TIFF, GIF, AVIF/HEIF)')
     .option('-o, --output <file>', 'output file (only with one input and one output)')
     .option('--out-dir <dir>', 'output folder (default: next to each input); created if missing')
-    .option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)')
-    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
+    .addOption(modelOption())
+    .addOption(configOption())
     .option('--temperature <list>', 'temperature τ ≥ 0, or a comma list such as 0.4,0.8 (τ = 0: deterministic)', '0.8')
     .option('--samples <n>', 'samples per temperature (sample i uses seed + i)', '1')
     .option('--seed <n>', 'random seed (an integer ≥ 0)', '0')

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
+import { fileReadError } from '../is.js';
 
 export interface FlowConfig {
   /** Flow steps per level (a number, or one per level). */
@@ -104,13 +105,16 @@ export function parseConfig(input: unknown): ModelConfig {
   return cfg;
 }
 
-/** Read a YAML or JSON configuration file. */
-export function loadConfigFile(path: string): ModelConfig {
+/**
+ * The one loader of configuration files: read a YAML or JSON file and turn its data into what the
+ * caller wants with `parse` (whose errors read "Invalid configuration <path>: …").
+ */
+export function readConfigFile<T>(path: string, parse: (data: unknown) => T): T {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new Error(`Cannot read configuration ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw fileReadError('configuration', path, e);
   }
   let data: unknown;
   try {
@@ -119,10 +123,15 @@ export function loadConfigFile(path: string): ModelConfig {
     throw new Error(`Cannot parse configuration ${path}: ${(e as Error).message}`);
   }
   try {
-    return parseConfig(data);
+    return parse(data);
   } catch (e) {
     throw new Error(`Invalid configuration ${path}: ${(e as Error).message}`);
   }
+}
+
+/** Read a YAML or JSON model configuration file. */
+export function loadConfigFile(path: string): ModelConfig {
+  return readConfigFile(path, parseConfig);
 }
 
 /** Conditioning channels: 64·(len(blocks)+1) with stacking, else nf. */

@@ -2,16 +2,17 @@
  * Training options in the published option layout (BasicSR/SRFlow YAML), every field with a
  * documented default. See docs/TRAINING.md.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import YAML from 'yaml';
-import { parseConfig, type ModelConfig } from '../models/config.js';
+import { parseConfig, readConfigFile, type ModelConfig } from '../models/config.js';
+import type { EngineOptions } from '../models/engine.js';
 
 export type Stage = 'rrdb' | 'flow';
 
 export interface TrainOptions {
   model: ModelConfig;
   stage: Stage;
+  /** How the engine computes (kernels, threads, …): applied when the trainer is made (configureEngine). */
+  engine?: EngineOptions;
   /** Where checkpoints, logs and images go (`path.out_dir`, default `runs/<name>`). */
   outDir: string;
   name: string;
@@ -178,23 +179,7 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
 }
 
 export function loadTrainOptions(file: string, overrides: { stage?: Stage } = {}): TrainOptions {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Error(`Cannot read configuration ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
-  let data: unknown;
-  try {
-    data = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
-  } catch (e) {
-    throw new Error(`Cannot parse configuration ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return parseTrainOptions(data, dirname(resolve(file)), overrides);
-  } catch (e) {
-    throw new Error(`Invalid configuration ${file}: ${(e as Error).message}`);
-  }
+  return readConfigFile(file, (data) => parseTrainOptions(data, dirname(resolve(file)), overrides));
 }
 
 /** MultiStepLR milestones (iterations) for the options. */

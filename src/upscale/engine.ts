@@ -63,7 +63,7 @@ export interface SuperResolveOptions {
   /**
    * Compute backend: 'webgpu' runs the conditioning and the decodes on the GPU (WebGPU); a CPU
    * backend (auto, native, wasm, reference) selects the process's CPU kernels. Default: the
-   * process's backend (SRFLOW_BACKEND, else auto).
+   * process's backend (configureEngine; the CLI: --backend, SRFLOW_BACKEND), else auto.
    */
   backend?: BackendName;
 }

@@ -17,6 +17,7 @@ import { upscaleBicubic } from '../data/bicubic.js';
 import type { SRFlowModel } from '../models/api.js';
 import { superResolve, checkEngineOptions, abortError, DEFAULT_MAX_MEMORY_MB, type Draw, type Progress, type SuperResolveResult } from './engine.js';
 import { resolveModel } from './model.js';
+import { configureEngine, type EngineOptions } from '../models/engine.js';
 import type { BackendName } from '../kernels/index.js';
 import { clip01 } from './pad.js';
 import { uncertaintyMap } from './uncertainty.js';
@@ -74,8 +75,10 @@ export interface UpscaleOptions {
   output?: OutputForm;
   /** JPEG/WebP quality (default 95). */
   quality?: number;
-  /** Compute backend: 'webgpu' (the GPU), or auto, native, wasm, reference (CPU). Default: SRFLOW_BACKEND, else auto. */
+  /** Compute backend: 'webgpu' (the GPU), or auto, native, wasm, reference (CPU). Default: the engine's (auto). */
   backend?: BackendName;
+  /** How the engine computes (kernels, threads, conditioning grouping, …): applied first (configureEngine). */
+  engine?: EngineOptions;
 }
 
 export interface UpscaleResult {
@@ -228,6 +231,7 @@ function toFloatRaw(rgb: Planar, alpha: Planar | null, grayscale: boolean): RawP
  */
 export async function upscale(input: string | Buffer | Uint8Array | RawPixels, options: UpscaleOptions = {}): Promise<UpscaleResult> {
   const norm = normaliseOptions(options);
+  configureEngine(options.engine);
   const signal = options.signal;
   if (signal?.aborted) throw abortError(signal);
   const isRaw = isObj(input) && !(input instanceof Uint8Array) && 'data' in input;

@@ -1,0 +1,11 @@
+/** Options that several commands share, each worded once (commander Options, made afresh per command). */
+import { Option } from 'commander';
+
+/** --model: a file or a registered name; without it SRFLOW_DEFAULT_MODEL, else the packaged model. */
+export const modelOption = () => new Option('--model <path>', 'model file or registered name (default: models/srflow-4x.safetensors in the package, or $SRFLOW_DEFAULT_MODEL)');
+/** --config: for a checkpoint whose layout is not recognised. */
+export const configOption = () => new Option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)');
+/** --threads: the kernels' threads. */
+export const threadsOption = (what = 'kernel threads') => new Option('--threads <n>', `${what} (default: all cores)`);
+/** --json: one JSON object on stdout. */
+export const jsonOption = (what = 'print one JSON object') => new Option('--json', what);
