@@ -19,6 +19,10 @@ export const nonNegativeInt = (v: unknown): v is number => intAtLeast(v, 0);
 export const inRange = (v: unknown, lo: number, hi: number): v is number => number(v) && v >= lo && v <= hi;
 export const inArray = <T>(v: unknown, list: readonly T[]): v is T => list.includes(v as T);
 export const float32Array = (v: unknown): v is Float32Array => v instanceof Float32Array;
+/** A parsed YAML/JSON mapping, an options bag. */
+export type PlainObject = Record<string, unknown>;
+/** An object that is not an array. */
+export const plainObject = (v: unknown): v is PlainObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** How a received value is shown in an error: strings quoted, arrays and objects as JSON, others as they print. */
 export function show(v: unknown): string {
@@ -40,6 +44,13 @@ export function invalidParameterError(name: string, expected: string, actual: un
 /** Throws invalidParameterError unless `ok`. */
 export function check(ok: boolean, name: string, expected: string, actual: unknown): void {
   if (!ok) throw invalidParameterError(name, expected, actual);
+}
+
+/** `v`, or `def` when it is undefined or null; any other value must pass `ok`. */
+export function orDefault<T>(v: unknown, def: T, name: string, ok: (x: unknown) => boolean, expected: string): T {
+  if (v === undefined || v === null) return def;
+  check(ok(v), name, expected, v);
+  return v as T;
 }
 
 /** Checks an integer ≥ 1 (`name`: how the caller knows it). */

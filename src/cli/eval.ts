@@ -23,7 +23,7 @@ import { addBackendOption, applyBackend } from './backend.js';
 import { backendInfo } from '../kernels/index.js';
 import { webGpuRunner, type WebGpuSRFlow } from '../models/webgpu.js';
 import { releaseWebGpuDevice } from '../kernels/webgpu.js';
-import { modelOption, configOption, jsonOption } from './options.js';
+import { modelOption, configOption, jsonOption, samplesOption, seedOption } from './options.js';
 
 interface EvalCliOptions {
   hr: string;
@@ -110,8 +110,8 @@ export function registerEval(program: Command): void {
     .addOption(modelOption())
     .addOption(configOption())
     .option('--temperatures <list>', 'comma list of temperatures', '0,0.8')
-    .option('--samples <n>', 'samples per temperature (diversity needs ≥ 2)', '1')
-    .option('--seed <n>', 'random seed', '0')
+    .addOption(samplesOption('samples per temperature (diversity needs ≥ 2)'))
+    .addOption(seedOption())
     .option('--crop <n>', 'evaluate the centre N×N of each HR image (a multiple of the scale)')
     .option('--border <n>', 'pixels cropped at each side for PSNR/SSIM (default: the scale)')
     .option('--tile <n>', 'LR tile side (default: from --max-memory)')

@@ -22,7 +22,7 @@ import { sizeMultiple } from '../upscale/engine.js';
 import { clip01, crop } from '../upscale/pad.js';
 import { Tensor } from '../tensor/tensor.js';
 import { addBackendOption, applyBackend, withWebGpu } from './backend.js';
-import { modelOption, configOption, jsonOption } from './options.js';
+import { modelOption, configOption, jsonOption, outputImageOption } from './options.js';
 
 export const LATENTS_FORMAT = 'srflow-latents';
 const MODEL_HINT = 'pass --model PATH or NAME (a .safetensors srflow model, a published .pth checkpoint, or a model registered with srflow models add)';
@@ -133,7 +133,7 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
     .addOption(configOption())
     .requiredOption('--lr <image>', 'LR image (the size the latents were made for)')
     .requiredOption('--latents <file>', 'latents file from srflow encode')
-    .requiredOption('-o, --output <file>', 'output image (.png, .jpg, .webp)')
+    .addOption(outputImageOption())
     .option('--temperature <t>', 'multiply the loaded latents by t (1 = as encoded, 0 = the mode)', '1')
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
     .addOption(jsonOption())

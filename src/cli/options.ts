@@ -9,3 +9,9 @@ export const configOption = () => new Option('--config <path>', 'configuration (
 export const threadsOption = (what = 'kernel threads') => new Option('--threads <n>', `${what} (default: all cores)`);
 /** --json: one JSON object on stdout. */
 export const jsonOption = (what = 'print one JSON object') => new Option('--json', what);
+/** --samples: samples per temperature. */
+export const samplesOption = (what: string, def = '1') => new Option('--samples <n>', what).default(def);
+/** --seed: the first random seed. */
+export const seedOption = (what = 'random seed (an integer ≥ 0)') => new Option('--seed <n>', what).default('0');
+/** -o, --output: the (required) output image of an editing command. */
+export const outputImageOption = () => new Option('-o, --output <file>', 'output image (.png, .jpg, .webp)').makeOptionMandatory();

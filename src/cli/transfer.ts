@@ -15,7 +15,7 @@ import { resolveModel } from '../upscale/model.js';
 import { loadMap } from '../upscale/mapfile.js';
 import { maskCoverage, transferContent } from '../edit/transfer.js';
 import { checkOutputPath, refuseOverwrite } from './edit-common.js';
-import { modelOption, configOption, jsonOption } from './options.js';
+import { modelOption, configOption, jsonOption, outputImageOption } from './options.js';
 
 interface TransferCliOptions {
   target: string;
@@ -38,7 +38,7 @@ export function registerTransfer(program: Command): void {
     .requiredOption('--target <image>', 'the image to edit')
     .requiredOption('--source <image>', 'the image whose detail is transplanted (same size as the target)')
     .requiredOption('--mask <image>', 'grayscale mask, same size: white = take the source\'s detail, black = keep the target, gray = blend')
-    .requiredOption('-o, --output <file>', 'output image (.png, .jpg, .webp)')
+    .addOption(outputImageOption())
     .addOption(modelOption())
     .addOption(configOption())
     .option('--consistency <mode>', 'exact: project the result so that its bicubic downscale equals the target\'s (default), or none', 'exact')

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { fileReadError } from '../is.js';
+import * as is from '../is.js';
+import { plainObject as isObj, type PlainObject as Obj } from '../is.js';
 
 export interface FlowConfig {
   /** Flow steps per level (a number, or one per level). */
@@ -25,8 +26,11 @@ export interface ModelConfig {
   scale: number;
   inNc: number;
   outNc: number;
+  /** RRDB feature channels (network_G.nf). */
   nf: number;
+  /** RRDB blocks (network_G.nb). */
   nb: number;
+  /** Growth channels inside each dense block (network_G.gc). */
   gc: number;
   flow: FlowConfig;
   /** Dequantisation levels (datasets.train.quant; 255 when absent). */
@@ -35,20 +39,12 @@ export interface ModelConfig {
   opt: Record<string, unknown>;
 }
 
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+function num(v: unknown, name: string, def: number, ok: (x: number) => boolean = Number.isFinite): number {
+  return is.orDefault(v, def, name, (x) => typeof x === 'number' && ok(x), 'a valid number');
 }
 
-function num(v: unknown, name: string, def: number, check: (x: number) => boolean = Number.isFinite): number {
-  if (v === undefined || v === null) return def;
-  if (typeof v !== 'number' || !check(v)) throw new Error(`Expected a valid number for ${name} but received ${JSON.stringify(v)}`);
-  return v;
-}
-
-const posInt = (x: number) => Number.isInteger(x) && x > 0;
-const nonNegInt = (x: number) => Number.isInteger(x) && x >= 0;
+const posInt = is.positiveInt;
+const nonNegInt = is.nonNegativeInt;
 
 /** Parse a published-layout option object (or `{ opt: {...} }` as in the parity fixture). */
 export function parseConfig(input: unknown): ModelConfig {
@@ -114,7 +110,7 @@ export function readConfigFile<T>(path: string, parse: (data: unknown) => T): T 
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw fileReadError('configuration', path, e);
+    throw is.fileReadError('configuration', path, e);
   }
   let data: unknown;
   try {

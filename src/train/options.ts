@@ -5,6 +5,8 @@
 import { dirname, resolve } from 'node:path';
 import { parseConfig, readConfigFile, type ModelConfig } from '../models/config.js';
 import type { EngineOptions } from '../models/engine.js';
+import * as is from '../is.js';
+import { plainObject as isObj, type PlainObject as Obj } from '../is.js';
 
 export type Stage = 'rrdb' | 'flow';
 
@@ -88,19 +90,12 @@ export interface TrainOptions {
   raw: Record<string, unknown>;
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function pick<T>(v: unknown, name: string, def: T, check: (x: unknown) => boolean, what: string): T {
-  if (v === undefined || v === null) return def;
-  if (!check(v)) throw new Error(`Expected ${what} for ${name} but received ${JSON.stringify(v)}`);
-  return v as T;
-}
-const isPosInt = (x: unknown) => Number.isInteger(x) && (x as number) > 0;
-const isNonNegInt = (x: unknown) => Number.isInteger(x) && (x as number) >= 0;
+const pick = <T>(v: unknown, name: string, def: T, ok: (x: unknown) => boolean, what: string): T => is.orDefault(v, def, name, ok, what);
+const isPosInt = is.positiveInt;
+const isNonNegInt = is.nonNegativeInt;
 const isPos = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0;
-const isFrac = (x: unknown) => typeof x === 'number' && x >= 0 && x <= 1;
-const isBool = (x: unknown) => typeof x === 'boolean';
+const isFrac = (x: unknown) => is.inRange(x, 0, 1);
+const isBool = is.bool;
 const isStr = (x: unknown) => typeof x === 'string' && x.length > 0;
 
 export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrides: { stage?: Stage } = {}): TrainOptions {
