@@ -22,6 +22,7 @@ import { sizeMultiple } from '../upscale/engine.js';
 import { clip01, crop } from '../upscale/pad.js';
 import { Tensor } from '../tensor/tensor.js';
 import { addBackendOption, applyBackend, withWebGpu } from './backend.js';
+import { fileReadError } from '../is.js';
 import { modelOption, configOption, jsonOption, outputImageOption } from './options.js';
 
 export const LATENTS_FORMAT = 'srflow-latents';
@@ -153,8 +154,7 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
     try {
       file = readSafetensors(o.latents);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new Error(`Cannot read latents ${o.latents}: ${code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'it is a folder' : (e as Error).message}`);
+      throw fileReadError('latents', o.latents, e);
     }
     if (file.metadata.format !== undefined && file.metadata.format !== LATENTS_FORMAT) {
       throw new Error(`Cannot read latents ${o.latents}: its format is '${file.metadata.format}', not ${LATENTS_FORMAT} (a model file?)`);

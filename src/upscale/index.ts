@@ -15,7 +15,7 @@
 import { loadImage, encodeImage, MAX_PIXELS, MAX_SIDE, toRawPixels, type LoadedImage, type Planar, type RawPixels } from '../io/image.js';
 import { upscaleBicubic } from '../data/bicubic.js';
 import type { SRFlowModel } from '../models/api.js';
-import { superResolve, checkEngineOptions, abortError, DEFAULT_MAX_MEMORY_MB, type Draw, type Progress, type SuperResolveResult } from './engine.js';
+import { superResolve, checkSuperResolveOptions, abortError, DEFAULT_MAX_MEMORY_MB, type Draw, type Progress, type SuperResolveResult } from './engine.js';
 import { resolveModel } from './model.js';
 import { configureEngine, type EngineOptions } from '../models/engine.js';
 import type { BackendName } from '../kernels/index.js';
@@ -152,7 +152,7 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
     if (!ok) throw new Error('Expected an image (file path, Buffer or raw pixels) for temperatureMap');
   }
   const draws = makeDraws(temps, samples, seed);
-  checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend });
+  checkSuperResolveOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend });
   return { temperatures: temps, samples, seed, draws };
 }
 
