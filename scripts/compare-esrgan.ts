@@ -34,10 +34,10 @@ import { psnr, ssim, lrPsnr, diversity } from '../src/metrics/index.js';
 import { resolveModel } from '../src/upscale/model.js';
 import { superResolve, type Draw } from '../src/upscale/engine.js';
 import { toUint8Value, writeFileAtomicAsync, type Planar } from '../src/io/image.js';
+import { UsageError, parseInteger } from '../src/cli/errors.js';
+import { jsonOption, samplesOption, seedOption } from '../src/cli/options.js';
 
 const require = createRequire(import.meta.url);
-
-class UsageError extends Error {}
 
 type MethodKey = 'bicubic' | 'tau0' | 'tauT' | 'esrgan';
 
@@ -267,12 +267,6 @@ function markdown(o: {
 
 // ---------------------------------------------------------------------------------------------
 
-function parseIntOpt(v: string, name: string, min: number): number {
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isInteger(x) || x < min) throw new UsageError(`Expected an integer ≥ ${min} for ${name} but received ${JSON.stringify(v)}`);
-  return x;
-}
-
 async function main(argv: string[]): Promise<void> {
   const program = new Command('compare-esrgan')
     .description('compare bicubic, srflow τ = 0 and τ = T, and UpscalerJS esrgan-thick on a folder of HR images')
@@ -280,13 +274,13 @@ async function main(argv: string[]): Promise<void> {
     .option('--model <path>', 'srflow model (default: the shipped models/srflow-4x.safetensors)')
     .option('--crop <n>', 'centre N×N crop of each HR image (multiple of the scale; 0 = whole images)', '256')
     .option('--temperature <t>', 'temperature of the sampled column', '0.8')
-    .option('--samples <n>', 'samples at that temperature (diversity needs ≥ 2)', '4')
-    .option('--seed <n>', 'first seed', '0')
+    .addOption(samplesOption('samples at that temperature (diversity needs ≥ 2)', '4'))
+    .addOption(seedOption('first seed'))
     .option('--detail <n>', 'side of the HR detail crop in the grid', '96')
     .option('--zoom <n>', 'nearest-neighbour enlargement of the detail crops', '2')
     .option('--backend <name>', "TensorFlow.js backend for esrgan-thick: 'wasm' or 'cpu'", 'wasm')
     .option('--out <dir>', 'write compare-esrgan.md, compare-esrgan.json and compare-esrgan-grid.png there')
-    .option('--json', 'print one JSON object instead of the markdown table')
+    .addOption(jsonOption('print one JSON object instead of the markdown table'))
     .exitOverride()
     .configureOutput({ outputError: () => undefined });
   try {
@@ -296,13 +290,13 @@ async function main(argv: string[]): Promise<void> {
     throw new UsageError((e as Error).message.replace(/^error:\s*/i, ''));
   }
   const o = program.opts<{ hr: string; model?: string; crop: string; temperature: string; samples: string; seed: string; detail: string; zoom: string; backend: string; out?: string; json?: boolean }>();
-  const cropN = parseIntOpt(o.crop, '--crop', 0);
+  const cropN = parseInteger(o.crop, '--crop', 0);
   const T = Number(o.temperature);
   if (o.temperature.trim() === '' || !Number.isFinite(T) || T < 0) throw new UsageError(`Expected a finite number ≥ 0 for --temperature but received ${JSON.stringify(o.temperature)}`);
-  const samples = parseIntOpt(o.samples, '--samples', 1);
-  const seed = parseIntOpt(o.seed, '--seed', 0);
-  const detailN = parseIntOpt(o.detail, '--detail', 8);
-  const zoom = parseIntOpt(o.zoom, '--zoom', 1);
+  const samples = parseInteger(o.samples, '--samples', 1);
+  const seed = parseInteger(o.seed, '--seed', 0);
+  const detailN = parseInteger(o.detail, '--detail', 8);
+  const zoom = parseInteger(o.zoom, '--zoom', 1);
   if (o.backend !== 'wasm' && o.backend !== 'cpu') throw new UsageError(`Expected 'wasm' or 'cpu' for --backend but received ${JSON.stringify(o.backend)}`);
   if (o.out !== undefined) {
     const st = await fsp.stat(o.out).catch(() => null);

@@ -79,7 +79,11 @@ export {
 export type { LatentWeight, NormaliseOptions, RestoreOptions, RestoreReport, TransferOptions, TransferResult } from './edit/index.js';
 export { levelMaps, resizeMap, loadMap } from './upscale/index.js';
 export type { Map1, MapInput } from './upscale/index.js';
-// backends: --backend / SRFLOW_BACKEND, and sampling/encoding on the GPU through WebGPU (docs/WEBGPU.md)
+// how the engine computes: EngineOptions (the `engine` option of loadModel, upscale and train, or
+// configureEngine for the process); backends, and sampling/encoding on the GPU through WebGPU (docs/WEBGPU.md)
+export { configureEngine, engineOptions } from './models/engine.js';
+export type { EngineOptions } from './models/engine.js';
+export { engineOptionsFromEnv } from './env.js';
 export { BACKENDS, parseBackend, setBackend, requestedBackend, backendInfo } from './kernels/index.js';
 export type { BackendName } from './kernels/index.js';
 export { WebGpuSRFlow, webGpuRunner } from './models/webgpu.js';

@@ -91,13 +91,16 @@ async function loadOnce(file: string, reader: LoadReader): Promise<LoadRun> {
   return { reader, ms, rssBeforeMB: rssBefore / 1048576, peakExtraMB: (peak - rssBefore) / 1048576, parameters };
 }
 
+/** The child process's arguments: this flag, then { file, reader } as JSON. */
+const CHILD_FLAG = '--bench-load-child';
+
 export function benchLoad(opts: { file: string; rounds?: number; readers?: LoadReader[]; onRun?: (r: LoadRun) => void }): LoadBenchResult {
   const { file } = opts;
   let size: number;
   try {
     size = statSync(file).size;
   } catch {
-    throw new UsageError(`Cannot benchmark loading ${file}: no such file`);
+    throw new UsageError(`Cannot benchmark loading ${file}: file not found`);
   }
   const rounds = opts.rounds ?? 3;
   const readers = opts.readers ?? ['stream', 'whole'];
@@ -106,8 +109,7 @@ export function benchLoad(opts: { file: string; rounds?: number; readers?: LoadR
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 ? readers.slice().reverse() : readers;
     for (const reader of order) {
-      const child = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', self], {
-        env: { ...process.env, SRFLOW_BENCH_LOAD: JSON.stringify({ file, reader }) },
+      const child = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', self, CHILD_FLAG, JSON.stringify({ file, reader })], {
         encoding: 'utf8',
         maxBuffer: 1 << 24,
       });
@@ -129,8 +131,8 @@ export function benchLoad(opts: { file: string; rounds?: number; readers?: LoadR
 }
 
 // child process: one load, one line of JSON
-if (process.env.SRFLOW_BENCH_LOAD && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { file, reader } = JSON.parse(process.env.SRFLOW_BENCH_LOAD) as { file: string; reader: LoadReader };
+if (process.argv[2] === CHILD_FLAG && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { file, reader } = JSON.parse(process.argv[3]) as { file: string; reader: LoadReader };
   const run = await loadOnce(file, reader);
   process.stdout.write(`LOAD_RUN ${JSON.stringify(run)}\n`);
 }

@@ -147,14 +147,16 @@ const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileUR
 if (isMain) {
   const [threads = '0', rounds = '15', ...rest] = process.argv.slice(2);
   if (Number(threads) > 0) setNumThreads(Number(threads));
-  const shapes = rest.length
-    ? rest.map((r) => {
-        const [cin, cout, size, batch = '1'] = r.split(':').map(String);
-        return { cin: Number(cin), cout: Number(cout), size: Number(size), batch: Number(batch) };
-      })
-    : process.env.WINO_SHAPES === 'train'
+  // shapes: CIN:COUT:SIZE[:BATCH] …, or `train` (the training shapes), else the default ones
+  const shapes =
+    rest[0] === 'train'
       ? trainShapes
-      : defaultShapes;
+      : rest.length
+        ? rest.map((r) => {
+            const [cin, cout, size, batch = '1'] = r.split(':').map(String);
+            return { cin: Number(cin), cout: Number(cout), size: Number(size), batch: Number(batch) };
+          })
+        : defaultShapes;
   console.log(`# threads ${getNumThreads()}, ${rounds} alternating rounds, medians in ms`);
   for (const row of benchWinograd(shapes, Number(rounds))) console.log(JSON.stringify(row));
 }

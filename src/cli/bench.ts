@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { UsageError, parseInteger } from './errors.js';
 import { addBackendOption, applyBackend } from './backend.js';
+import { configureKernels } from '../kernels/index.js';
+import { threadsOption } from './options.js';
 
 export function registerBench(program: Command): void {
   const cmd = program
@@ -12,7 +14,7 @@ export function registerBench(program: Command): void {
     .option('--channels <n>', 'conv channels (in = out)', '64')
     .option('--size <n>', 'conv spatial size', '64')
     .option('--batch <n>', 'batch size', '1')
-    .option('--threads <n>', 'threads (default: all cores)')
+    .addOption(threadsOption('threads'))
     .option('--repeat <n>', 'timed repetitions')
     .option('--preset <name>', 'model preset for infer/train: paper4x, paper8x, small4x', 'small4x')
     .option('--lr-size <n>', 'LR size for infer/train', '32')
@@ -23,10 +25,7 @@ export function registerBench(program: Command): void {
       const backend = applyBackend(o.backend as string | undefined);
       if (backend === 'webgpu' && what !== 'infer') throw new UsageError(`Expected bench infer with --backend webgpu (the WebGPU backend samples and encodes; ${what} runs on the CPU) but received ${JSON.stringify(what)}`);
       const threads = o.threads ? parseInteger(String(o.threads), '--threads', 1) : undefined;
-      if (threads) {
-        const { setNumThreads } = await import('../kernels/native.js');
-        setNumThreads(threads);
-      }
+      if (threads) configureKernels({ threads });
       let result: Record<string, unknown>;
       if (what === 'conv3x3' || what === 'conv1x1') {
         const { benchConv } = await import('../bench/conv.js');

@@ -22,6 +22,7 @@ import { addBackendOption, applyBackend } from './backend.js';
 import { backendInfo } from '../kernels/index.js';
 import { webGpuRunner, type WebGpuSRFlow } from '../models/webgpu.js';
 import { releaseWebGpuDevice } from '../kernels/webgpu.js';
+import { modelOption, scaleOption, configOption, jsonOption, samplesOption, seedOption } from './options.js';
 
 interface EvalCliOptions {
   hr: string;
@@ -106,17 +107,17 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('evaluate a model on a folder of HR images: PSNR, SSIM, LR-PSNR, diversity, NLL, bicubic baseline')
     .requiredOption('--hr <dir>', 'folder of HR images (PNG, JPEG, WebP); LR = MATLAB bicubic ↓scale (8-bit path)')
-    .option('--model <path>', MODEL_HELP)
-    .option('--scale <n>', SCALE_HELP)
-    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
+    .addOption(modelOption())
+    .addOption(scaleOption())
+    .addOption(configOption())
     .option('--temperatures <list>', 'comma list of temperatures', '0,0.8')
-    .option('--samples <n>', 'samples per temperature (diversity needs ≥ 2)', '1')
-    .option('--seed <n>', 'random seed', '0')
+    .addOption(samplesOption('samples per temperature (diversity needs ≥ 2)'))
+    .addOption(seedOption())
     .option('--crop <n>', 'evaluate the centre N×N of each HR image (a multiple of the scale)')
     .option('--border <n>', 'pixels cropped at each side for PSNR/SSIM (default: the scale)')
     .option('--tile <n>', 'LR tile side (default: from --max-memory)')
     .option('--max-memory <mb>', 'memory budget (MB)', String(DEFAULT_MAX_MEMORY_MB))
-    .option('--json', 'print one JSON object')
+    .addOption(jsonOption())
     .option('--quiet', 'no progress bar and no warnings')
     .addHelpText(
       'after',

@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
+import { engineOptionsFromEnv } from '../env.js';
+import { configureEngine } from '../models/engine.js';
 import { registerBench } from './bench.js';
 import { registerVerify } from './verify.js';
 import { registerInfo } from './info.js';
@@ -26,7 +28,9 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .option('--verbose', 'print stack traces on errors')
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // the environment's engine options (src/env.ts), before any command; its own options (--backend, --threads) win
+    .hook('preAction', () => configureEngine(engineOptionsFromEnv()));
   registerBench(program);
   registerVerify(program);
   registerInfo(program);

@@ -21,6 +21,8 @@ import { sizeMultiple } from '../upscale/engine.js';
 import { clip01, crop } from '../upscale/pad.js';
 import { Tensor } from '../tensor/tensor.js';
 import { addBackendOption, applyBackend, withWebGpu } from './backend.js';
+import { fileReadError } from '../is.js';
+import { modelOption, scaleOption, configOption, jsonOption, outputImageOption } from './options.js';
 
 export const LATENTS_FORMAT = 'srflow-latents';
 
@@ -44,13 +46,13 @@ export function registerLatent(program: Command): void {
   const enc = program
     .command('encode')
     .description('encode an HR image (given its LR) into the latents of the flow, with its NLL')
-    .option('--model <path>', MODEL_HELP)
-    .option('--scale <n>', SCALE_HELP)
-    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
+    .addOption(modelOption())
+    .addOption(scaleOption())
+    .addOption(configOption())
     .requiredOption('--hr <image>', 'HR image')
     .option('--lr <image>', 'LR image, exactly HR / scale (default: MATLAB bicubic of the HR)')
     .requiredOption('-o, --output <file>', 'latents file (.safetensors)')
-    .option('--json', 'print one JSON object')
+    .addOption(jsonOption())
     .option('--quiet', 'print nothing')
     .addHelpText(
       'after',
@@ -127,15 +129,15 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
   const dec = program
     .command('decode')
     .description('decode latents (from encode) against an LR image into an SR image')
-    .option('--model <path>', MODEL_HELP)
-    .option('--scale <n>', SCALE_HELP)
-    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
+    .addOption(modelOption())
+    .addOption(scaleOption())
+    .addOption(configOption())
     .requiredOption('--lr <image>', 'LR image (the size the latents were made for)')
     .requiredOption('--latents <file>', 'latents file from srflow encode')
-    .requiredOption('-o, --output <file>', 'output image (.png, .jpg, .webp)')
+    .addOption(outputImageOption())
     .option('--temperature <t>', 'multiply the loaded latents by t (1 = as encoded, 0 = the mode)', '1')
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
-    .option('--json', 'print one JSON object')
+    .addOption(jsonOption())
     .option('--quiet', 'print nothing');
   addBackendOption(dec);
   oneLineErrors(dec);
@@ -152,8 +154,7 @@ exactly. The file holds z.0 … z.{n-1} (published order) and metadata (scale, L
     try {
       file = readSafetensors(o.latents);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new Error(`Cannot read latents ${o.latents}: ${code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'it is a folder' : (e as Error).message}`);
+      throw fileReadError('latents', o.latents, e);
     }
     if (file.metadata.format !== undefined && file.metadata.format !== LATENTS_FORMAT) {
       throw new Error(`Cannot read latents ${o.latents}: its format is '${file.metadata.format}', not ${LATENTS_FORMAT} (a model file?)`);

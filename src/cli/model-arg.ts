@@ -4,9 +4,10 @@ import { ModelRegistry, registryHome } from '../registry/index.js';
 import { resolveModel, ScaleMismatchError, SHIPPED_SCALES, type ShippedScale } from '../upscale/model.js';
 import type { SRFlowModel } from '../models/api.js';
 import { UsageError } from './errors.js';
+import { defaultModelFromEnv, modelsDirFromEnv, processEnv, type Env } from '../env.js';
 
 /** The registry of this user ($SRFLOW_HOME or the platform's cache folder). */
-export function userRegistry(env: Record<string, string | undefined> = process.env): ModelRegistry {
+export function userRegistry(env: Env = processEnv()): ModelRegistry {
   return new ModelRegistry(registryHome(env));
 }
 
@@ -16,7 +17,7 @@ export function userRegistry(env: Record<string, string | undefined> = process.e
  * a path (so the loader reports the missing file) when it looks like one, else an error naming both.
  * `config` is the command's --config, which wins over a registered configuration.
  */
-export function resolveModelArg<T extends string | undefined>(arg: T, config?: string, env: Record<string, string | undefined> = process.env): { model: T; config?: string | Record<string, unknown> } {
+export function resolveModelArg<T extends string | undefined>(arg: T, config?: string, env: Env = processEnv()): { model: T; config?: string | Record<string, unknown> } {
   if (arg === undefined || existsSync(arg)) return { model: arg, config };
   const reg = userRegistry(env);
   const r = reg.resolve(arg);
@@ -31,10 +32,13 @@ export function resolveModelArg<T extends string | undefined>(arg: T, config?: s
   throw new Error(`No model file and no registered model named ${JSON.stringify(arg)}${names.length ? ` (registered: ${names.join(', ')})` : ''}; see srflow models list`);
 }
 
-/** Arguments for `resolveModel` from a command's --model and --config (registered names resolved). */
-export function modelArgs(model: string | undefined, config: string | undefined, hint: string): [string | undefined, { config?: string | Record<string, unknown>; hint: string }] {
+/**
+ * Arguments for `resolveModel` from a command's --model and --config (registered names resolved;
+ * without --model, SRFLOW_DEFAULT_MODEL or the packaged model).
+ */
+export function modelArgs(model: string | undefined, config: string | undefined, hint: string, env: Env = processEnv()): [string | undefined, { config?: string | Record<string, unknown>; hint: string; defaultModel?: string }] {
   const r = resolveModelArg(model, config);
-  return [r.model, { config: r.config, hint }];
+  return [r.model, { config: r.config, hint, defaultModel: defaultModelFromEnv(env) }];
 }
 
 /** How to pass a model, in the message when the default one is not installed. */
@@ -62,11 +66,11 @@ export function parseScale(v: string | undefined): ShippedScale | undefined {
 export async function loadModelArg(
   o: { model?: string; config?: string },
   scale: ShippedScale | undefined,
-  env: Record<string, string | undefined> = process.env,
+  env: Env = processEnv(),
 ): Promise<SRFlowModel> {
-  const [model, opts] = modelArgs(o.model, o.config, MODEL_HINT);
+  const [model, opts] = modelArgs(o.model, o.config, MODEL_HINT, env);
   try {
-    return await resolveModel(model, { ...opts, scale, modelsDir: env.SRFLOW_MODELS_DIR || undefined });
+    return await resolveModel(model, { ...opts, scale, modelsDir: modelsDirFromEnv(env) });
   } catch (e) {
     if (e instanceof ScaleMismatchError) {
       throw new UsageError(`--scale ${e.wanted} does not match the model ${e.model}, which upscales ${e.modelScale}×: leave --scale out, or pass a model of scale ${e.wanted}`);

@@ -13,6 +13,7 @@ import { readJpegTables, type JpegTables } from '../edit/jpeg.js';
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { checkOutputPath, refuseOverwrite } from './edit-common.js';
+import { modelOption, scaleOption, configOption, outputImageOption } from './options.js';
 
 interface RestoreCliOptions {
   output: string;
@@ -33,13 +34,13 @@ export function registerRestore(program: Command): void {
     .command('restore')
     .description('remove noise and JPEG artifacts at the image\'s own resolution by editing its latents')
     .argument('<input>', 'degraded image (PNG, JPEG, WebP, TIFF, …)')
-    .requiredOption('-o, --output <file>', 'output image (.png, .jpg, .webp)')
+    .addOption(outputImageOption())
     .option('--strength <s>', '0 (leave the image alone) … 1 (full restoration)', '1')
     .option('--passes <n>', `shifted passes averaged, 1 … ${RESTORE_SHIFTS.length} (fewer is faster)`, String(RESTORE_SHIFTS.length))
     .option('--tile <n>', 'tile side in pixels for large images', String(DEFAULT_RESTORE_TILE))
-    .option('--model <path>', MODEL_HELP)
-    .option('--scale <n>', SCALE_HELP)
-    .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
+    .addOption(modelOption())
+    .addOption(scaleOption())
+    .addOption(configOption())
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
     .option('--quality <q>', 'JPEG/WebP quality, 1..100', '95')
     .option('--json', 'print one JSON object: what was done, latent statistics, timings')

@@ -11,9 +11,10 @@ import { EmbeddedBackend } from '../serve/embedded.js';
 import { RedisBackend, checkRedisUrl } from '../serve/redis.js';
 import { catalog, modelScale, type ModelCatalog } from '../serve/models.js';
 import { DEFAULT_LIMITS, type Limits } from '../serve/jobs.js';
-import { setNumThreads } from '../kernels/native.js';
-import { kernels } from '../kernels/index.js';
+import { configureKernels } from '../kernels/index.js';
+import { defaultModelFromEnv, modelsDirFromEnv } from '../env.js';
 import type { Backend } from '../serve/backend.js';
+import { threadsOption } from './options.js';
 
 interface ServeCliOptions {
   port: string;
@@ -51,7 +52,7 @@ export function parseModels(o: { model?: string; modelsDir?: string }, needDefau
   if (o.modelsDir !== undefined && !(existsSync(o.modelsDir) && statSync(o.modelsDir).isDirectory())) {
     throw new UsageError(`Expected a folder for --models-dir but ${o.modelsDir} is not one`);
   }
-  const cat = catalog({ ...o, shippedDir: process.env.SRFLOW_MODELS_DIR || undefined });
+  const cat = catalog({ ...o, shippedDir: modelsDirFromEnv(), defaultModel: defaultModelFromEnv() });
   if (o.model !== undefined || needDefault) {
     if (!existsSync(cat.defaultModel)) {
       throw new Error(o.model !== undefined ? `Cannot read model ${o.model}: file not found` : `The default model is not installed (${cat.defaultModel} is missing): pass --model PATH`);
@@ -61,12 +62,10 @@ export function parseModels(o: { model?: string; modelsDir?: string }, needDefau
   return cat;
 }
 
-/** --threads: the size of the native kernels' thread pool (and of the wasm kernels', if in use). */
+/** --threads: the kernels' threads (native pool, wasm workers), here and in the inference threads made from now on. */
 export function applyThreads(v: string | undefined): void {
   if (v === undefined) return;
-  const t = parseInteger(v, '--threads', 1);
-  process.env.SRFLOW_THREADS = String(t); // read by the wasm kernels and by the native pool on first use
-  if (kernels().name === 'native') setNumThreads(t);
+  configureKernels({ threads: parseInteger(v, '--threads', 1) });
 }
 
 export function parseLimits(o: ServeCliOptions): Limits {
@@ -106,7 +105,7 @@ export function registerServe(program: Command): void {
     .option('--model <path>', 'default model (default: the shipped models/srflow-4x.safetensors, and models/srflow-8x.safetensors for jobs with scale=8)')
     .option('--models-dir <dir>', 'folder of NAME.safetensors models that requests select with model=NAME')
     .option('--concurrency <n>', 'embedded mode: jobs run at once (one inference thread each)', '1')
-    .option('--threads <n>', 'embedded mode: kernel threads (default: all cores)')
+    .addOption(threadsOption('embedded mode: kernel threads'))
     .option('--max-upload-mb <mb>', 'largest upload (413 above)', String(DEFAULT_LIMITS.maxUploadBytes / 1048576))
     .option('--max-pixels <n>', 'most input pixels, width × height (413 above)', String(DEFAULT_LIMITS.maxPixels))
     .option('--max-outputs <n>', 'most outputs per job, temperatures × samples (400 above)', String(DEFAULT_LIMITS.maxOutputs))

@@ -14,6 +14,7 @@ import { encodeImage, loadImage, writeFileAtomicAsync } from '../io/image.js';
 import { loadMap } from '../upscale/mapfile.js';
 import { maskCoverage, transferContent } from '../edit/transfer.js';
 import { checkOutputPath, refuseOverwrite } from './edit-common.js';
+import { modelOption, scaleOption, configOption, jsonOption, outputImageOption } from './options.js';
 
 interface TransferCliOptions {
   target: string;
@@ -37,14 +38,14 @@ export function registerTransfer(program: Command): void {
     .requiredOption('--target <image>', 'the image to edit')
     .requiredOption('--source <image>', 'the image whose detail is transplanted (same size as the target)')
     .requiredOption('--mask <image>', 'grayscale mask, same size: white = take the source\'s detail, black = keep the target, gray = blend')
-    .requiredOption('-o, --output <file>', 'output image (.png, .jpg, .webp)')
-    .option('--model <path>', MODEL_HELP)
-    .option('--scale <n>', SCALE_HELP)
-    .option('--config <path>', 'configuration (YAML/JSON) for a .pth checkpoint')
+    .addOption(outputImageOption())
+    .addOption(modelOption())
+    .addOption(scaleOption())
+    .addOption(configOption())
     .option('--consistency <mode>', 'exact: project the result so that its bicubic downscale equals the target\'s (default), or none', 'exact')
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
     .option('--quality <q>', 'JPEG/WebP quality, 1..100', '95')
-    .option('--json', 'print one JSON object')
+    .addOption(jsonOption())
     .option('--quiet', 'print nothing')
     .addHelpText(
       'after',

@@ -21,6 +21,7 @@ import { loadMap } from '../upscale/mapfile.js';
 import type { SRFlowModel } from '../models/api.js';
 import type { ShippedScale } from '../upscale/model.js';
 import { applyBackend } from './backend.js';
+import { modelOption, scaleOption, configOption } from './options.js';
 
 interface UpscaleCliOptions {
   backend?: string;
@@ -209,9 +210,9 @@ export function registerUpscale(program: Command): void {
     .argument('<inputs...>', 'input images (PNG, JPEG, WebP, TIFF, GIF, AVIF/HEIF)')
     .option('-o, --output <file>', 'output file (only with one input and one output)')
     .option('--out-dir <dir>', 'output folder (default: next to each input); created if missing')
-    .option('--model <path>', MODEL_HELP)
-    .option('--scale <n>', SCALE_HELP)
-    .option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)')
+    .addOption(modelOption())
+    .addOption(scaleOption())
+    .addOption(configOption())
     .option('--temperature <list>', 'temperature τ ≥ 0, or a comma list such as 0.4,0.8 (τ = 0: deterministic)', '0.8')
     .option('--samples <n>', 'samples per temperature (sample i uses seed + i)', '1')
     .option('--seed <n>', 'random seed (an integer ≥ 0)', '0')

@@ -4,6 +4,7 @@ import { parseInteger } from './errors.js';
 import { oneLineErrors } from './progress.js';
 import { applyThreads, parseModels, parseQueueName, parseRedis, untilSignal } from './serve.js';
 import { startWorker } from '../serve/worker.js';
+import { threadsOption } from './options.js';
 
 interface WorkerCliOptions {
   redis: string;
@@ -25,7 +26,7 @@ export function registerWorker(program: Command): void {
     .requiredOption('--redis <url>', 'the queue\'s Redis (redis://host:port[/db])')
     .option('--queue <name>', 'queue name (as given to srflow serve)', 'srflow')
     .option('--concurrency <n>', 'jobs run at once (one inference thread each)', '1')
-    .option('--threads <n>', 'kernel threads (default: all cores)')
+    .addOption(threadsOption())
     .option('--model <path>', 'default model (default: the shipped models/srflow-4x.safetensors, and models/srflow-8x.safetensors for jobs with scale=8)')
     .option('--models-dir <dir>', 'folder of NAME.safetensors models that jobs select with model=NAME')
     .option('--lock-duration <ms>', 'job lock time: a dead worker\'s job is taken over after this', '10000')

@@ -18,6 +18,7 @@
  * Weight/index tables are precomputed per axis and cached.
  */
 import type { Planar } from '../io/image.js';
+import { checkPlanar, checkPositiveInt } from '../is.js';
 
 export type { Planar };
 
@@ -109,21 +110,6 @@ export function roundHalfEven(v: number): number {
 
 function clip255(v: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
-}
-
-function checkPositiveInt(v: number, name: string): void {
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`Expected a positive integer for ${name} but received ${v}`);
-}
-
-function checkPlanar(img: Planar, name: string): void {
-  if (!img || !(img.data instanceof Float32Array)) throw new Error(`Expected a Planar image with Float32Array data for ${name} but received ${typeof img}`);
-  checkPositiveInt(img.channels, `${name}.channels`);
-  checkPositiveInt(img.height, `${name}.height`);
-  checkPositiveInt(img.width, `${name}.width`);
-  const n = img.channels * img.height * img.width;
-  if (img.data.length !== n) {
-    throw new Error(`Expected ${n} values (${img.channels}×${img.height}×${img.width}) for ${name}.data but received ${img.data.length}`);
-  }
 }
 
 /**

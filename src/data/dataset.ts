@@ -21,6 +21,7 @@ import { extname, join, basename } from 'node:path';
 import { loadImage, toUint8Value } from '../io/image.js';
 import type { Planar } from '../io/image.js';
 import { imresize } from './bicubic.js';
+import { checkPositiveInt } from '../is.js';
 import { drawSynthetic } from './synthetic.js';
 
 import { Rng, mulberry32, type RandomFn } from '../tensor/random.js';
@@ -94,10 +95,6 @@ const CRISP_LR = 0.3;
 const OVER_PHOTO = 0.175;
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp'];
-
-function checkPositiveInt(v: unknown, name: string): asserts v is number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`Expected a positive integer for ${name} but received ${String(v)}`);
-}
 
 async function listImages(dir: string, what: string): Promise<string[]> {
   let names: string[];

@@ -348,7 +348,7 @@ export class CondAffineGroup {
     }
     // The stacked (or phase-split) weights are dropped once used unless asked to keep them: kept,
     // every group's copy (about 85 MB for paper4x) stays alive through the peak of inference;
-    // rebuilt, they cost about 50 ms per LR image (SRFLOW_COND_KEEP_WEIGHTS=1 keeps them).
+    // rebuilt, they cost about 50 ms per LR image (EngineOptions.keepCondWeights, SRFLOW_COND_KEEP_WEIGHTS=1, keeps them).
     if (!CondAffineGroup.keepWeights) {
       this.stacked.clear();
       this.phased.clear();
@@ -358,5 +358,5 @@ export class CondAffineGroup {
   }
 
   /** Keep the stacked weights between conditioning passes (faster for many tiles, more memory). */
-  static keepWeights = typeof process !== 'undefined' && process.env?.SRFLOW_COND_KEEP_WEIGHTS === '1';
+  static keepWeights = false;
 }

@@ -14,6 +14,7 @@ import type { Sharp } from 'sharp';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
+import { checkPlanar } from '../is.js';
 
 /** Planar float32 CHW image, values in [0, 1]. */
 export interface Planar {
@@ -253,27 +254,16 @@ export async function loadImage(input: string | Buffer | Uint8Array | RawPixels,
   };
 }
 
-function checkPlanar(p: Planar, channels: number, name: string): void {
-  if (!p || !(p.data instanceof Float32Array)) throw new Error(`Expected a Planar image with Float32Array data for ${name} but received ${typeof p}`);
-  if (p.channels !== channels) throw new Error(`Expected ${channels} channel(s) for ${name} but received ${p.channels}`);
-  if (!Number.isInteger(p.width) || p.width <= 0 || !Number.isInteger(p.height) || p.height <= 0) {
-    throw new Error(`Expected positive integer dimensions for ${name} but received ${p.width}×${p.height}`);
-  }
-  if (p.data.length !== channels * p.width * p.height) {
-    throw new Error(`Expected ${channels * p.width * p.height} values for ${name}.data but received ${p.data.length}`);
-  }
-}
-
 /**
  * Interleave a planar image for writing: 1 channel (luma) when `grayscale`, else 3; plus alpha.
  * 8-bit: round(clip(x,0,1)·255) as Uint8Array; 16-bit: round(clip(x,0,1)·65535) as Uint16Array.
  */
 export function toRawPixels(img: SaveableImage, opts: { bitDepth?: 8 | 16; dropAlpha?: boolean } = {}): RawPixels {
-  checkPlanar(img.rgb, 3, 'rgb');
+  checkPlanar(img.rgb, 'rgb', 3);
   const { width, height } = img.rgb;
   const alpha = opts.dropAlpha ? null : img.alpha ?? null;
   if (alpha) {
-    checkPlanar(alpha, 1, 'alpha');
+    checkPlanar(alpha, 'alpha', 1);
     if (alpha.width !== width || alpha.height !== height) {
       throw new Error(`Expected alpha of size ${width}×${height} for alpha but received ${alpha.width}×${alpha.height}`);
     }
@@ -311,7 +301,7 @@ function normaliseFormat(f: string, what: string): ImageFormat {
 function flattenOnWhite(img: SaveableImage): SaveableImage {
   const a = img.alpha;
   if (!a) return img;
-  checkPlanar(a, 1, 'alpha');
+  checkPlanar(a, 'alpha', 1);
   const n = a.data.length;
   const src = img.rgb.data;
   const out = new Float32Array(src.length);

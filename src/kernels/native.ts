@@ -4,15 +4,17 @@
  * convolutions and a persistent thread pool. Calls are synchronous. Float64Array arguments are
  * delegated to the reference kernels (gradient checks run in float64).
  *
- * Environment: SRFLOW_THREADS=n (default: all cores), SRFLOW_SIMD=avx512|avx2|scalar (force a
- * lower instruction set), SRFLOW_WINOGRAD=0 (3x3 stride-1 pad-1 convolutions and their
- * backward-data use the direct implicit-im2col path instead of Winograd F(4x4, 3x3); `always`:
- * Winograd also for the small ones where it is slower).
+ * Settings: threads (default: all cores), SIMD level avx512|avx2|scalar (force a lower
+ * instruction set), Winograd false (3x3 stride-1 pad-1 convolutions and their backward-data use
+ * the direct implicit-im2col path instead of Winograd F(4x4, 3x3); `always`: Winograd also for
+ * the small ones where it is slower): EngineOptions threads / simd / winograd, applied by
+ * configureKernels (src/kernels/index.ts). The addon also reads SRFLOW_THREADS, SRFLOW_SIMD and
+ * SRFLOW_WINOGRAD itself at load (native/pool.cc, native/addon.cc), as the CLI's environment does.
  */
 import { createRequire } from 'node:module';
-import type { Buf, Conv2dGeom, ElementwiseKernels, Kernels } from './types.js';
-import { convOutSize } from './types.js';
-import * as ref from './reference.js';
+import type { Buf, ElementwiseKernels, Kernels } from './types.js';
+import { referenceKernels } from './reference.js';
+import { withChecks } from './checks.js';
 
 /** The raw addon interface (native/addon.cc). */
 export interface NativeAddon extends ElementwiseKernels {
@@ -52,79 +54,20 @@ function load(): NativeAddon | null {
   return addon;
 }
 
-function isF32(...bufs: (Buf | null)[]): boolean {
-  for (const b of bufs) if (b !== null && !(b instanceof Float32Array)) return false;
-  return true;
-}
-
-function checkLen(name: string, fn: string, b: Buf | null, expected: number): void {
-  if (b === null) return;
-  if (b.length !== expected) {
-    throw new Error(`Expected ${name} of length ${expected} for ${fn} but received length ${b.length}`);
-  }
-}
-
-function checkInt(name: string, fn: string, v: number, min: number): void {
-  if (!Number.isInteger(v) || v < min) throw new Error(`Expected ${name} to be an integer >= ${min} for ${fn} but received ${v}`);
-}
-
-function checkGeom(g: Conv2dGeom, fn: string): { oh: number; ow: number } {
-  checkInt('n', fn, g.n, 1);
-  checkInt('cin', fn, g.cin, 1);
-  checkInt('h', fn, g.h, 1);
-  checkInt('w', fn, g.w, 1);
-  checkInt('cout', fn, g.cout, 1);
-  checkInt('kh', fn, g.kh, 1);
-  checkInt('kw', fn, g.kw, 1);
-  checkInt('pad', fn, g.pad, 0);
-  const o = convOutSize(g);
-  if (o.oh < 1 || o.ow < 1) throw new Error(`Expected a non-empty output for ${fn} but received geometry ${JSON.stringify(g)}`);
-  return o;
-}
-
 function makeKernels(a: NativeAddon): Kernels {
-  return {
+  // Arguments are checked, and float64 calls sent to the reference kernels, by withChecks.
+  const f = (b: Buf | null) => b as Float32Array;
+  const raw: Kernels = {
     get name() {
       return `native-${a.simdLevel()}`;
     },
     ew: a,
-    conv2d(x, w, bias, g, out) {
-      const { oh, ow } = checkGeom(g, 'conv2d');
-      checkLen('x', 'conv2d', x, g.n * g.cin * g.h * g.w);
-      checkLen('w', 'conv2d', w, g.cout * g.cin * g.kh * g.kw);
-      checkLen('bias', 'conv2d', bias, g.cout);
-      checkLen('out', 'conv2d', out, g.n * g.cout * oh * ow);
-      if (!isF32(x, w, bias, out)) return ref.conv2d(x, w, bias, g, out);
-      a.conv2d(x as Float32Array, w as Float32Array, bias as Float32Array | null, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, out as Float32Array);
-    },
-    conv2dBackwardData(gy, w, g, gx, accumulate) {
-      const { oh, ow } = checkGeom(g, 'conv2dBackwardData');
-      checkLen('gy', 'conv2dBackwardData', gy, g.n * g.cout * oh * ow);
-      checkLen('w', 'conv2dBackwardData', w, g.cout * g.cin * g.kh * g.kw);
-      checkLen('gx', 'conv2dBackwardData', gx, g.n * g.cin * g.h * g.w);
-      if (!isF32(gy, w, gx)) return ref.conv2dBackwardData(gy, w, g, gx, accumulate);
-      a.conv2dBackwardData(gy as Float32Array, w as Float32Array, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, gx as Float32Array, !!accumulate);
-    },
-    conv2dBackwardFilter(gy, x, g, gw, gb, accumulate) {
-      const { oh, ow } = checkGeom(g, 'conv2dBackwardFilter');
-      checkLen('gy', 'conv2dBackwardFilter', gy, g.n * g.cout * oh * ow);
-      checkLen('x', 'conv2dBackwardFilter', x, g.n * g.cin * g.h * g.w);
-      checkLen('gw', 'conv2dBackwardFilter', gw, g.cout * g.cin * g.kh * g.kw);
-      checkLen('gb', 'conv2dBackwardFilter', gb, g.cout);
-      if (!isF32(gy, x, gw, gb)) return ref.conv2dBackwardFilter(gy, x, g, gw, gb, accumulate);
-      a.conv2dBackwardFilter(gy as Float32Array, x as Float32Array, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, gw as Float32Array, gb as Float32Array | null, !!accumulate);
-    },
-    matmul(am, bm, m, k, n, transA, transB, out, accumulate) {
-      checkInt('m', 'matmul', m, 0);
-      checkInt('k', 'matmul', k, 0);
-      checkInt('n', 'matmul', n, 0);
-      checkLen('a', 'matmul', am, m * k);
-      checkLen('b', 'matmul', bm, k * n);
-      checkLen('out', 'matmul', out, m * n);
-      if (!isF32(am, bm, out)) return ref.matmul(am, bm, m, k, n, transA, transB, out, accumulate);
-      a.matmul(am as Float32Array, bm as Float32Array, m, k, n, !!transA, !!transB, out as Float32Array, !!accumulate);
-    },
+    conv2d: (x, w, bias, g, out) => a.conv2d(f(x), f(w), bias && f(bias), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, f(out)),
+    conv2dBackwardData: (gy, w, g, gx, acc) => a.conv2dBackwardData(f(gy), f(w), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, f(gx), acc),
+    conv2dBackwardFilter: (gy, x, g, gw, gb, acc) => a.conv2dBackwardFilter(f(gy), f(x), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, f(gw), gb && f(gb), acc),
+    matmul: (am, bm, m, k, n, ta, tb, out, acc) => a.matmul(f(am), f(bm), m, k, n, ta, tb, f(out), acc),
   };
+  return withChecks(raw, referenceKernels);
 }
 
 let kernelsObj: Kernels | null = null;

@@ -11,9 +11,9 @@
  *
  * Nothing here imports a Node module at load time: the Node-only parts are dynamic imports.
  */
-import type { Buf, Conv2dGeom, ElementwiseKernels, Kernels } from './types.js';
-import { convOutSize } from './types.js';
-import * as ref from './reference.js';
+import type { Buf, ElementwiseKernels, Kernels } from './types.js';
+import { referenceKernels } from './reference.js';
+import { withChecks } from './checks.js';
 
 /** The module's exports (native/wasm/srflow_wasm.cc). Pointers are byte offsets. */
 export interface WasmExports {
@@ -171,35 +171,6 @@ function isNode(): boolean {
   return !!(globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
 }
 
-// ------------------------------------------------------------------------------------------
-// argument checks (as the native backend)
-
-function isF32(...bufs: (Buf | null)[]): boolean {
-  for (const b of bufs) if (b !== null && !(b instanceof Float32Array)) return false;
-  return true;
-}
-function checkLen(name: string, fn: string, b: Buf | null, expected: number): void {
-  if (b !== null && b.length !== expected) throw new Error(`Expected ${name} of length ${expected} for ${fn} but received length ${b.length}`);
-}
-function checkInt(name: string, fn: string, v: number, min: number): void {
-  if (!Number.isInteger(v) || v < min) throw new Error(`Expected ${name} to be an integer >= ${min} for ${fn} but received ${v}`);
-}
-function checkGeom(g: Conv2dGeom, fn: string): { oh: number; ow: number } {
-  checkInt('n', fn, g.n, 1);
-  checkInt('cin', fn, g.cin, 1);
-  checkInt('h', fn, g.h, 1);
-  checkInt('w', fn, g.w, 1);
-  checkInt('cout', fn, g.cout, 1);
-  checkInt('kh', fn, g.kh, 1);
-  checkInt('kw', fn, g.kw, 1);
-  checkInt('pad', fn, g.pad, 0);
-  const o = convOutSize(g);
-  if (o.oh < 1 || o.ow < 1) throw new Error(`Expected a non-empty output for ${fn} but received geometry ${JSON.stringify(g)}`);
-  return o;
-}
-
-// ------------------------------------------------------------------------------------------
-
 interface Instance {
   ex: WasmExports;
   memory: WebAssembly.Memory;
@@ -255,157 +226,85 @@ function makeKernels(inst: Instance, opts: { requested: number; ctl: number; thr
     const base = arena >>> 2;
     return offs.map((o) => base + o);
   };
-  const put = (h: Float32Array, at: number, b: Buf | null): number => {
-    if (b) h.set(b as Float32Array, at);
-    return b ? at * 4 : 0;
+  /**
+   * Stages one kernel call's buffers in the arena, in order: a buffer is copied in, a number
+   * reserves that many floats (an output), null is no buffer (pointer 0). Returns byte pointers.
+   */
+  const stage = (...items: (Buf | number | null)[]): number[] => {
+    syncThreads();
+    const at = reserve(items.map((b) => (b === null ? 0 : typeof b === 'number' ? b : b.length)));
+    const h = view();
+    return items.map((b, i) => {
+      if (b === null) return 0;
+      if (typeof b !== 'number') h.set(b as Float32Array, at[i]);
+      return at[i] * 4;
+    });
   };
-  const get = (at: number, out: Buf): void => {
-    (out as Float32Array).set(view().subarray(at, at + out.length));
-  };
-  // Float64 results (per-channel and per-sample sums) at a float offset of the arena (64-byte aligned).
-  const get64 = (at: number, out: Float64Array): void => {
-    out.set(new Float64Array(view().buffer, at * 4, out.length));
-  };
-  const chk = (fn: string, n: number, c: number, hw: number): void => {
-    checkInt('n', fn, n, 1);
-    checkInt('c', fn, c, 1);
-    checkInt('hw', fn, hw, 1);
+  /** Copies a result back from byte pointer `p` (Float64Array: per-channel and per-sample sums). */
+  const get = (p: number, out: Buf): void => {
+    if (out instanceof Float64Array) out.set(new Float64Array(view().buffer, p, out.length));
+    else out.set(view().subarray(p >> 2, (p >> 2) + out.length));
   };
 
   // The element-wise kernels of native/elementwise.cc (the fused flow ops, leaky ReLU, axpy, Adam):
   // the same C++ as the addon's, arguments copied in and results copied out like the convolutions.
   const ew: ElementwiseKernels = {
     channelAffine(x, n, c, hw, bias, mul, relu, out) {
-      chk('channelAffine', n, c, hw);
-      const t = n * c * hw;
-      checkLen('x', 'channelAffine', x, t);
-      checkLen('bias', 'channelAffine', bias, c);
-      checkLen('mul', 'channelAffine', mul, c);
-      checkLen('out', 'channelAffine', out, t);
-      syncThreads();
-      const [px, pb, pm, po] = reserve([t, c, c, t]);
-      const h = view();
-      ex.srf_channel_affine(put(h, px, x), n, c, hw, put(h, pb, bias), put(h, pm, mul), relu ? 1 : 0, po * 4);
+      const [px, pb, pm, po] = stage(x, bias, mul, out.length);
+      ex.srf_channel_affine(px, n, c, hw, pb, pm, relu ? 1 : 0, po);
       get(po, out);
     },
     channelAffineBackward(g, out, n, c, hw, mul, relu, gx, sb, ss) {
-      chk('channelAffineBackward', n, c, hw);
-      const t = n * c * hw;
-      checkLen('g', 'channelAffineBackward', g, t);
-      checkLen('out', 'channelAffineBackward', out, t);
-      checkLen('mul', 'channelAffineBackward', mul, c);
-      checkLen('gx', 'channelAffineBackward', gx, t);
-      checkLen('sb', 'channelAffineBackward', sb, c);
-      checkLen('ss', 'channelAffineBackward', ss, c);
-      syncThreads();
-      const [pg, po, pm, px, psb, pss] = reserve([t, t, c, gx ? t : 0, 2 * c, 2 * c]);
-      const h = view();
-      ex.srf_channel_affine_backward(put(h, pg, g), put(h, po, out), n, c, hw, put(h, pm, mul), relu ? 1 : 0, gx ? px * 4 : 0, psb * 4, pss * 4);
+      const [pg, po, pm, px, psb, pss] = stage(g, out, mul, gx ? gx.length : 0, 2 * c, 2 * c);
+      ex.srf_channel_affine_backward(pg, po, n, c, hw, pm, relu ? 1 : 0, gx ? px : 0, psb, pss);
       if (gx) get(px, gx);
-      get64(psb, sb);
-      get64(pss, ss);
+      get(psb, sb);
+      get(pss, ss);
     },
     affineFromNet(hh, raw, n, c, hw, rb, eps, inverse, out) {
-      chk('affineFromNet', n, c, hw);
-      checkInt('rb', 'affineFromNet', rb, 0);
-      const t = n * c * hw;
-      const rt = (rb ? n : 1) * 2 * c * hw;
-      checkLen('h', 'affineFromNet', hh, t);
-      checkLen('raw', 'affineFromNet', raw, rt);
-      checkLen('out', 'affineFromNet', out, t);
-      syncThreads();
-      const [ph, pr, po] = reserve([t, rt, t]);
-      const h = view();
-      ex.srf_affine_from_net(put(h, ph, hh), put(h, pr, raw), n, c, hw, rb ? 1 : 0, eps, inverse ? 1 : 0, po * 4);
+      const [ph, pr, po] = stage(hh, raw, out.length);
+      ex.srf_affine_from_net(ph, pr, n, c, hw, rb ? 1 : 0, eps, inverse ? 1 : 0, po);
       get(po, out);
     },
     affineFromNetBackward(g, hh, raw, n, c, hw, rb, eps, inverse, gh, gr) {
-      chk('affineFromNetBackward', n, c, hw);
-      checkInt('rb', 'affineFromNetBackward', rb, 0);
-      const t = n * c * hw;
-      const rt = (rb ? n : 1) * 2 * c * hw;
-      checkLen('g', 'affineFromNetBackward', g, t);
-      checkLen('h', 'affineFromNetBackward', hh, t);
-      checkLen('raw', 'affineFromNetBackward', raw, rt);
-      checkLen('gh', 'affineFromNetBackward', gh, t);
-      checkLen('gr', 'affineFromNetBackward', gr, rt);
-      syncThreads();
-      const [pg, ph, pr, pgh, pgr] = reserve([t, t, rt, gh ? t : 0, gr ? rt : 0]);
-      const h = view();
-      put(h, pgr, gr); // accumulated into
-      ex.srf_affine_from_net_backward(put(h, pg, g), put(h, ph, hh), put(h, pr, raw), n, c, hw, rb ? 1 : 0, eps, inverse ? 1 : 0, gh ? pgh * 4 : 0, gr ? pgr * 4 : 0);
+      const [pg, ph, pr, pgh, pgr] = stage(g, hh, raw, gh ? gh.length : 0, gr); // gr is accumulated into
+      ex.srf_affine_from_net_backward(pg, ph, pr, n, c, hw, rb ? 1 : 0, eps, inverse ? 1 : 0, gh ? pgh : 0, pgr);
       if (gh) get(pgh, gh);
       if (gr) get(pgr, gr);
     },
     sumLogScale(raw, n, c, hw, eps, out) {
-      chk('sumLogScale', n, c, hw);
-      const rt = n * 2 * c * hw;
-      checkLen('raw', 'sumLogScale', raw, rt);
-      checkLen('out', 'sumLogScale', out, n);
-      syncThreads();
-      const [pr, po] = reserve([rt, 2 * n]);
-      const h = view();
-      ex.srf_sum_log_scale(put(h, pr, raw), n, c, hw, eps, po * 4);
-      get64(po, out);
+      const [pr, po] = stage(raw, 2 * n);
+      ex.srf_sum_log_scale(pr, n, c, hw, eps, po);
+      get(po, out);
     },
     sumLogScaleBackward(raw, n, c, hw, eps, g, gr) {
-      chk('sumLogScaleBackward', n, c, hw);
-      const rt = n * 2 * c * hw;
-      checkLen('raw', 'sumLogScaleBackward', raw, rt);
-      checkLen('g', 'sumLogScaleBackward', g, n);
-      checkLen('gr', 'sumLogScaleBackward', gr, rt);
-      syncThreads();
-      const [pr, pg, pgr] = reserve([rt, n, rt]);
-      const h = view();
-      put(h, pgr, gr); // the shift channels are left as they are
-      ex.srf_sum_log_scale_backward(put(h, pr, raw), n, c, hw, eps, put(h, pg, g), pgr * 4);
+      const [pr, pg, pgr] = stage(raw, g, gr); // the shift channels of gr are left as they are
+      ex.srf_sum_log_scale_backward(pr, n, c, hw, eps, pg, pgr);
       get(pgr, gr);
     },
     leakyRelu(x, slope, out) {
-      checkLen('out', 'leakyRelu', out, x.length);
-      syncThreads();
-      const [px, po] = reserve([x.length, x.length]);
-      const h = view();
-      ex.srf_leaky_relu(put(h, px, x), x.length, slope, po * 4);
+      const [px, po] = stage(x, x.length);
+      ex.srf_leaky_relu(px, x.length, slope, po);
       get(po, out);
     },
     leakyReluBackward(g, x, slope, gx, accumulate) {
-      checkLen('x', 'leakyReluBackward', x, g.length);
-      checkLen('gx', 'leakyReluBackward', gx, g.length);
-      syncThreads();
-      const [pg, px, pgx] = reserve([g.length, g.length, g.length]);
-      const h = view();
-      if (accumulate) put(h, pgx, gx);
-      ex.srf_leaky_relu_backward(put(h, pg, g), put(h, px, x), g.length, slope, pgx * 4, accumulate ? 1 : 0);
+      const [pg, px, pgx] = stage(g, x, accumulate ? gx : g.length);
+      ex.srf_leaky_relu_backward(pg, px, g.length, slope, pgx, accumulate ? 1 : 0);
       get(pgx, gx);
     },
     axpy(alpha, x, y, out) {
-      checkLen('y', 'axpy', y, x.length);
-      checkLen('out', 'axpy', out, x.length);
-      syncThreads();
-      const [px, py, po] = reserve([x.length, x.length, x.length]);
-      const h = view();
-      ex.srf_axpy(alpha, put(h, px, x), put(h, py, y), x.length, po * 4);
+      const [px, py, po] = stage(x, y, x.length);
+      ex.srf_axpy(alpha, px, py, x.length, po);
       get(po, out);
     },
     addInto(x, out) {
-      checkLen('out', 'addInto', out, x.length);
-      syncThreads();
-      const [px, po] = reserve([x.length, x.length]);
-      const h = view();
-      put(h, po, out);
-      ex.srf_add_into(put(h, px, x), x.length, po * 4);
+      const [px, po] = stage(x, out);
+      ex.srf_add_into(px, x.length, po);
       get(po, out);
     },
     adam(p, g, m, v, beta1, beta2, stepSize, bc2sqrt, eps, weightDecay) {
-      const len = p.length;
-      checkLen('g', 'adam', g, len);
-      checkLen('m', 'adam', m, len);
-      checkLen('v', 'adam', v, len);
-      syncThreads();
-      const [pp, pg, pm, pv] = reserve([len, len, len, len]);
-      const h = view();
-      ex.srf_adam(put(h, pp, p), put(h, pg, g), put(h, pm, m), put(h, pv, v), len, beta1, beta2, stepSize, bc2sqrt, eps, weightDecay);
+      const [pp, pg, pm, pv] = stage(p, g, m, v);
+      ex.srf_adam(pp, pg, pm, pv, p.length, beta1, beta2, stepSize, bc2sqrt, eps, weightDecay);
       get(pp, p);
       get(pm, m);
       get(pv, v);
@@ -419,64 +318,27 @@ function makeKernels(inst: Instance, opts: { requested: number; ctl: number; thr
     },
     requestedThreads: opts.requested,
     ew,
+    // float32 only (withChecks sends float64 calls to the reference kernels)
     conv2d(x, w, bias, g, out) {
-      const { oh, ow } = checkGeom(g, 'conv2d');
-      checkLen('x', 'conv2d', x, g.n * g.cin * g.h * g.w);
-      checkLen('w', 'conv2d', w, g.cout * g.cin * g.kh * g.kw);
-      checkLen('bias', 'conv2d', bias, g.cout);
-      checkLen('out', 'conv2d', out, g.n * g.cout * oh * ow);
-      if (!isF32(x, w, bias, out)) return ref.conv2d(x, w, bias, g, out);
-      syncThreads();
-      const [px, pw, pb, po] = reserve([x.length, w.length, bias ? bias.length : 0, out.length]);
-      const h = view();
-      ex.srf_conv2d(put(h, px, x), put(h, pw, w), put(h, pb, bias), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, po * 4);
+      const [px, pw, pb, po] = stage(x, w, bias, out.length);
+      ex.srf_conv2d(px, pw, pb, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, po);
       get(po, out);
     },
     conv2dBackwardData(gy, w, g, gx, accumulate) {
-      const { oh, ow } = checkGeom(g, 'conv2dBackwardData');
-      checkLen('gy', 'conv2dBackwardData', gy, g.n * g.cout * oh * ow);
-      checkLen('w', 'conv2dBackwardData', w, g.cout * g.cin * g.kh * g.kw);
-      checkLen('gx', 'conv2dBackwardData', gx, g.n * g.cin * g.h * g.w);
-      if (!isF32(gy, w, gx)) return ref.conv2dBackwardData(gy, w, g, gx, accumulate);
-      syncThreads();
-      const [pg, pw, px] = reserve([gy.length, w.length, gx.length]);
-      const h = view();
-      if (accumulate) put(h, px, gx);
-      ex.srf_conv2d_backward_data(put(h, pg, gy), put(h, pw, w), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, px * 4, accumulate ? 1 : 0);
+      const [pg, pw, px] = stage(gy, w, accumulate ? gx : gx.length);
+      ex.srf_conv2d_backward_data(pg, pw, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, px, accumulate ? 1 : 0);
       get(px, gx);
     },
     conv2dBackwardFilter(gy, x, g, gw, gb, accumulate) {
-      const { oh, ow } = checkGeom(g, 'conv2dBackwardFilter');
-      checkLen('gy', 'conv2dBackwardFilter', gy, g.n * g.cout * oh * ow);
-      checkLen('x', 'conv2dBackwardFilter', x, g.n * g.cin * g.h * g.w);
-      checkLen('gw', 'conv2dBackwardFilter', gw, g.cout * g.cin * g.kh * g.kw);
-      checkLen('gb', 'conv2dBackwardFilter', gb, g.cout);
-      if (!isF32(gy, x, gw, gb)) return ref.conv2dBackwardFilter(gy, x, g, gw, gb, accumulate);
-      syncThreads();
-      const [pg, px, pw, pb] = reserve([gy.length, x.length, gw.length, gb ? gb.length : 0]);
-      const h = view();
-      if (accumulate) {
-        put(h, pw, gw);
-        put(h, pb, gb);
-      }
-      ex.srf_conv2d_backward_filter(put(h, pg, gy), put(h, px, x), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, pw * 4, gb ? pb * 4 : 0, accumulate ? 1 : 0);
+      const [pg, px, pw, pb] = stage(gy, x, accumulate ? gw : gw.length, gb && accumulate ? gb : gb ? gb.length : 0);
+      ex.srf_conv2d_backward_filter(pg, px, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, pw, gb ? pb : 0, accumulate ? 1 : 0);
       get(pw, gw);
       if (gb) get(pb, gb);
     },
     matmul(a, b, m, kk, n, transA, transB, out, accumulate) {
-      checkInt('m', 'matmul', m, 0);
-      checkInt('k', 'matmul', kk, 0);
-      checkInt('n', 'matmul', n, 0);
-      checkLen('a', 'matmul', a, m * kk);
-      checkLen('b', 'matmul', b, kk * n);
-      checkLen('out', 'matmul', out, m * n);
-      if (!isF32(a, b, out)) return ref.matmul(a, b, m, kk, n, transA, transB, out, accumulate);
       if (m === 0 || n === 0) return;
-      syncThreads();
-      const [pa, pb, po] = reserve([a.length, b.length, out.length]);
-      const h = view();
-      if (accumulate) put(h, po, out);
-      ex.srf_matmul(put(h, pa, a), put(h, pb, b), m, kk, n, transA ? 1 : 0, transB ? 1 : 0, po * 4, accumulate ? 1 : 0);
+      const [pa, pb, po] = stage(a, b, accumulate ? out : out.length);
+      ex.srf_matmul(pa, pb, m, kk, n, transA ? 1 : 0, transB ? 1 : 0, po, accumulate ? 1 : 0);
       get(po, out);
     },
     simdLevel() {
@@ -500,7 +362,7 @@ function makeKernels(inst: Instance, opts: { requested: number; ctl: number; thr
       for (const t of opts.threads) t.terminate();
     },
   };
-  return k;
+  return withChecks(k, referenceKernels); // argument checks; float64 calls to the reference kernels
 }
 
 function instantiateSingle(module: WebAssembly.Module): WasmKernels {

@@ -11,6 +11,7 @@
  * and concatenations are offsets.
  */
 import * as W from './webgpu-wgsl.js';
+import { vulkanIcd, useVulkanIcd } from '../env.js';
 
 /** A device-resident float32 tensor (NCHW). `buf` may be larger than `size` floats (pooling). */
 export interface GTensor {
@@ -439,17 +440,17 @@ export async function nodeAdapter(opts: WebGpuOptions = {}): Promise<GPUAdapter>
   // instance tears down threads the device still uses).
   let gpu = mod.create([]);
   let adapter = await gpu.requestAdapter(req);
-  if (!adapter && typeof process !== 'undefined' && !process.env.VK_ICD_FILENAMES) {
+  if (!adapter && typeof process !== 'undefined' && !vulkanIcd()) {
     const fs = process.getBuiltinModule('node:fs') as typeof import('node:fs');
     if (fs.existsSync(SWIFTSHADER_ICD)) {
-      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD; // read by the Vulkan loader when Dawn makes its next instance
+      useVulkanIcd(SWIFTSHADER_ICD); // read by the Vulkan loader when Dawn makes its next instance
       gpu = mod.create([]);
       adapter = await gpu.requestAdapter(req);
     }
   }
   keepAlive.push(gpu);
   if (!adapter) {
-    throw new Error(`no WebGPU adapter is available (no GPU with a Vulkan driver found${process.env.VK_ICD_FILENAMES ? `; VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES}` : ', and no SwiftShader at ' + SWIFTSHADER_ICD}); see docs/WEBGPU.md`);
+    throw new Error(`no WebGPU adapter is available (no GPU with a Vulkan driver found${vulkanIcd() ? `; VK_ICD_FILENAMES=${vulkanIcd()}` : ', and no SwiftShader at ' + SWIFTSHADER_ICD}); see docs/WEBGPU.md`);
   }
   return adapter;
 }

@@ -3,13 +3,14 @@
  * decode, sample, differentiate and save. Tensors are `{ shape, data: Float32Array }` (NCHW) or
  * the engine's Tensor class.
  */
-import { readFileSync, openSync, readSync, closeSync } from 'node:fs';
+import { openSync, readSync, closeSync } from 'node:fs';
 import { Tensor, noGrad } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import YAML from 'yaml';
 import { openPth } from '../io/pth.js';
 import { openSafetensors, writeSafetensors, type LazyTensor, type RawTensor } from '../io/safetensors.js';
-import { loadConfigFile, parseConfig, type ModelConfig } from './config.js';
+import { loadConfigFile, parseConfig, readConfigFile, type ModelConfig } from './config.js';
+import { fileReadError } from '../is.js';
+import { configureEngine, type EngineOptions } from './engine.js';
 import { SRFlowNet } from './srflow.js';
 import { loadStateDict, type LoadReport } from './state.js';
 import { inferLayout, isRrdbOpt, LayoutError, parseRrdbConfig, type Layout, type LayoutKind } from './infer-layout.js';
@@ -174,8 +175,7 @@ function sniff(path: string): 'zip' | 'safetensors' | 'unknown' {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`Cannot read model ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message}`);
+    throw fileReadError('model', path, e);
   }
   try {
     const b = Buffer.alloc(9);
@@ -195,6 +195,8 @@ export interface LoadOptions {
    * model file carries and over the layout recognised from a checkpoint's tensors.
    */
   config?: string | Record<string, unknown>;
+  /** How the engine computes (kernels, threads, conditioning grouping, …): applied before the model is made (configureEngine). */
+  engine?: EngineOptions;
 }
 
 /** What loading found out about a model file (see `loadNetDetailed`). */
@@ -234,23 +236,13 @@ function configOf(c: string | Record<string, unknown>): { cfg: ModelConfig | nul
 
 function loadConfigObject(path: string): Record<string, unknown> {
   // the parsed option object (to tell an RRDBNet configuration from an SRFlow one)
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`Cannot read configuration ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
-  try {
-    const v = /\.json$/i.test(path) ? JSON.parse(text) : YAML.parse(text);
-    return v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
-  } catch (e) {
-    throw new Error(`Cannot parse configuration ${path}: ${(e as Error).message}`);
-  }
+  return readConfigFile(path, (v) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {}));
 }
 
 /** Load a model file and report how: format, kind, where the configuration came from, which tensors matched. */
 export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet {
   if (typeof path !== 'string' || !path) throw new Error(`Expected a file path for model but received ${JSON.stringify(path)}`);
+  configureEngine(opts.engine);
   const kind = sniff(path);
   let tensors: Map<string, LazyTensor>;
   let close: () => void;

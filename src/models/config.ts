@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
+import * as is from '../is.js';
+import { plainObject as isObj, type PlainObject as Obj } from '../is.js';
 
 export interface FlowConfig {
   /** Flow steps per level (a number, or one per level). */
@@ -24,8 +26,11 @@ export interface ModelConfig {
   scale: number;
   inNc: number;
   outNc: number;
+  /** RRDB feature channels (network_G.nf). */
   nf: number;
+  /** RRDB blocks (network_G.nb). */
   nb: number;
+  /** Growth channels inside each dense block (network_G.gc). */
   gc: number;
   flow: FlowConfig;
   /** Dequantisation levels (datasets.train.quant; 255 when absent). */
@@ -34,20 +39,12 @@ export interface ModelConfig {
   opt: Record<string, unknown>;
 }
 
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+function num(v: unknown, name: string, def: number, ok: (x: number) => boolean = Number.isFinite): number {
+  return is.orDefault(v, def, name, (x) => typeof x === 'number' && ok(x), 'a valid number');
 }
 
-function num(v: unknown, name: string, def: number, check: (x: number) => boolean = Number.isFinite): number {
-  if (v === undefined || v === null) return def;
-  if (typeof v !== 'number' || !check(v)) throw new Error(`Expected a valid number for ${name} but received ${JSON.stringify(v)}`);
-  return v;
-}
-
-const posInt = (x: number) => Number.isInteger(x) && x > 0;
-const nonNegInt = (x: number) => Number.isInteger(x) && x >= 0;
+const posInt = is.positiveInt;
+const nonNegInt = is.nonNegativeInt;
 
 /** Parse a published-layout option object (or `{ opt: {...} }` as in the parity fixture). */
 export function parseConfig(input: unknown): ModelConfig {
@@ -104,13 +101,16 @@ export function parseConfig(input: unknown): ModelConfig {
   return cfg;
 }
 
-/** Read a YAML or JSON configuration file. */
-export function loadConfigFile(path: string): ModelConfig {
+/**
+ * The one loader of configuration files: read a YAML or JSON file and turn its data into what the
+ * caller wants with `parse` (whose errors read "Invalid configuration <path>: …").
+ */
+export function readConfigFile<T>(path: string, parse: (data: unknown) => T): T {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new Error(`Cannot read configuration ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw is.fileReadError('configuration', path, e);
   }
   let data: unknown;
   try {
@@ -119,10 +119,15 @@ export function loadConfigFile(path: string): ModelConfig {
     throw new Error(`Cannot parse configuration ${path}: ${(e as Error).message}`);
   }
   try {
-    return parseConfig(data);
+    return parse(data);
   } catch (e) {
     throw new Error(`Invalid configuration ${path}: ${(e as Error).message}`);
   }
+}
+
+/** Read a YAML or JSON model configuration file. */
+export function loadConfigFile(path: string): ModelConfig {
+  return readConfigFile(path, parseConfig);
 }
 
 /** Conditioning channels: 64·(len(blocks)+1) with stacking, else nf. */

@@ -25,21 +25,6 @@ export type Layer = Squeeze | FlowStep | Split2d;
 /** Default flow steps per batched conditioning precompute (see SRFlowNet.condGroup; chosen by measurement, docs/PERFORMANCE.md). */
 export const DEFAULT_COND_GROUP = 4;
 
-function envFlag(name: string, dflt: boolean): boolean {
-  const v = typeof process !== 'undefined' ? process.env?.[name] : undefined;
-  if (v === undefined || v === '') return dflt;
-  if (v !== '0' && v !== '1') throw new Error(`Expected 0 or 1 for ${name} but received ${JSON.stringify(v)}`);
-  return v === '1';
-}
-
-function envCondGroup(): number {
-  const v = typeof process !== 'undefined' ? process.env?.SRFLOW_COND_GROUP : undefined;
-  if (v === undefined || v === '') return DEFAULT_COND_GROUP;
-  const n = Number(v);
-  if (!(Number.isInteger(n) && n >= 0)) throw new Error(`Expected a non-negative integer for SRFLOW_COND_GROUP but received ${JSON.stringify(v)}`);
-  return n;
-}
-
 export interface EncodeResult {
   /** ε of each split level from the first upwards, then z_L. */
   latents: Tensor[];
@@ -276,17 +261,19 @@ export class SRFlowNet {
     return noGrad(() => this.decodeWith(latents, this.conditioning(this.rrdb.forward(lr))));
   }
 
+  /** The defaults of condGroup and condPhases for models made from now on (EngineOptions, src/models/engine.ts). */
+  static engineDefaults = { condGroup: DEFAULT_COND_GROUP, condPhases: true };
   /**
    * Flow steps per batched precompute (CondAffineGroup): their conditioning-only first convs run as
    * one stacked conv each for the injectors and the coupling u-halves. 1 = one step at a time;
-   * 0 = a whole level. Default: SRFLOW_COND_GROUP if set, else DEFAULT_COND_GROUP.
+   * 0 = a whole level. Default: EngineOptions.condGroup (the CLI: SRFLOW_COND_GROUP), else DEFAULT_COND_GROUP.
    */
-  condGroup: number = envCondGroup();
+  condGroup: number = SRFlowNet.engineDefaults.condGroup;
   /**
    * Run the first convs of the level at twice the LR resolution by phases on the LR-size stacked
-   * blocks (flow/condconv.ts) instead of on the materialised map. Default true; SRFLOW_COND_PHASES=0 turns it off.
+   * blocks (flow/condconv.ts) instead of on the materialised map. Default true; EngineOptions.condPhases (the CLI: SRFLOW_COND_PHASES=0) turns it off.
    */
-  condPhases: boolean = envFlag('SRFLOW_COND_PHASES', true);
+  condPhases: boolean = SRFlowNet.engineDefaults.condPhases;
   private groupsBySize = new Map<number, { level: number; indices: number[]; group: CondAffineGroup }[]>();
 
   /** The conditional affine steps in groups of up to `size` consecutive steps of one level (0: the whole level). */

@@ -11,11 +11,14 @@
  *               { type: 'done', id, samples: Planar[], alpha: Planar | null }
  *               { type: 'error', id, aborted: boolean, message }
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { statSync } from 'node:fs';
 import { upscaleLoaded, type Draw } from '../upscale/index.js';
 import { loadModel, type SRFlowModel } from '../models/api.js';
 import type { LoadedImage, Planar } from '../io/image.js';
+import { configureEngine, type EngineOptions } from '../models/engine.js';
+
+configureEngine((workerData as { engine?: EngineOptions } | null)?.engine); // as the spawning thread (pool.ts)
 
 export interface RunMessage {
   type: 'run';

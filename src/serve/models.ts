@@ -19,11 +19,14 @@ export interface ModelCatalog {
   shipped?: Partial<Record<ShippedScale, string>>;
 }
 
-/** `shippedDir`: the folder of the shipped models (default: the package's models/). */
-export function catalog(opts: { model?: string; modelsDir?: string; shippedDir?: string }): ModelCatalog {
+/**
+ * `shippedDir`: the folder of the shipped models (default: the package's models/); `defaultModel`
+ * replaces the shipped 4x file (the CLI's SRFLOW_DEFAULT_MODEL).
+ */
+export function catalog(opts: { model?: string; modelsDir?: string; shippedDir?: string; defaultModel?: string }): ModelCatalog {
   if (opts.model !== undefined) return { defaultModel: opts.model, modelsDir: opts.modelsDir };
   const shipped: Partial<Record<ShippedScale, string>> = {};
-  for (const s of SHIPPED_SCALES) shipped[s] = defaultModelPath(s, opts.shippedDir);
+  for (const s of SHIPPED_SCALES) shipped[s] = defaultModelPath(s, opts.shippedDir, opts.defaultModel);
   return { defaultModel: shipped[4]!, modelsDir: opts.modelsDir, shipped };
 }
 

@@ -18,6 +18,7 @@ import type { JobParams, OutputFormat } from './jobs.js';
 import type { Planar } from '../io/image.js';
 import { encodeImage, loadImage } from '../io/image.js';
 import { checkOutputSize, makeDraws } from '../upscale/index.js';
+import { engineOptions } from '../models/engine.js';
 
 export interface InferTask {
   id: string;
@@ -56,13 +57,15 @@ interface Slot {
   };
 }
 
+/** A thread computing as this one does: it gets the engine options in force here (configureEngine). */
 function spawnThread(): Worker {
   const dev = import.meta.url.endsWith('.ts');
   const url = new URL(`./infer-thread.${dev ? 'ts' : 'js'}`, import.meta.url);
-  if (!dev) return new Worker(url);
+  const workerData = { engine: engineOptions() };
+  if (!dev) return new Worker(url, { workerData });
   // Running from the TypeScript sources (tsx): register tsx's loader inside the thread first.
   const api = import.meta.resolve('tsx/esm/api');
-  return new Worker(`import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`, { eval: true });
+  return new Worker(`import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`, { eval: true, workerData });
 }
 
 export class InferencePool {

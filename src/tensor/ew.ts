@@ -1,13 +1,14 @@
 /**
  * Access to the backend's element-wise kernels (native and wasm): `ew(a, b, ...)` returns them when
  * every buffer given is float32 and the backend has them, else null (the caller's TypeScript loop
- * runs: float64 gradient checks, the reference backend). SRFLOW_ELEMENTWISE=js forces the
- * TypeScript loops (for side-by-side benchmarks and as an oracle in tests).
+ * runs: float64 gradient checks, the reference backend). setElementwiseJs(true) (EngineOptions
+ * elementwise: 'js', SRFLOW_ELEMENTWISE=js) forces the TypeScript loops (for side-by-side
+ * benchmarks and as an oracle in tests).
  */
 import { kernels } from '../kernels/index.js';
 import type { Buf, ElementwiseKernels } from '../kernels/types.js';
 
-let forceJs = typeof process !== 'undefined' && process.env?.SRFLOW_ELEMENTWISE === 'js';
+let forceJs = false;
 
 /** Switch the native element-wise kernels off (true) or back on (false); returns the previous setting. */
 export function setElementwiseJs(on: boolean): boolean {

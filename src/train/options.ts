@@ -2,16 +2,19 @@
  * Training options in the published option layout (BasicSR/SRFlow YAML), every field with a
  * documented default. See docs/TRAINING.md.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import YAML from 'yaml';
-import { parseConfig, type ModelConfig } from '../models/config.js';
+import { parseConfig, readConfigFile, type ModelConfig } from '../models/config.js';
+import type { EngineOptions } from '../models/engine.js';
+import * as is from '../is.js';
+import { plainObject as isObj, type PlainObject as Obj } from '../is.js';
 
 export type Stage = 'rrdb' | 'flow';
 
 export interface TrainOptions {
   model: ModelConfig;
   stage: Stage;
+  /** How the engine computes (kernels, threads, …): applied when the trainer is made (configureEngine). */
+  engine?: EngineOptions;
   /** Where checkpoints, logs and images go (`path.out_dir`, default `runs/<name>`). */
   outDir: string;
   name: string;
@@ -87,19 +90,12 @@ export interface TrainOptions {
   raw: Record<string, unknown>;
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function pick<T>(v: unknown, name: string, def: T, check: (x: unknown) => boolean, what: string): T {
-  if (v === undefined || v === null) return def;
-  if (!check(v)) throw new Error(`Expected ${what} for ${name} but received ${JSON.stringify(v)}`);
-  return v as T;
-}
-const isPosInt = (x: unknown) => Number.isInteger(x) && (x as number) > 0;
-const isNonNegInt = (x: unknown) => Number.isInteger(x) && (x as number) >= 0;
+const pick = <T>(v: unknown, name: string, def: T, ok: (x: unknown) => boolean, what: string): T => is.orDefault(v, def, name, ok, what);
+const isPosInt = is.positiveInt;
+const isNonNegInt = is.nonNegativeInt;
 const isPos = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0;
-const isFrac = (x: unknown) => typeof x === 'number' && x >= 0 && x <= 1;
-const isBool = (x: unknown) => typeof x === 'boolean';
+const isFrac = (x: unknown) => is.inRange(x, 0, 1);
+const isBool = is.bool;
 const isStr = (x: unknown) => typeof x === 'string' && x.length > 0;
 
 export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrides: { stage?: Stage } = {}): TrainOptions {
@@ -178,23 +174,7 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
 }
 
 export function loadTrainOptions(file: string, overrides: { stage?: Stage } = {}): TrainOptions {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Error(`Cannot read configuration ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
-  let data: unknown;
-  try {
-    data = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
-  } catch (e) {
-    throw new Error(`Cannot parse configuration ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return parseTrainOptions(data, dirname(resolve(file)), overrides);
-  } catch (e) {
-    throw new Error(`Invalid configuration ${file}: ${(e as Error).message}`);
-  }
+  return readConfigFile(file, (data) => parseTrainOptions(data, dirname(resolve(file)), overrides));
 }
 
 /** MultiStepLR milestones (iterations) for the options. */

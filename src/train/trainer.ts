@@ -13,6 +13,7 @@ import { Rng } from '../tensor/random.js';
 import { SRFlowNet } from '../models/srflow.js';
 import { loadStateDict } from '../models/state.js';
 import { saveModelFile } from '../models/api.js';
+import { configureEngine } from '../models/engine.js';
 import { readSafetensors, type RawTensor } from '../io/safetensors.js';
 import { readPth } from '../io/pth.js';
 import { ImageFolderDataset, loadValidationSet, type ValidationImage } from '../data/dataset.js';
@@ -95,6 +96,7 @@ export class Trainer {
 
   static async create(o: TrainOptions, events: TrainEvents = {}, resume: string | null = null): Promise<Trainer> {
     const warn = events.onWarning ?? (() => undefined);
+    configureEngine(o.engine);
     if (o.train.pixelWeight > 0 && o.train.lowMemory) throw new Error('Expected train.pixel_weight 0 with memory: low (the pixel loss needs the stored flow) but received ' + o.train.pixelWeight);
     const data = await ImageFolderDataset.open(o.data.trainDirs, {
       scale: o.model.scale,

@@ -63,7 +63,7 @@ export interface SuperResolveOptions {
   /**
    * Compute backend: 'webgpu' runs the conditioning and the decodes on the GPU (WebGPU); a CPU
    * backend (auto, native, wasm, reference) selects the process's CPU kernels. Default: the
-   * process's backend (SRFLOW_BACKEND, else auto).
+   * process's backend (configureEngine; the CLI: --backend, SRFLOW_BACKEND), else auto.
    */
   backend?: BackendName;
   /**
@@ -154,7 +154,7 @@ function paramBytes(model: SRFlowModel): number {
 }
 
 /** Validate engine options (throws a plain Error naming the option). */
-export function checkEngineOptions(o: SuperResolveOptions): void {
+export function checkSuperResolveOptions(o: SuperResolveOptions): void {
   if (!Array.isArray(o.draws) || o.draws.length === 0) throw new Error('Expected at least one draw (temperature × samples) but received none');
   for (const d of o.draws) {
     if (!(typeof d.temperature === 'number' && Number.isFinite(d.temperature) && d.temperature >= 0)) {
@@ -178,7 +178,7 @@ export function checkEngineOptions(o: SuperResolveOptions): void {
 
 /** Super-resolve an RGB LR image (any size) into one SR image per draw. */
 export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperResolveOptions): Promise<SuperResolveResult> {
-  checkEngineOptions(opts);
+  checkSuperResolveOptions(opts);
   if (lr.channels !== 3) throw new Error(`Expected an RGB image (3 channels) for lr but received ${lr.channels}`);
   const { signal, onProgress, draws } = opts;
   checkAbort(signal);

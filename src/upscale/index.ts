@@ -15,8 +15,9 @@
 import { loadImage, encodeImage, MAX_PIXELS, MAX_SIDE, toRawPixels, type LoadedImage, type Planar, type RawPixels } from '../io/image.js';
 import { upscaleBicubic } from '../data/bicubic.js';
 import type { SRFlowModel } from '../models/api.js';
-import { superResolve, checkEngineOptions, abortError, type Draw, type Progress, type SuperResolveResult } from './engine.js';
+import { superResolve, checkSuperResolveOptions, abortError, type Draw, type Progress, type SuperResolveResult } from './engine.js';
 import { checkScale, resolveModel } from './model.js';
+import { configureEngine, type EngineOptions } from '../models/engine.js';
 import type { BackendName } from '../kernels/index.js';
 import { clip01 } from './pad.js';
 import { uncertaintyMap } from './uncertainty.js';
@@ -85,13 +86,15 @@ export interface UpscaleOptions {
   output?: OutputForm;
   /** JPEG/WebP quality (default 95). */
   quality?: number;
-  /** Compute backend: 'webgpu' (the GPU), or auto, native, wasm, reference (CPU). Default: SRFLOW_BACKEND, else auto. */
+  /** Compute backend: 'webgpu' (the GPU), or auto, native, wasm, reference (CPU). Default: the engine's (auto). */
   backend?: BackendName;
   /**
    * The sampling guard of srflow-trained models (see SuperResolveOptions.guard): default on when
    * the model carries a calibration (CPU backends), false turns it off, true requires it.
    */
   guard?: boolean;
+  /** How the engine computes (kernels, threads, conditioning grouping, …): applied first (configureEngine). */
+  engine?: EngineOptions;
 }
 
 export interface UpscaleResult {
@@ -167,7 +170,7 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
     if (!ok) throw new Error('Expected an image (file path, Buffer or raw pixels) for temperatureMap');
   }
   const draws = makeDraws(temps, samples, seed);
-  checkEngineOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend, guard: o.guard });
+  checkSuperResolveOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend, guard: o.guard });
   return { temperatures: temps, samples, seed, draws };
 }
 
@@ -248,6 +251,7 @@ function toFloatRaw(rgb: Planar, alpha: Planar | null, grayscale: boolean): RawP
  */
 export async function upscale(input: string | Buffer | Uint8Array | RawPixels, options: UpscaleOptions = {}): Promise<UpscaleResult> {
   const norm = normaliseOptions(options);
+  configureEngine(options.engine);
   const signal = options.signal;
   if (signal?.aborted) throw abortError(signal);
   const isRaw = isObj(input) && !(input instanceof Uint8Array) && 'data' in input;

@@ -27,12 +27,11 @@ export function shippedModelPath(scale: ShippedScale = 4, modelsDir?: string): s
 }
 
 /**
- * The default model of a scale: the shipped one (`shippedModelPath`); for 4x, SRFLOW_DEFAULT_MODEL
- * overrides it.
+ * The default model of a scale: the shipped one (`shippedModelPath`); for 4x, `defaultModel` (the
+ * CLI's SRFLOW_DEFAULT_MODEL, read in src/env.ts) replaces it.
  */
-export function defaultModelPath(scale: ShippedScale = 4, modelsDir?: string): string {
-  const env = process.env.SRFLOW_DEFAULT_MODEL;
-  if (env && scale === 4) return env;
+export function defaultModelPath(scale: ShippedScale = 4, modelsDir?: string, defaultModel?: string): string {
+  if (defaultModel && scale === 4) return defaultModel;
   return shippedModelPath(scale, modelsDir);
 }
 
@@ -63,7 +62,7 @@ export class ScaleMismatchError extends Error {
  */
 export async function resolveModel(
   model: SRFlowModel | string | undefined,
-  opts: { config?: string | Record<string, unknown>; hint?: string; scale?: number; modelsDir?: string } = {},
+  opts: { config?: string | Record<string, unknown>; hint?: string; scale?: number; modelsDir?: string; defaultModel?: string } = {},
 ): Promise<SRFlowModel> {
   const scale = opts.scale === undefined ? undefined : checkScale(opts.scale);
   const checked = (m: SRFlowModel, what: string): SRFlowModel => {
@@ -74,7 +73,7 @@ export async function resolveModel(
   };
   if (model instanceof SRFlowModel) return checked(model, 'the given model');
   if (model === undefined) {
-    const path = defaultModelPath(scale ?? 4, opts.modelsDir);
+    const path = defaultModelPath(scale ?? 4, opts.modelsDir, opts.defaultModel);
     if (!existsSync(path)) {
       const what = scale === 8 ? `The shipped 8x model is not installed (${path} is missing)` : `The default model is not installed (${path} is missing)`;
       throw new DefaultModelMissingError(`${what}: ${opts.hint ?? 'pass a model (the model option: an SRFlowModel or a model file path)'}`);

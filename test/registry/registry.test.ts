@@ -83,7 +83,7 @@ test('add, list, resolve, remove; refusals leave the registry untouched', () => 
     assert.throws(() => reg.add(corrupt), /Refusing to add .*corrupt\.pth: .*(CRC|corrupt)/);
     writeFileSync(corrupt, 'not a model');
     assert.throws(() => reg.add(corrupt), /Refusing to add/);
-    assert.throws(() => reg.add(join(dir, 'missing.pth')), /Refusing to add .*missing\.pth: .*no such file/);
+    assert.throws(() => reg.add(join(dir, 'missing.pth')), /Refusing to add .*missing\.pth: .*file not found/);
     assert.deepEqual(snapshot(home), before, 'registry untouched');
 
     const src2 = join(dir, 'other.pth');

@@ -9,6 +9,7 @@ import { createModel, type SRFlowModel } from '../../src/models/api.js';
 import { makeOpt } from '../../src/models/config.js';
 import { upscale, loadImage, psnr, Tensor, noGrad, imresize, downscale, loadModel, SRFlowModel as RootModel } from '../../src/index.js';
 import type { RawPixels } from '../../src/io/image.js';
+import { resolveModel } from '../../src/upscale/model.js';
 
 let dir = '';
 let modelPath = '';
@@ -187,18 +188,11 @@ test('bad options and inputs throw clear errors before any work; abort gives an 
   const text = join(dir, 'text.png');
   writeFileSync(text, 'hello, not an image');
   await assert.rejects(upscale(text, { model }), /not an image/);
-  await assert.rejects(upscale(raw, { model: join(dir, 'nope.safetensors') }), /Cannot read model .*no such file/);
+  await assert.rejects(upscale(raw, { model: join(dir, 'nope.safetensors') }), /Cannot read model .*file not found/);
   await assert.rejects(upscale({ data: new Uint8Array(3), width: 20000, height: 20000, channels: 3 }, { model }), /Expected 1200000000 samples|absurd|beyond/);
   await assert.rejects(upscale({ data: new Uint8Array(20000 * 2 * 3), width: 20000, height: 2, channels: 3 }, { model }), /the 4× output would be 80000×8, beyond the limits/);
-  // the default model, when it is not installed
-  const prev = process.env.SRFLOW_DEFAULT_MODEL;
-  process.env.SRFLOW_DEFAULT_MODEL = join(dir, 'not-installed.safetensors');
-  try {
-    await assert.rejects(upscale(raw), /default model is not installed/);
-  } finally {
-    if (prev === undefined) delete process.env.SRFLOW_DEFAULT_MODEL;
-    else process.env.SRFLOW_DEFAULT_MODEL = prev;
-  }
+  // the default model, when it is not installed (the CLI's SRFLOW_DEFAULT_MODEL arrives as resolveModel's defaultModel)
+  await assert.rejects(resolveModel(undefined, { defaultModel: join(dir, 'not-installed.safetensors') }), /default model is not installed/);
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(upscale(raw, { model, signal: ac.signal }), (e: Error) => e instanceof DOMException && e.name === 'AbortError');

@@ -156,8 +156,12 @@ test('threaded wasm kernels (3 threads, shared memory) match the float64 referen
 
 test('parity fixture passes with SRFLOW_BACKEND=wasm', { skip: !existsSync(FIX + 'weights.pth') && 'fixture not found' }, () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
+  // the library reads no environment: the child applies it as the CLI does (src/env.ts → configureEngine)
   const script = `
     const { kernels } = await import('./src/kernels/index.ts');
+    const { engineOptionsFromEnv } = await import('./src/env.ts');
+    const { configureEngine } = await import('./src/models/engine.ts');
+    configureEngine(engineOptionsFromEnv());
     const { loadConfigFile } = await import('./src/models/config.ts');
     const { SRFlowNet } = await import('./src/models/srflow.ts');
     const { loadStateDict } = await import('./src/models/state.ts');
