@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "srflow_tuning%": "<!(node -p \"process.env.SRFLOW_TUNING === '1' ? 1 : 0\")"
+  },
   "targets": [
     {
       "target_name": "srflow_native",
@@ -13,6 +16,7 @@
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "conditions": [["srflow_tuning==1", { "defines": ["SRFLOW_TUNING"] }]],
       "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20", "-O2", "-O1", "-O0"],
       "cflags": ["-O3", "-fexceptions", "-fno-math-errno", "-fno-trapping-math", "-pthread"],

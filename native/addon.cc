@@ -314,28 +314,19 @@ Napi::Value SupportedSimd(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("conv2d", Napi::Function::New(env, Conv2d, "conv2d"));
-  exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData, "conv2dBackwardData"));
-  exports.Set("conv2dBackwardFilter", Napi::Function::New(env, Conv2dBackwardFilter, "conv2dBackwardFilter"));
-  exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
-  exports.Set("channelAffine", Napi::Function::New(env, ChannelAffine, "channelAffine"));
-  exports.Set("channelAffineBackward", Napi::Function::New(env, ChannelAffineBackward, "channelAffineBackward"));
-  exports.Set("affineFromNet", Napi::Function::New(env, AffineFromNet, "affineFromNet"));
-  exports.Set("affineFromNetBackward", Napi::Function::New(env, AffineFromNetBackward, "affineFromNetBackward"));
-  exports.Set("sumLogScale", Napi::Function::New(env, SumLogScale, "sumLogScale"));
-  exports.Set("sumLogScaleBackward", Napi::Function::New(env, SumLogScaleBackward, "sumLogScaleBackward"));
-  exports.Set("leakyRelu", Napi::Function::New(env, LeakyRelu, "leakyRelu"));
-  exports.Set("leakyReluBackward", Napi::Function::New(env, LeakyReluBackward, "leakyReluBackward"));
-  exports.Set("axpy", Napi::Function::New(env, Axpy, "axpy"));
-  exports.Set("addInto", Napi::Function::New(env, AddInto, "addInto"));
-  exports.Set("adam", Napi::Function::New(env, Adam, "adam"));
-  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
-  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
-  exports.Set("simdLevel", Napi::Function::New(env, SimdLevel, "simdLevel"));
-  exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
-  exports.Set("setWinograd", Napi::Function::New(env, SetWinograd, "setWinograd"));
-  exports.Set("winogradEnabled", Napi::Function::New(env, WinogradEnabled, "winogradEnabled"));
-  exports.Set("supportedSimd", Napi::Function::New(env, SupportedSimd, "supportedSimd"));
+  const struct {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  } fns[] = {
+    {"conv2d", Conv2d}, {"conv2dBackwardData", Conv2dBackwardData}, {"conv2dBackwardFilter", Conv2dBackwardFilter},
+    {"matmul", Matmul}, {"channelAffine", ChannelAffine}, {"channelAffineBackward", ChannelAffineBackward},
+    {"affineFromNet", AffineFromNet}, {"affineFromNetBackward", AffineFromNetBackward}, {"sumLogScale", SumLogScale},
+    {"sumLogScaleBackward", SumLogScaleBackward}, {"leakyRelu", LeakyRelu}, {"leakyReluBackward", LeakyReluBackward},
+    {"axpy", Axpy}, {"addInto", AddInto}, {"adam", Adam}, {"setNumThreads", SetNumThreads},
+    {"getNumThreads", GetNumThreads}, {"simdLevel", SimdLevel}, {"setSimd", SetSimd}, {"setWinograd", SetWinograd},
+    {"winogradEnabled", WinogradEnabled}, {"supportedSimd", SupportedSimd},
+  };
+  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   return exports;
 }
 

@@ -72,100 +72,44 @@ int srf_set_num_threads(int n) {
 int srf_winograd_mode(void) { return winograd_mode(); }
 void srf_set_winograd(int mode) { set_winograd(mode); }
 
+namespace {
+// The direct convolution of x (n x cin x h x w) with kh x kw weights into m channels, padded by
+// padh, padw. Backward-data is one too: of gy, with the weights flipped and transposed (flip).
+ConvFwdJob conv_job(const float* x, const float* w, const float* bias, float* out, int n, int cin, int h, int wd,
+                    int m, int kh, int kw, int padh, int padw, bool flip, int wcin, bool accumulate) {
+  const int oh = h + 2 * padh - kh + 1, ow = wd + 2 * padw - kw + 1;
+  // the fields in order: x, n, cin, h, w, kh, kw, padh, padw, oh, ow, M, W, flip, wcin, bias, out, accumulate
+  return ConvFwdJob{x, n, cin, h, wd, kh, kw, padh, padw, oh, ow, m, w, flip, wcin, bias, out, accumulate};
+}
+}  // namespace
+
 void srf_conv2d(const float* x, const float* w, const float* bias, int n, int cin, int h, int wd, int cout, int kh,
                 int kw, int pad, float* out) {
-  ConvFwdJob j;
-  j.x = x;
-  j.W = w;
-  j.bias = bias;
-  j.out = out;
-  j.n = n;
-  j.cin = cin;
-  j.h = h;
-  j.w = wd;
-  j.kh = kh;
-  j.kw = kw;
-  j.padh = pad;
-  j.padw = pad;
-  j.oh = h + 2 * pad - kh + 1;
-  j.ow = wd + 2 * pad - kw + 1;
-  j.M = cout;
-  j.flip = false;
-  j.wcin = cin;
-  j.accumulate = false;
-  isa().conv_fwd(j);
+  isa().conv_fwd(conv_job(x, w, bias, out, n, cin, h, wd, cout, kh, kw, pad, pad, false, cin, false));
 }
 
 void srf_conv2d_backward_data(const float* gy, const float* w, int n, int cin, int h, int wd, int cout, int kh, int kw,
                               int pad, float* gx, int accumulate) {
-  // The transposed convolution of gy with the flipped, transposed weights: padding kh-1-pad.
-  ConvFwdJob j;
-  j.x = gy;
-  j.W = w;
-  j.out = gx;
-  j.accumulate = accumulate != 0;
-  j.bias = nullptr;
-  j.n = n;
-  j.cin = cout;
-  j.h = h + 2 * pad - kh + 1;
-  j.w = wd + 2 * pad - kw + 1;
-  j.kh = kh;
-  j.kw = kw;
-  j.padh = kh - 1 - pad;
-  j.padw = kw - 1 - pad;
-  j.oh = h;
-  j.ow = wd;
-  j.M = cin;
-  j.flip = true;
-  j.wcin = cin;
-  isa().conv_fwd(j);
+  // The transposed convolution of gy (n x cout x oh x ow) with the flipped, transposed weights:
+  // padding kh-1-pad, back to h x wd.
+  const int oh = h + 2 * pad - kh + 1, ow = wd + 2 * pad - kw + 1;
+  isa().conv_fwd(conv_job(gy, w, nullptr, gx, n, cout, oh, ow, cin, kh, kw, kh - 1 - pad, kw - 1 - pad, true, cin,
+                          accumulate != 0));
 }
 
 void srf_conv2d_backward_filter(const float* gy, const float* x, int n, int cin, int h, int wd, int cout, int kh,
                                 int kw, int pad, float* gw, float* gb, int accumulate) {
-  ConvBwfJob j;
-  j.gy = gy;
-  j.x = x;
-  j.gw = gw;
-  j.gb = gb;
-  j.accumulate = accumulate != 0;
-  j.n = n;
-  j.cin = cin;
-  j.h = h;
-  j.w = wd;
-  j.cout = cout;
-  j.kh = kh;
-  j.kw = kw;
-  j.pad = pad;
-  j.oh = h + 2 * pad - kh + 1;
-  j.ow = wd + 2 * pad - kw + 1;
-  isa().conv_bwf(j);
+  const int oh = h + 2 * pad - kh + 1, ow = wd + 2 * pad - kw + 1;
+  // ConvBwfJob's fields in order: gy, x, n, cin, h, w, cout, kh, kw, pad, oh, ow, gw, gb, accumulate
+  isa().conv_bwf(ConvBwfJob{gy, x, n, cin, h, wd, cout, kh, kw, pad, oh, ow, gw, gb, accumulate != 0});
 }
 
 void srf_matmul(const float* a, const float* b, int m, int k, int n, int ta, int tb, float* out, int accumulate) {
-  GemmJob j;
-  j.a = a;
-  j.b = b;
-  j.m = m;
-  j.k = k;
-  j.n = n;
-  j.ta = ta != 0;
-  j.tb = tb != 0;
-  j.out = out;
-  j.accumulate = accumulate != 0;
-  isa().gemm(j);
+  isa().gemm(GemmJob{a, b, m, k, n, ta != 0, tb != 0, out, accumulate != 0});
 }
 
 namespace {
-ChanJob chan(const float* x, float* out, int n, int c, long hw) {
-  ChanJob j{};
-  j.x = x;
-  j.out = out;
-  j.n = n;
-  j.c = c;
-  j.hw = hw;
-  return j;
-}
+ChanJob chan(const float* x, float* out, int n, int c, long hw) { return ChanJob{x, out, n, c, hw}; }
 }  // namespace
 
 void srf_channel_affine(const float* x, int n, int c, long hw, const float* bias, const float* mul, int relu,

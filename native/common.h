@@ -97,8 +97,14 @@ float* scratch(int slot, size_t nfloats);
 int winograd_mode();
 void set_winograd(int mode);
 
-// Integer tuning knob from the environment (SRFLOW_TUNE_<name>), else def. Read once per call site.
+// Integer tuning knob: def, the ISA's setting. A build for tuning experiments (SRFLOW_TUNING defined:
+// `SRFLOW_TUNING=1 npm run build`, docs/PERFORMANCE.md) reads SRFLOW_TUNE_<name> from
+// the environment instead, once per call site (pool.cc); a normal build has no knobs, only constants.
+#if defined(SRFLOW_TUNING)
 int tune(const char* name, int def);
+#else
+constexpr int tune(const char*, int def) { return def; }
+#endif
 
 // ---- per-ISA entry points ----
 struct IsaImpl {
@@ -117,6 +123,17 @@ void pool_worker_loop(int tid);
 extern const IsaImpl isa_avx2;
 extern const IsaImpl isa_avx512;
 #define SRF_X86 1
+#endif
+
+// The functions between SRF_TARGET_BEGIN("avx2,fma") and SRF_TARGET_END are compiled for that
+// target (the x86 ISA files; selected at run time).
+#define SRF_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define SRF_TARGET_BEGIN(t) SRF_PRAGMA(clang attribute push(__attribute__((target(t))), apply_to = function))
+#define SRF_TARGET_END SRF_PRAGMA(clang attribute pop)
+#else
+#define SRF_TARGET_BEGIN(t) SRF_PRAGMA(GCC push_options) SRF_PRAGMA(GCC target(t))
+#define SRF_TARGET_END SRF_PRAGMA(GCC pop_options)
 #endif
 
 }  // namespace srf

@@ -49,29 +49,7 @@ static void ukr_rows(int kc, const float* const* rows, const float* __restrict B
   }
 }
 
-static inline void row_load(float* dst, const float* src, int lo, int hi) {
-  for (int l = 0; l < NR; ++l) dst[l] = (l >= lo && l < hi) ? src[l] : 0.f;
-}
-
-struct RowMask {
-  int lo, hi;
-};
-struct SegEnt {
-  long off;
-  RowMask m;
-};
-static inline RowMask make_mask(int lo, int hi) { return RowMask{lo, hi}; }
-
-static inline void row_pack1(float* dst, const float* plane, const SegEnt& e) {
-  for (int l = 0; l < NR; ++l) dst[l] = 0.f;
-  for (int l = e.m.lo; l < e.m.hi; ++l) dst[l] = plane[e.off + l];
-}
-
-static inline void row_pack(float* dst, const float* plane, const SegEnt* e, int nseg) {
-  for (int l = 0; l < NR; ++l) dst[l] = 0.f;
-  for (int g = 0; g < nseg; ++g)
-    for (int l = e[g].m.lo; l < e[g].m.hi; ++l) dst[l] = plane[e[g].off + l];
-}
+#include "pack_ranges.inc"
 
 constexpr int TB = 4;
 static inline void transpose_tile(const float* s, long lds, float* d, long ldd) {

@@ -286,10 +286,9 @@ void set_num_threads(int n) {
 
 void pool_worker_loop(int tid) { pool().loop(tid); }
 
-// Tuning knobs and Winograd have no environment here: the defaults. The Winograd 3x3 convolution
-// (winograd.inc) is not used by the wasm kernels: its transforms have no SIMD-128 version and were
-// not measured there, so they keep the direct path.
-int tune(const char*, int def) { return def; }
+// Winograd has no environment here. The Winograd 3x3 convolution (winograd.inc) is not used by the
+// wasm kernels: its transforms have no SIMD-128 version and were not measured there, so they keep
+// the direct path.
 int winograd_mode() { return 0; }
 void set_winograd(int) {}
 #else
@@ -323,6 +322,7 @@ int winograd_mode() {
 
 void set_winograd(int mode) { g_wino.store(mode < 0 || mode > 2 ? wino_from_env() : mode, std::memory_order_relaxed); }
 
+#if defined(SRFLOW_TUNING)
 int tune(const char* name, int def) {
   char key[96];
   std::snprintf(key, sizeof key, "SRFLOW_TUNE_%s", name);
@@ -333,6 +333,7 @@ int tune(const char* name, int def) {
   }
   return def;
 }
+#endif  // SRFLOW_TUNING
 #endif
 
 float* scratch(int slot, size_t nfloats) {

@@ -51,9 +51,10 @@ static inline void store_rows(const v128_t (&c)[MR][NV], float* C, long ldc, int
   }
 }
 
-static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
-                int mode, const float* bias) {
-  v128_t c[MR][NV];
+// c[i][v] = sum_p a(p, i)[0] * B[p*NR + 4v .. 4v+3] for i < MR, v < NV: the product of both
+// micro-kernels, which differ only in where the column p of A lies.
+template <class ColA>
+static inline void mac_tile(int kc, ColA a, const float* __restrict B, v128_t (&c)[MR][NV]) {
 #pragma clang loop unroll(full)
   for (int i = 0; i < MR; ++i)
 #pragma clang loop unroll(full)
@@ -64,72 +65,34 @@ static void ukr(int kc, const float* __restrict A, const float* __restrict B, fl
     for (int v = 0; v < NV; ++v) b[v] = wasm_v128_load(B + 4 * v);
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; ++i) {
-      const v128_t a = wasm_v128_load32_splat(A + i);
+      const v128_t ai = wasm_v128_load32_splat(a(p, i));
 #pragma clang loop unroll(full)
-      for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_add(c[i][v], wasm_f32x4_mul(a, b[v]));
+      for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_add(c[i][v], wasm_f32x4_mul(ai, b[v]));
     }
-    A += MR;
     B += NR;
   }
+}
+
+static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
+                int mode, const float* bias) {
+  v128_t c[MR][NV];
+  mac_tile(kc, [A](int p, int i) { return A + p * MR + i; }, B, c);
   store_rows(c, C, ldc, mr, nv, mode, bias);
 }
 
 static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr, int mode) {
-  v128_t c[MR][NV];
   const float* r[MR];
 #pragma clang loop unroll(full)
-  for (int i = 0; i < MR; ++i) {
-    r[i] = rows[i];
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_splat(0.f);
-  }
-  for (int p = 0; p < kc; ++p) {
-    v128_t b[NV];
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; ++v) b[v] = wasm_v128_load(B + 4 * v);
-#pragma clang loop unroll(full)
-    for (int i = 0; i < MR; ++i) {
-      const v128_t a = wasm_v128_load32_splat(r[i] + p);
-#pragma clang loop unroll(full)
-      for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_add(c[i][v], wasm_f32x4_mul(a, b[v]));
-    }
-    B += NR;
-  }
+  for (int i = 0; i < MR; ++i) r[i] = rows[i];
+  v128_t c[MR][NV];
+  mac_tile(kc, [&r](int p, int i) { return r[i] + p; }, B, c);
   store_rows(c, C, ldc, mr, NR, mode, nullptr);
 }
 
-static inline void row_load(float* dst, const float* src, int lo, int hi) {
-  if (lo == 0 && hi == NR) {
-    for (int v = 0; v < NV; ++v) wasm_v128_store(dst + 4 * v, wasm_v128_load(src + 4 * v));
-    return;
-  }
-  for (int l = 0; l < NR; ++l) dst[l] = (l >= lo && l < hi) ? src[l] : 0.f;
-}
-
-struct RowMask {
-  int lo, hi;
-};
-struct SegEnt {
-  long off;
-  RowMask m;
-};
-static inline RowMask make_mask(int lo, int hi) { return RowMask{lo, hi}; }
-
-static inline void row_pack1(float* dst, const float* plane, const SegEnt& e) {
-  const float* src = plane + e.off;
-  if (e.m.lo == 0 && e.m.hi == NR) {
-    for (int v = 0; v < NV; ++v) wasm_v128_store(dst + 4 * v, wasm_v128_load(src + 4 * v));
-    return;
-  }
-  for (int l = 0; l < NR; ++l) dst[l] = 0.f;
-  for (int l = e.m.lo; l < e.m.hi; ++l) dst[l] = src[l];
-}
-
-static inline void row_pack(float* dst, const float* plane, const SegEnt* e, int nseg) {
-  for (int l = 0; l < NR; ++l) dst[l] = 0.f;
-  for (int g = 0; g < nseg; ++g)
-    for (int l = e[g].m.lo; l < e[g].m.hi; ++l) dst[l] = plane[e[g].off + l];
-}
+#define SRF_COPY_ROW(dst, src) \
+  for (int v = 0; v < NV; ++v) wasm_v128_store((dst) + 4 * v, wasm_v128_load((src) + 4 * v))
+#include "../pack_ranges.inc"
+#undef SRF_COPY_ROW
 
 constexpr int TB = 4;
 static inline void transpose_tile(const float* s, long lds, float* d, long ldd) {

@@ -162,28 +162,17 @@ export function imresize(img: Planar, scale: number, opts: ImresizeOptions = {})
   const { channels: C, height: H, width: W } = img;
   const uint8 = opts.uint8 ?? false;
   const aa = opts.antialiasing ?? true;
-  let outH: number;
-  let outW: number;
-  let sH: number;
-  let sW: number;
-  if (opts.outHeight !== undefined) {
-    checkPositiveInt(opts.outHeight, 'outHeight');
-    outH = opts.outHeight;
-    sH = outH / H;
-  } else {
+  // per axis: the requested output size (the scale then out/in), else `scale`
+  const axis = (outOpt: number | undefined, name: string, n: number): [number, number] => {
+    if (outOpt !== undefined) {
+      checkPositiveInt(outOpt, name);
+      return [outOpt, outOpt / n];
+    }
     if (!(Number.isFinite(scale) && scale > 0)) throw new Error(`Expected a positive finite number for scale but received ${scale}`);
-    sH = scale;
-    outH = outSize(H, scale);
-  }
-  if (opts.outWidth !== undefined) {
-    checkPositiveInt(opts.outWidth, 'outWidth');
-    outW = opts.outWidth;
-    sW = outW / W;
-  } else {
-    if (!(Number.isFinite(scale) && scale > 0)) throw new Error(`Expected a positive finite number for scale but received ${scale}`);
-    sW = scale;
-    outW = outSize(W, scale);
-  }
+    return [outSize(n, scale), scale];
+  };
+  const [outH, sH] = axis(opts.outHeight, 'outHeight', H);
+  const [outW, sW] = axis(opts.outWidth, 'outWidth', W);
   const tH = contributions(H, outH, sH, aa);
   const tW = contributions(W, outW, sW, aa);
   const heightFirst = sH <= sW;

@@ -17,8 +17,8 @@
  * contiguous float32 arrays. Every dtype is returned as float32 (integer and bool tensors such as
  * `num_batches_tracked` included).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { LazyTensor, RawTensor } from './safetensors.js';
+import { openForReading } from './file.js';
 
 export type { LazyTensor };
 import { readZipDirectory, readZipDirectoryFrom, zipCheckCrc, zipEntryData, zipEntryDecode, ZipFormatError, type ZipEntry } from './zip.js';
@@ -746,41 +746,26 @@ export interface PthFile {
   close(): void;
 }
 
-function preadFully(fd: number, into: Uint8Array, pos: number, path: string): void {
-  let off = 0;
-  while (off < into.byteLength) {
-    const got = readSync(fd, into, off, Math.min(into.byteLength - off, 1 << 30), pos + off);
-    if (got <= 0) throw new PthError(`${path}: unexpected end of file while reading (truncated?)`);
-    off += got;
-  }
-}
-
 /**
  * Open a PyTorch checkpoint without reading its tensors: the zip directory and the pickle are read
  * (a few KB); each tensor's `read()` then reads its bytes from the file, straight into the target
  * Float32Array when it is a contiguous little-endian float32 tensor (no intermediate copy).
  */
 export function openPth(path: string, opts: PthOptions = {}): PthFile {
-  const fd = openSync(path, 'r');
-  let open = true;
-  try {
-    const size = fstatSync(fd).size;
+  return openForReading(path, () => new PthError(`${path}: unexpected end of file while reading (truncated?)`), (f) => {
     const read = (pos: number, len: number): Uint8Array => {
-      const b = new Uint8Array(Math.max(0, Math.min(len, size - pos)));
-      preadFully(fd, b, pos, path);
+      const b = new Uint8Array(Math.max(0, Math.min(len, f.size - pos)));
+      f.read(b, pos);
       return b;
     };
     const readInto = (e: ZipEntry, byteOffset: number, into: Uint8Array) => {
-      if (!open) throw new Error(`internal: ${path} was closed`);
-      preadFully(fd, into, e.dataOffset + byteOffset, path);
+      if (!f.isOpen) throw new Error(`internal: ${path} was closed`);
+      f.read(into, e.dataOffset + byteOffset);
     };
-    if (isLegacyPth(read(0, 4))) {
-      const tensors = indexLegacy(size, read, readInto, path, opts);
-      return { tensors, close: () => { if (open) closeSync(fd); open = false; } };
-    }
+    if (isLegacyPth(read(0, 4))) return { tensors: indexLegacy(f.size, read, readInto, path, opts) };
     let entries: Map<string, ZipEntry>;
     try {
-      entries = readZipDirectoryFrom(size, read, path);
+      entries = readZipDirectoryFrom(f.size, read, path);
     } catch (e) {
       return zipError(e);
     }
@@ -788,24 +773,13 @@ export function openPth(path: string, opts: PthOptions = {}): PthFile {
       source: path,
       entries,
       entryData: (e) => {
-        if (!open) throw new Error(`internal: ${path} was closed`);
+        if (!f.isOpen) throw new Error(`internal: ${path} was closed`);
         return zipEntryDecode(read(e.dataOffset, e.compressedSize), e, path);
       },
       readInto,
     };
-    const tensors = indexArchive(ar, opts);
-    return {
-      tensors,
-      close: () => {
-        if (open) closeSync(fd);
-        open = false;
-      },
-    };
-  } catch (e) {
-    closeSync(fd);
-    open = false;
-    throw e;
-  }
+    return { tensors: indexArchive(ar, opts) };
+  });
 }
 
 /**

@@ -4,8 +4,9 @@
  * then the raw little-endian tensor bytes. Tensors come back as float32 (F16/BF16/F64 are
  * converted); writing is atomic (temporary file, then rename).
  */
-import { closeSync, openSync, readSync, fstatSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, openSync, fstatSync, renameSync, writeSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { openForReading, readFully } from './file.js';
 
 export interface RawTensor {
   shape: number[];
@@ -66,14 +67,7 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: string, count: number, 
   return out;
 }
 
-function readExactly(fd: number, buf: Uint8Array, pos: number): void {
-  let off = 0;
-  while (off < buf.byteLength) {
-    const n = readSync(fd, buf, off, buf.byteLength - off, pos + off);
-    if (n <= 0) throw new Error('unexpected end of file');
-    off += n;
-  }
-}
+const readExactly = (fd: number, buf: Uint8Array, pos: number): void => readFully(fd, buf, pos, () => new Error('unexpected end of file'));
 
 interface HeaderEntry {
   name: string;
@@ -198,18 +192,15 @@ export interface OpenSafetensors {
  * from the file, straight into the target Float32Array for F32 data (no intermediate copy).
  */
 export function openSafetensors(path: string, source = path): OpenSafetensors {
-  const fd = openSync(path, 'r');
-  let open = true;
-  try {
-    const size = fstatSync(fd).size;
-    if (size < 8) throw new Error(`${source} is not a safetensors file (too short)`);
+  return openForReading(path, () => new Error('unexpected end of file'), (f) => {
+    if (f.size < 8) throw new Error(`${source} is not a safetensors file (too short)`);
     const lenBuf = new Uint8Array(8);
-    readExactly(fd, lenBuf, 0);
+    f.read(lenBuf, 0);
     const hlen = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
-    if (hlen <= 0 || 8 + hlen > size) throw new Error(`${source} is not a safetensors file (bad header length ${hlen})`);
+    if (hlen <= 0 || 8 + hlen > f.size) throw new Error(`${source} is not a safetensors file (bad header length ${hlen})`);
     const hbuf = new Uint8Array(hlen);
-    readExactly(fd, hbuf, 8);
-    const { entries, metadata } = parseHeader(hbuf, 8 + hlen, size, source);
+    f.read(hbuf, 8);
+    const { entries, metadata } = parseHeader(hbuf, 8 + hlen, f.size, source);
     const tensors = new Map<string, LazyTensor>();
     for (const { name, dtype, shape, count, start, end } of entries) {
       const es = DTYPE_SIZE[dtype];
@@ -219,15 +210,15 @@ export function openSafetensors(path: string, source = path): OpenSafetensors {
         shape,
         dtype,
         read: (into?: Float32Array) => {
-          if (!open) throw new Error(`internal: ${source} was closed`);
+          if (!f.isOpen) throw new Error(`internal: ${source} was closed`);
           if (into && into.length !== count) throw new Error(`internal: tensor ${name} has ${count} values, not ${into.length}`);
           if (dtype === 'F32') {
             const out = into ?? new Float32Array(count);
-            readExactly(fd, new Uint8Array(out.buffer, out.byteOffset, 4 * count), start);
+            f.read(new Uint8Array(out.buffer, out.byteOffset, 4 * count), start);
             return out;
           }
           const raw = new Uint8Array(end - start);
-          readExactly(fd, raw, start);
+          f.read(raw, start);
           const data = bytesToFloat32(raw, dtype, count, name);
           if (into) {
             into.set(data);
@@ -237,17 +228,6 @@ export function openSafetensors(path: string, source = path): OpenSafetensors {
         },
       });
     }
-    return {
-      tensors,
-      metadata,
-      close: () => {
-        if (open) closeSync(fd);
-        open = false;
-      },
-    };
-  } catch (e) {
-    closeSync(fd);
-    open = false;
-    throw e;
-  }
+    return { tensors, metadata };
+  });
 }

@@ -11,6 +11,62 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * 
 `;
 
 /**
+ * An element-wise kernel: a uniform struct P of `params`, the storage buffers (array<f32>) at
+ * bindings 1, 2, … as `'read name'` / `'read_write name'`, and `body`, run once per invocation of
+ * the 2-D grid of 64-wide workgroups (`flat(gid, nwg)` its index).
+ */
+function elementwise(params: string, buffers: string[], body: string): string {
+  const bindings = buffers.map((b, k) => {
+    const [access, name] = b.split(' ');
+    return `@group(0) @binding(${k + 1}) var<storage, ${access}> ${name}: array<f32>;`;
+  });
+  return /* wgsl */ `
+struct P { ${params} }
+@group(0) @binding(0) var<uniform> p: P;
+${bindings.join('\n')}
+${FLAT}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${body}
+}
+`;
+}
+
+/**
+ * An element-wise kernel over a region's elements (p.n samples × p.c channels × p.hw pixels, one
+ * invocation each): `body` sees the element's index i, sample b, channel ch and pixel k.
+ */
+function regionwise(params: string, buffers: string[], body: string): string {
+  return elementwise(
+    params,
+    buffers,
+    `  let i = flat(gid, nwg);
+  if (i >= p.n * p.c * p.hw) { return; }
+  let k = i % p.hw;
+  let ch = (i / p.hw) % p.c;
+  let b = i / (p.hw * p.c);
+${body}`,
+  );
+}
+
+/**
+ * An element-wise kernel over the pixels of an [n, c, oh, ow] output (one invocation each): `body`
+ * sees the index idx, the column j, the row i and the plane pc = sample · c + channel.
+ */
+function pixelwise(params: string, buffers: string[], body: string): string {
+  return elementwise(
+    params,
+    buffers,
+    `  let idx = flat(gid, nwg);
+  if (idx >= p.n * p.c * p.oh * p.ow) { return; }
+  let j = idx % p.ow;
+  let i = (idx / p.ow) % p.oh;
+  let pc = idx / (p.ow * p.oh);
+${body}`,
+  );
+}
+
+/**
  * Direct convolution, stride 1, zero padding. Each invocation computes 4 neighbouring output
  * pixels of a row for 8 output channels (eight vec4 accumulators): per input tap, 4 input loads
  * and 2 weight loads feed 32 multiply-adds. Neighbouring invocations take neighbouring pixel
@@ -99,21 +155,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
 
 /** In place on a region: x = (x + bias[c])·mul[c], then max(·, 0) when relu; or leaky ReLU (mode 2). */
-export const CHANNEL_AFFINE = /* wgsl */ `
-struct P { n: u32, C: u32, c0: u32, c: u32, hw: u32, relu: u32, slope: f32, _p: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> bias: array<f32>;
-@group(0) @binding(2) var<storage, read> mul: array<f32>;
-@group(0) @binding(3) var<storage, read_write> x: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
-  let total = p.n * p.c * p.hw;
-  if (i >= total) { return; }
-  let k = i % p.hw;
-  let ch = (i / p.hw) % p.c;
-  let b = i / (p.hw * p.c);
+export const CHANNEL_AFFINE = regionwise(
+  'n: u32, C: u32, c0: u32, c: u32, hw: u32, relu: u32, slope: f32, _p: u32',
+  ['read bias', 'read mul', 'read_write x'],
+  /* wgsl */ `
   let o = (b * p.C + p.c0 + ch) * p.hw + k;
   var v = x[o];
   if (p.relu == 2u) {
@@ -122,101 +167,59 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     v = (v + bias[ch]) * mul[ch];
     if (p.relu == 1u && v < 0.0) { v = 0.0; }
   }
-  x[o] = v;
-}
-`;
+  x[o] = v;`,
+);
 
 /** a = alpha·a + beta·b over regions of equal shape (b with batch stride 0 broadcasts one sample). */
-export const AXPBY = /* wgsl */ `
-struct P { n: u32, c: u32, hw: u32, aC: u32, aC0: u32, bC: u32, bC0: u32, bBatch: u32, alpha: f32, beta: f32, _p0: u32, _p1: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> bsrc: array<f32>;
-@group(0) @binding(2) var<storage, read_write> a: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
-  if (i >= p.n * p.c * p.hw) { return; }
-  let k = i % p.hw;
-  let ch = (i / p.hw) % p.c;
-  let b = i / (p.hw * p.c);
+export const AXPBY = regionwise(
+  'n: u32, c: u32, hw: u32, aC: u32, aC0: u32, bC: u32, bC0: u32, bBatch: u32, alpha: f32, beta: f32, _p0: u32, _p1: u32',
+  ['read bsrc', 'read_write a'],
+  /* wgsl */ `
   let bb = select(0u, b, p.bBatch != 0u);
   let ia = (b * p.aC + p.aC0 + ch) * p.hw + k;
   let ib = (bb * p.bC + p.bC0 + ch) * p.hw + k;
-  a[ia] = p.alpha * a[ia] + p.beta * bsrc[ib];
-}
-`;
+  a[ia] = p.alpha * a[ia] + p.beta * bsrc[ib];`,
+);
 
 /** dst region = src region (src batch stride 0 broadcasts one sample). */
-export const COPY = /* wgsl */ `
-struct P { n: u32, c: u32, hw: u32, sC: u32, sC0: u32, sBatch: u32, dC: u32, dC0: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
-  if (i >= p.n * p.c * p.hw) { return; }
-  let k = i % p.hw;
-  let ch = (i / p.hw) % p.c;
-  let b = i / (p.hw * p.c);
+export const COPY = regionwise(
+  'n: u32, c: u32, hw: u32, sC: u32, sC0: u32, sBatch: u32, dC: u32, dC0: u32',
+  ['read src', 'read_write dst'],
+  /* wgsl */ `
   let sb = select(0u, b, p.sBatch != 0u);
-  dst[(b * p.dC + p.dC0 + ch) * p.hw + k] = src[(sb * p.sC + p.sC0 + ch) * p.hw + k];
-}
-`;
+  dst[(b * p.dC + p.dC0 + ch) * p.hw + k] = src[(sb * p.sC + p.sC0 + ch) * p.hw + k];`,
+);
 
 /**
  * SRFlow's affine from a net output, in place on a region h: shift = raw[:, 0::2], scale =
  * sigmoid(raw[:, 1::2] + 2) + eps; forward h = (h + shift)·scale, inverse h = h/scale − shift.
  */
-export const AFFINE_FROM_NET = /* wgsl */ `
-struct P { n: u32, C: u32, c0: u32, c: u32, hw: u32, rBatch: u32, inverse: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> raw: array<f32>;
-@group(0) @binding(2) var<storage, read_write> h: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
-  if (i >= p.n * p.c * p.hw) { return; }
-  let k = i % p.hw;
-  let ch = (i / p.hw) % p.c;
-  let b = i / (p.hw * p.c);
+export const AFFINE_FROM_NET = regionwise(
+  'n: u32, C: u32, c0: u32, c: u32, hw: u32, rBatch: u32, inverse: u32, eps: f32',
+  ['read raw', 'read_write h'],
+  /* wgsl */ `
   let rb = select(0u, b, p.rBatch != 0u);
   let rs = (rb * 2u * p.c + 2u * ch) * p.hw + k;
   let shift = raw[rs];
   let scale = 1.0 / (1.0 + exp(-(raw[rs + p.hw] + 2.0))) + p.eps;
   let o = (b * p.C + p.c0 + ch) * p.hw + k;
-  if (p.inverse != 0u) { h[o] = h[o] / scale - shift; } else { h[o] = (h[o] + shift) * scale; }
-}
-`;
+  if (p.inverse != 0u) { h[o] = h[o] / scale - shift; } else { h[o] = (h[o] + shift) * scale; }`,
+);
 
 /**
  * Split2d's Gaussian prior on a region: g = ZeroConv(z1) with mean = g[:, 0::2], logs = g[:, 1::2].
  * Inverse (mode 0): z[:, c0 + ch] = mean + exp(logs)·eps. Forward (mode 1): eps = (z − mean)·exp(−logs).
  */
-export const SPLIT = /* wgsl */ `
-struct P { n: u32, C: u32, c0: u32, c: u32, hw: u32, mode: u32, _p0: u32, _p1: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> z: array<f32>;
-@group(0) @binding(3) var<storage, read_write> eps: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
-  if (i >= p.n * p.c * p.hw) { return; }
-  let k = i % p.hw;
-  let ch = (i / p.hw) % p.c;
-  let b = i / (p.hw * p.c);
+export const SPLIT = regionwise(
+  'n: u32, C: u32, c0: u32, c: u32, hw: u32, mode: u32, _p0: u32, _p1: u32',
+  ['read g', 'read_write z', 'read_write eps'],
+  /* wgsl */ `
   let gi = (b * 2u * p.c + 2u * ch) * p.hw + k;
   let mean = g[gi];
   let logs = g[gi + p.hw];
   let zi = (b * p.C + p.c0 + ch) * p.hw + k;
-  if (p.mode == 0u) { z[zi] = mean + exp(logs) * eps[i]; } else { eps[i] = (z[zi] - mean) * exp(-logs); }
-}
-`;
+  if (p.mode == 0u) { z[zi] = mean + exp(logs) * eps[i]; } else { eps[i] = (z[zi] - mean) * exp(-logs); }`,
+);
 
 /**
  * Per-sample partial sums over a region of a (c channels of C from c0, hw pixels), one workgroup
@@ -282,14 +285,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * Squeeze (C,H,W) → (4C,H/2,W/2) (mode 0) and its inverse (mode 1): small channel c·4 + i·2 + j at
  * (u, v) is big channel c at (2u + i, 2v + j). Dimensions are the big side's; one invocation per element.
  */
-export const SQUEEZE = /* wgsl */ `
-struct P { n: u32, C: u32, H: u32, W: u32, mode: u32, _p0: u32, _p1: u32, _p2: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export const SQUEEZE = elementwise(
+  'n: u32, C: u32, H: u32, W: u32, mode: u32, _p0: u32, _p1: u32, _p2: u32',
+  ['read src', 'read_write dst'],
+  /* wgsl */ `
   let idx = flat(gid, nwg);
   if (idx >= p.n * p.C * p.H * p.W) { return; }
   let xx = idx % p.W;
@@ -299,54 +298,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let h2 = p.H / 2u;
   let w2 = p.W / 2u;
   let small = ((b * p.C * 4u + c * 4u + (yy % 2u) * 2u + (xx % 2u)) * h2 + yy / 2u) * w2 + xx / 2u;
-  if (p.mode == 0u) { dst[small] = src[idx]; } else { dst[idx] = src[small]; }
-}
-`;
+  if (p.mode == 0u) { dst[small] = src[idx]; } else { dst[idx] = src[small]; }`,
+);
 
 /**
  * Nearest resize (source floor(dst·in/out), PyTorch 'nearest') of [n, c, h, w] into a region of
  * dst ([n, dC, oh, ow] from channel dC0).
  */
-export const RESIZE_NEAREST = /* wgsl */ `
-struct P { n: u32, c: u32, h: u32, w: u32, oh: u32, ow: u32, dC: u32, dC0: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = flat(gid, nwg);
-  if (idx >= p.n * p.c * p.oh * p.ow) { return; }
-  let j = idx % p.ow;
-  let i = (idx / p.ow) % p.oh;
-  let ch = (idx / (p.ow * p.oh)) % p.c;
-  let b = idx / (p.ow * p.oh * p.c);
+export const RESIZE_NEAREST = pixelwise(
+  'n: u32, c: u32, h: u32, w: u32, oh: u32, ow: u32, dC: u32, dC0: u32',
+  ['read src', 'read_write dst'],
+  /* wgsl */ `
+  let ch = pc % p.c;
+  let b = pc / p.c;
   let sy = min(p.h - 1u, (i * p.h) / p.oh);
   let sx = min(p.w - 1u, (j * p.w) / p.ow);
-  dst[((b * p.dC + p.dC0 + ch) * p.oh + i) * p.ow + j] = src[((b * p.c + ch) * p.h + sy) * p.w + sx];
-}
-`;
+  dst[((b * p.dC + p.dC0 + ch) * p.oh + i) * p.ow + j] = src[((b * p.c + ch) * p.h + sy) * p.w + sx];`,
+);
 
 /** Bilinear downsampling by an even factor f (PyTorch, align_corners=False, no antialias): the mean of a 2×2 block. */
-export const DOWNSAMPLE = /* wgsl */ `
-struct P { n: u32, c: u32, h: u32, w: u32, oh: u32, ow: u32, f: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = flat(gid, nwg);
-  if (idx >= p.n * p.c * p.oh * p.ow) { return; }
-  let j = idx % p.ow;
-  let i = (idx / p.ow) % p.oh;
-  let pc = idx / (p.ow * p.oh);
+export const DOWNSAMPLE = pixelwise(
+  'n: u32, c: u32, h: u32, w: u32, oh: u32, ow: u32, f: u32, _p: u32',
+  ['read src', 'read_write dst'],
+  /* wgsl */ `
   let o0 = p.f / 2u - 1u;
   let r0 = (pc * p.h + p.f * i + o0) * p.w + p.f * j + o0;
   let r1 = r0 + p.w;
-  dst[idx] = 0.25 * (src[r0] + src[r0 + 1u] + src[r1] + src[r1 + 1u]);
-}
-`;
+  dst[idx] = 0.25 * (src[r0] + src[r0 + 1u] + src[r1] + src[r1 + 1u]);`,
+);
 
 /**
  * CONV2D reading its input from the output buffer (other channels of it): a dense block's
@@ -359,14 +338,10 @@ export const CONV2D_SAME = CONV2D.replace('@group(0) @binding(1) var<storage, re
  * 2j + c] += P[b, (2a + c)·cout + co, i + a, j + c], P being the 2×2 conv (pad 1) of the LR-size
  * map with phase-summed taps, [n, 4·cout, h + 1, w + 1]; out is [n, cout, 2h, 2w].
  */
-export const PHASE_ADD = /* wgsl */ `
-struct P { n: u32, cout: u32, h: u32, w: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> ph: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${FLAT}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export const PHASE_ADD = elementwise(
+  'n: u32, cout: u32, h: u32, w: u32',
+  ['read ph', 'read_write out'],
+  /* wgsl */ `
   let idx = flat(gid, nwg);
   let W = 2u * p.w;
   let H = 2u * p.h;
@@ -379,6 +354,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let c = x % 2u;
   let w1 = p.w + 1u;
   let src = ((b * 4u * p.cout + (2u * a + c) * p.cout + co) * (p.h + 1u) + y / 2u + a) * w1 + x / 2u + c;
-  out[idx] += ph[src];
-}
-`;
+  out[idx] += ph[src];`,
+);

@@ -16,21 +16,24 @@ export function diversity(samples: Planar[]): number {
       );
     }
   }
-  const K = samples.length;
   const n = first.data.length;
   let total = 0;
-  for (let i = 0; i < n; i++) {
-    let mean = 0;
-    for (let k = 0; k < K; k++) mean += samples[k].data[i];
-    mean /= K;
-    let v = 0;
-    for (let k = 0; k < K; k++) {
-      const d = samples[k].data[i] - mean;
-      v += d * d;
-    }
-    total += Math.sqrt(v / K);
-  }
+  for (let i = 0; i < n; i++) total += sampleStd(samples, i);
   return total / n;
+}
+
+/** The population standard deviation of value i (in `data`) across the samples. */
+export function sampleStd(samples: Planar[], i: number): number {
+  const K = samples.length;
+  let mean = 0;
+  for (let k = 0; k < K; k++) mean += samples[k].data[i];
+  mean /= K;
+  let v = 0;
+  for (let k = 0; k < K; k++) {
+    const d = samples[k].data[i] - mean;
+    v += d * d;
+  }
+  return Math.sqrt(v / K);
 }
 
 /** Bits per dimension from the published bits-per-pixel NLL (RGB: 3 dimensions per pixel). */

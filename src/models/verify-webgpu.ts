@@ -7,14 +7,12 @@
 import { Tensor } from '../tensor/tensor.js';
 import type { RawTensor } from '../io/safetensors.js';
 import type { SRFlowNet } from './srflow.js';
-import { referenceComparer, relativeError, type VerifyRow } from './verify.js';
+import { compareEncoding, compareGradients, referenceComparer, type VerifyRow } from './verify.js';
 import type { WebGpuSRFlow } from './webgpu.js';
 
 export async function verifyModelWebGpu(net: SRFlowNet, gpu: WebGpuSRFlow, ref: Map<string, RawTensor>, tol = 1e-4, cpuNote = 'CPU'): Promise<VerifyRow[]> {
-  const rows: VerifyRow[] = [];
-  const { get, cmp } = referenceComparer(ref, tol, rows);
-  const lr = get('lr');
-  const gt = get('gt');
+  const c = referenceComparer(ref, tol);
+  const { rows, get, cmp, lr, gt } = c;
   net.ctx.training = false;
   if ([...ref.keys()].some((k) => k.startsWith('rrdb.'))) {
     const r = await gpu.rrdbForward(lr, { withOut: ref.has('rrdb.out') });
@@ -24,19 +22,8 @@ export async function verifyModelWebGpu(net: SRFlowNet, gpu: WebGpuSRFlow, ref: 
       cmp(k, n === 'out' ? r.out : (r.maps.get(n) ?? r.blocks.get(n)), get(k));
     }
   }
-  const nLat = [...ref.keys()].filter((k) => /^encode\.eps\.\d+$/.test(k)).length;
   const enc = await gpu.encodeLr(gt, lr);
-  if (nLat !== enc.latents.length) rows.push({ name: 'encode.eps (count)', relErr: Infinity, pass: false, note: `${enc.latents.length} latents vs ${nLat} in the reference` });
-  enc.latents.forEach((z, i) => ref.has(`encode.eps.${i}`) && cmp(`encode.eps.${i}`, z, get(`encode.eps.${i}`)));
-  if (ref.has('encode.nll')) cmp('encode.nll', enc.nll, get('encode.nll'));
-  if (ref.has('encode.logdet')) cmp('encode.logdet', enc.logdet, get('encode.logdet'));
-  const rec = await gpu.decodeLr(lr, enc.latents);
-  if (ref.has('reconstruct.sr')) cmp('reconstruct.sr', rec.sr, get('reconstruct.sr'));
-  if (ref.has('reconstruct.logdet')) cmp('reconstruct.logdet', rec.logdet, get('reconstruct.logdet'));
-  {
-    const e = relativeError(rec.sr.data, gt.data);
-    rows.push({ name: 'roundtrip decode(encode(gt)) vs gt', relErr: e, pass: e < 1e-5 });
-  }
+  compareEncoding(c, gt, enc, await gpu.decodeLr(lr, enc.latents));
   if (ref.has('sample.sr')) {
     const eps = enc.latents.map((_z, i) => get(`sample.eps.${i}`));
     const smp = await gpu.decodeLr(lr, eps);
@@ -54,29 +41,6 @@ export async function verifyModelWebGpu(net: SRFlowNet, gpu: WebGpuSRFlow, ref: 
     const t = await gpu.encodeLr(gt, lr, { noise: get('train.noise'), quant: net.config.quant });
     cmp('train.objective', t.nll, get('train.objective'));
   }
-  const gradKeys = [...ref.keys()].filter((k) => k.startsWith('grad.') && k !== 'grad.loss');
-  if (gradKeys.length || ref.has('grad.loss')) {
-    const note = `on the ${cpuNote} kernels: the WebGPU backend does not train`;
-    const params = net.parameters();
-    for (const p of params.values()) p.grad = null;
-    net.ctx.training = true;
-    try {
-      const noise = ref.has('train.noise') ? get('train.noise') : undefined;
-      const { loss } = net.loss(gt, lr, { noise });
-      if (ref.has('grad.loss')) cmp('grad.loss', new Float32Array([loss.item()]), get('grad.loss'), note);
-      loss.backward();
-      for (const k of gradKeys) {
-        const p = params.get(k.slice(5));
-        if (!p) {
-          rows.push({ name: k, relErr: Infinity, pass: false, note: 'no such parameter' });
-          continue;
-        }
-        cmp(k, new Tensor(p.grad ?? new Float32Array(p.size), p.shape), get(k), note);
-      }
-    } finally {
-      net.ctx.training = false;
-      for (const p of params.values()) p.grad = null;
-    }
-  }
+  compareGradients(c, net, gt, lr, `on the ${cpuNote} kernels: the WebGPU backend does not train`);
   return rows;
 }

@@ -27,11 +27,12 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
 }
 
 /**
- * The reference's tensors by name (a clear error for a missing one) and a comparison that appends a
- * row with the relative error of `mine` against `want` (Infinity, with a note, when it was not
- * computed or its shape differs).
+ * The reference's tensors by name (a clear error for a missing one), its input pair (lr, gt), and a
+ * comparison that appends a row to `rows` with the relative error of `mine` against `want`
+ * (Infinity, with a note, when it was not computed or its shape differs).
  */
-export function referenceComparer(ref: Map<string, RawTensor>, tol: number, rows: VerifyRow[]) {
+export function referenceComparer(ref: Map<string, RawTensor>, tol: number) {
+  const rows: VerifyRow[] = [];
   const get = (k: string): Tensor => {
     const t = ref.get(k);
     if (!t) throw new Error(`Reference is missing tensor ${k}`);
@@ -47,14 +48,55 @@ export function referenceComparer(ref: Map<string, RawTensor>, tol: number, rows
     const e = shapeOk ? relativeError(md, want.data) : Infinity;
     rows.push({ name, relErr: e, pass: e < tol, ...(shapeOk ? (note ? { note } : {}) : { note: `shape [${mine instanceof Tensor ? mine.shape : ''}] vs [${want.shape}]` }) });
   };
-  return { get, cmp };
+  return { ref, rows, get, cmp, lr: get('lr'), gt: get('gt') };
+}
+
+export type Comparer = ReturnType<typeof referenceComparer>;
+
+/** The rows of encoding gt (latents, NLL, log-det) and of decoding its latents back (`rec`), on any backend. */
+export function compareEncoding(c: Comparer, gt: Tensor, enc: { latents: Tensor[]; nll: Tensor; logdet: Tensor }, rec: { sr: Tensor; logdet: Tensor }): void {
+  const { ref, rows, get, cmp } = c;
+  const nLat = [...ref.keys()].filter((k) => /^encode\.eps\.\d+$/.test(k)).length;
+  if (nLat !== enc.latents.length) rows.push({ name: 'encode.eps (count)', relErr: Infinity, pass: false, note: `${enc.latents.length} latents vs ${nLat} in the reference` });
+  enc.latents.forEach((z, i) => ref.has(`encode.eps.${i}`) && cmp(`encode.eps.${i}`, z, get(`encode.eps.${i}`)));
+  if (ref.has('encode.nll')) cmp('encode.nll', enc.nll, get('encode.nll'));
+  if (ref.has('encode.logdet')) cmp('encode.logdet', enc.logdet, get('encode.logdet'));
+  if (ref.has('reconstruct.sr')) cmp('reconstruct.sr', rec.sr, get('reconstruct.sr'));
+  if (ref.has('reconstruct.logdet')) cmp('reconstruct.logdet', rec.logdet, get('reconstruct.logdet'));
+  const e = relativeError(rec.sr.data, gt.data);
+  rows.push({ name: 'roundtrip decode(encode(gt)) vs gt', relErr: e, pass: e < 1e-5 });
+}
+
+/** The rows of the training loss and the parameters' gradients (on the net's CPU kernels; `note` says so where another backend is verified). */
+export function compareGradients(c: Comparer, net: SRFlowNet, gt: Tensor, lr: Tensor, note?: string): void {
+  const { ref, rows, get, cmp } = c;
+  const gradKeys = [...ref.keys()].filter((k) => k.startsWith('grad.') && k !== 'grad.loss');
+  if (!gradKeys.length && !ref.has('grad.loss')) return;
+  const params = net.parameters();
+  for (const p of params.values()) p.grad = null;
+  net.ctx.training = true;
+  try {
+    const noise = ref.has('train.noise') ? get('train.noise') : undefined;
+    const { loss } = net.loss(gt, lr, { noise });
+    if (ref.has('grad.loss')) cmp('grad.loss', new Float32Array([loss.item()]), get('grad.loss'), note);
+    loss.backward();
+    for (const k of gradKeys) {
+      const p = params.get(k.slice(5));
+      if (!p) {
+        rows.push({ name: k, relErr: Infinity, pass: false, note: 'no such parameter' });
+        continue;
+      }
+      cmp(k, new Tensor(p.grad ?? new Float32Array(p.size), p.shape), get(k), note);
+    }
+  } finally {
+    net.ctx.training = false;
+    for (const p of params.values()) p.grad = null;
+  }
 }
 
 export function verifyModel(net: SRFlowNet, ref: Map<string, RawTensor>, tol = 1e-4, quantDefault?: number): VerifyRow[] {
-  const rows: VerifyRow[] = [];
-  const { get, cmp } = referenceComparer(ref, tol, rows);
-  const lr = get('lr');
-  const gt = get('gt');
+  const c = referenceComparer(ref, tol);
+  const { rows, get, cmp, lr, gt } = c;
   net.ctx.training = false;
   const r = noGrad(() => net.rrdbForward(lr, { withOut: ref.has('rrdb.out') }));
   for (const k of ref.keys()) {
@@ -62,19 +104,8 @@ export function verifyModel(net: SRFlowNet, ref: Map<string, RawTensor>, tol = 1
     const n = k.slice(5);
     cmp(k, n === 'out' ? r.out : (r.maps.get(n) ?? r.blocks.get(n)), get(k));
   }
-  const nLat = [...ref.keys()].filter((k) => /^encode\.eps\.\d+$/.test(k)).length;
   const enc = net.encode(gt, lr);
-  if (nLat !== enc.latents.length) rows.push({ name: 'encode.eps (count)', relErr: Infinity, pass: false, note: `${enc.latents.length} latents vs ${nLat} in the reference` });
-  enc.latents.forEach((z, i) => ref.has(`encode.eps.${i}`) && cmp(`encode.eps.${i}`, z, get(`encode.eps.${i}`)));
-  if (ref.has('encode.nll')) cmp('encode.nll', enc.nll, get('encode.nll'));
-  if (ref.has('encode.logdet')) cmp('encode.logdet', enc.logdet, get('encode.logdet'));
-  const rec = net.decode(lr, enc.latents);
-  if (ref.has('reconstruct.sr')) cmp('reconstruct.sr', rec.sr, get('reconstruct.sr'));
-  if (ref.has('reconstruct.logdet')) cmp('reconstruct.logdet', rec.logdet, get('reconstruct.logdet'));
-  rows.push((() => {
-    const e = relativeError(rec.sr.data, gt.data);
-    return { name: 'roundtrip decode(encode(gt)) vs gt', relErr: e, pass: e < 1e-5 };
-  })());
+  compareEncoding(c, gt, enc, net.decode(lr, enc.latents));
   if (ref.has('sample.sr')) {
     const eps = enc.latents.map((_z, i) => get(`sample.eps.${i}`));
     const smp = net.decode(lr, eps);
@@ -89,28 +120,6 @@ export function verifyModel(net: SRFlowNet, ref: Map<string, RawTensor>, tol = 1
     const t = net.encode(gt, lr, { noise: get('train.noise'), quant });
     cmp('train.objective', t.nll, get('train.objective'));
   }
-  const gradKeys = [...ref.keys()].filter((k) => k.startsWith('grad.') && k !== 'grad.loss');
-  if (gradKeys.length || ref.has('grad.loss')) {
-    const params = net.parameters();
-    for (const p of params.values()) p.grad = null;
-    net.ctx.training = true;
-    try {
-      const noise = ref.has('train.noise') ? get('train.noise') : undefined;
-      const { loss } = net.loss(gt, lr, { noise });
-      if (ref.has('grad.loss')) cmp('grad.loss', new Float32Array([loss.item()]), get('grad.loss'));
-      loss.backward();
-      for (const k of gradKeys) {
-        const p = params.get(k.slice(5));
-        if (!p) {
-          rows.push({ name: k, relErr: Infinity, pass: false, note: 'no such parameter' });
-          continue;
-        }
-        cmp(k, new Tensor(p.grad ?? new Float32Array(p.size), p.shape), get(k));
-      }
-    } finally {
-      net.ctx.training = false;
-      for (const p of params.values()) p.grad = null;
-    }
-  }
+  compareGradients(c, net, gt, lr);
   return rows;
 }

@@ -12,15 +12,14 @@ import { Tensor, noGrad, parameterVersion } from '../tensor/tensor.js';
 import * as T from '../tensor/index.js';
 import { invertMatrix } from '../tensor/linalg.js';
 import { region, webGpuDevice, type GTensor, type GWeight, type Region, type WebGpuDevice } from '../kernels/webgpu.js';
-import { FlowStep } from '../flow/flowstep.js';
-import { Split2d } from '../flow/split.js';
-import { Squeeze } from '../flow/squeeze.js';
-import type { CouplingNet, ZeroConv } from '../flow/affine.js';
+import type { FlowStep } from '../flow/flowstep.js';
+import type { Split2d } from '../flow/split.js';
+import type { CondAffine, CouplingNet, ZeroConv } from '../flow/affine.js';
 import type { ActNorm } from '../flow/actnorm.js';
 import type { Conv } from './rrdbnet.js';
 import { condKey } from './config.js';
 import { phaseWeights } from '../flow/condconv.js';
-import type { SRFlowNet } from './srflow.js';
+import type { Layer, SRFlowNet } from './srflow.js';
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
@@ -48,13 +47,49 @@ interface GpuRrdb {
   out?: GTensor;
 }
 
+/**
+ * What a GPU layer reads and accumulates during one pass through the flow: the GPU side of
+ * FlowContext (flow/layer.ts). The log-determinant is summed as a per-sample part on the GPU (`ld`)
+ * and a part shared by every sample on the CPU (`ldConst`).
+ */
+interface GpuPass {
+  /** The layer's index in the flow (as runFlow's). */
+  i: number;
+  c: GpuConditioning;
+  batch: number;
+  ld: GTensor;
+  ldConst: number;
+  /** false: inverses skip their log-determinants (sampling). */
+  needLogdet: boolean;
+  /** Inverse: the latents still to pop (uploaded as a split takes its own). */
+  latentsIn: Tensor[];
+  /** Forward: the latents the splits have pushed. */
+  latentsOut: GTensor[];
+}
+
+/**
+ * The GPU counterpart of one flow layer (the contract of flow/layer.ts on GPU tensors): each takes
+ * its input (it owns it: releases or reuses it) and returns its output, adding its
+ * log-determinant to the pass.
+ */
+interface GpuLayer {
+  forward(h: GTensor, p: GpuPass): GTensor;
+  inverse(h: GTensor, p: GpuPass): GTensor;
+  /** The conditional affine of a flow step, whose conditioning `prepare` computes; else null. */
+  readonly affine: CondAffine | null;
+}
+
 export class WebGpuSRFlow {
   private cache = new Map<object, Map<string, Cached>>();
+  /** The GPU counterparts of the net's layers, by layer index. */
+  private readonly gpuLayers: GpuLayer[];
 
   constructor(
     readonly net: SRFlowNet,
     readonly dev: WebGpuDevice,
-  ) {}
+  ) {
+    this.gpuLayers = net.layers.map((l) => this.gpuLayer(l));
+  }
 
   /** For the process's shared device (navigator.gpu, or the `webgpu` package in Node). */
   static async create(net: SRFlowNet): Promise<WebGpuSRFlow> {
@@ -305,15 +340,14 @@ export class WebGpuSRFlow {
     }
     const phased = (own: GTensor) => phases && stacked !== null && own.shape[2] === 2 * stacked.shape[2] && own.shape[3] === 2 * stacked.shape[3];
     const lastUse = new Map<number, number>();
-    this.net.layers.forEach((l, i) => {
-      if (l instanceof FlowStep && l.affine) lastUse.set(this.net.levelOf[i], i);
+    this.gpuLayers.forEach((l, i) => {
+      if (l.affine) lastUse.set(this.net.levelOf[i], i);
     });
-    this.net.layers.forEach((layer, i) => {
-      if (!(layer instanceof FlowStep) || !layer.affine) return;
+    this.gpuLayers.forEach(({ affine: a }, i) => {
+      if (!a) return;
       const level = this.net.levelOf[i];
       const own = r.raw.get(condKey(cfg, level));
       if (!own) throw new Error(`internal: missing conditioning map ${condKey(cfg, level)}`);
-      const a = layer.affine;
       const ff = a.fFeatures;
       const nn = a.nn;
       const wFull = a.fAffine.l0.weight;
@@ -359,8 +393,7 @@ export class WebGpuSRFlow {
   }
 
   /** cp = the coupling net's output for z1 against the prepared conditioning. */
-  private coupling(z1: Region, i: number, c: GpuConditioning): GTensor {
-    const a = (this.net.layers[i] as FlowStep).affine!;
+  private coupling(z1: Region, a: CondAffine, i: number, c: GpuConditioning): GTensor {
     const s = c.steps.get(i);
     if (!s) throw new Error(`internal: no prepared conditioning for layer ${i}`);
     const wFull = a.fAffine.l0.weight;
@@ -404,6 +437,132 @@ export class WebGpuSRFlow {
     return B;
   }
 
+  // ------------------------------------------------------------------ the flow's layers on the GPU
+
+  /** The GPU counterpart of a layer: the one place that tells the layer kinds apart. */
+  private gpuLayer(layer: Layer): GpuLayer {
+    switch (layer.kind) {
+      case 'squeeze':
+        return {
+          affine: null,
+          forward: (h) => this.squeeze(h, false),
+          inverse: (h) => this.squeeze(h, true),
+        };
+      case 'split':
+        return { affine: null, forward: (h, p) => this.splitForward(layer, h, p), inverse: (h, p) => this.splitInverse(layer, h, p) };
+      case 'flowstep':
+        return { affine: layer.affine, forward: (h, p) => this.stepForward(layer, h, p), inverse: (h, p) => this.stepInverse(layer, h, p) };
+    }
+  }
+
+  private squeeze(h: GTensor, inverse: boolean): GTensor {
+    const o = this.dev.squeeze(h, inverse);
+    this.dev.release(h);
+    return o;
+  }
+
+  private splitForward(layer: Split2d, h: GTensor, p: GpuPass): GTensor {
+    const dev = this.dev;
+    const [n, C, H, W] = h.shape;
+    const keep = layer.keep;
+    const g = this.zeroConv(region(h, 0, keep), layer.conv);
+    const eps = dev.alloc([n, C - keep, H, W]);
+    dev.split(g, region(h, keep, C - keep), eps, true);
+    // log N(z2; mean, exp(logs)) = −½ Σ (2·logs + ε² + log 2π)
+    dev.reduce(2, region(g), eps, 0, p.ld, -0.5, -0.5 * LOG_2PI * (C - keep) * H * W);
+    dev.release(g);
+    p.latentsOut.push(eps);
+    const z1 = dev.alloc([n, keep, H, W]);
+    dev.copy(region(h, 0, keep), region(z1));
+    dev.release(h);
+    return z1;
+  }
+
+  private splitInverse(layer: Split2d, h: GTensor, p: GpuPass): GTensor {
+    const dev = this.dev;
+    const eps = p.latentsIn.pop() as Tensor;
+    const [n, keep, H, W] = h.shape;
+    const g = this.zeroConv(region(h), layer.conv);
+    const out = dev.alloc([n, layer.channels, H, W]);
+    dev.copy(region(h), region(out, 0, keep));
+    const ge = dev.upload(eps.data as Float32Array, eps.shape);
+    dev.split(g, region(out, keep, layer.channels - keep), ge, false);
+    // −log N(z2; mean, exp(logs)) = ½ Σ (2·logs + ε² + log 2π)
+    if (p.needLogdet) dev.reduce(2, region(g), ge, 0, p.ld, 0.5, 0.5 * LOG_2PI * (eps.size / p.batch));
+    dev.release(g);
+    dev.release(ge);
+    dev.release(h);
+    return out;
+  }
+
+  /** ActNorm, invertible 1×1 conv, then the conditional affine against the prepared conditioning. */
+  private stepForward(layer: FlowStep, h: GTensor, p: GpuPass): GTensor {
+    const dev = this.dev;
+    const [, , H, W] = h.shape;
+    const an = layer.actnorm;
+    this.actnorm(h, an, false);
+    p.ldConst += H * W * this.sumLogs(an);
+    const ic = this.invconv(layer, false);
+    const o = this.conv(region(h), ic.w, null);
+    dev.release(h);
+    p.ldConst += H * W * ic.logdet;
+    const a = layer.affine;
+    if (a) {
+      const st = p.c.steps.get(p.i);
+      if (!st) throw new Error(`internal: no prepared conditioning for layer ${p.i}`);
+      dev.affineFromNet(region(o), st.inj, a.eps, false);
+      const il = p.c.injLd.get(p.i)!;
+      dev.axpby(region(p.ld), 1, region(il), 1, il.shape[0] !== p.batch);
+      const cp = this.coupling(region(o, 0, a.nn), a, p.i, p.c);
+      dev.affineFromNet(region(o, a.nn, a.co), cp, a.eps, false);
+      dev.reduce(0, region(cp), null, a.eps, p.ld, 1, 0);
+      dev.release(cp);
+    }
+    return o;
+  }
+
+  private stepInverse(layer: FlowStep, h: GTensor, p: GpuPass): GTensor {
+    const dev = this.dev;
+    const [, , H, W] = h.shape;
+    const a = layer.affine;
+    if (a) {
+      const cp = this.coupling(region(h, 0, a.nn), a, p.i, p.c);
+      dev.affineFromNet(region(h, a.nn, a.co), cp, a.eps, true);
+      if (p.needLogdet) dev.reduce(0, region(cp), null, a.eps, p.ld, -1, 0);
+      dev.release(cp);
+      const s = p.c.steps.get(p.i)!;
+      dev.affineFromNet(region(h), s.inj, a.eps, true);
+      if (p.needLogdet) {
+        const il = p.c.injLd.get(p.i)!;
+        dev.axpby(region(p.ld), 1, region(il), -1, il.shape[0] !== p.batch);
+      }
+    }
+    const ic = this.invconv(layer, true);
+    const o = this.conv(region(h), ic.w, null);
+    dev.release(h);
+    p.ldConst -= H * W * ic.logdet;
+    // ActNorm inverse: y·e⁻ − b = (y − b·e⁺)·e⁻
+    const an = layer.actnorm;
+    dev.channelAffine(region(o), this.vec(an.bias, 'b2', (b) => Float32Array.from(b, (v, k) => -v / Math.exp(-an.logs.data[k]))), this.expVec(an.logs, -1), false);
+    p.ldConst -= H * W * this.sumLogs(an);
+    return o;
+  }
+
+  /** The one loop over the GPU layers (as flow/run.ts's runFlow): first to last, or last to first. */
+  private runGpuFlow(h: GTensor, dir: 'forward' | 'inverse', p: GpuPass): GTensor {
+    const n = this.gpuLayers.length;
+    for (let k = 0; k < n; k++) {
+      p.i = dir === 'forward' ? k : n - 1 - k;
+      const layer = this.gpuLayers[p.i];
+      h = dir === 'forward' ? layer.forward(h, p) : layer.inverse(h, p);
+    }
+    return h;
+  }
+
+  private pass(c: GpuConditioning, batch: number, o: Partial<GpuPass>): GpuPass {
+    return { i: 0, c, batch, ld: this.dev.zeros([batch, 1, 1, 1]), ldConst: 0, needLogdet: true, latentsIn: [], latentsOut: [], ...o };
+  }
+
   // ------------------------------------------------------------------ decode / encode
 
   /** Latents → HR against a prepared conditioning; one read-back. logdet: the decoding's (−encode's), per sample. */
@@ -413,60 +572,12 @@ export class WebGpuSRFlow {
     const dev = this.dev;
     const lat = latents.slice();
     const zL = lat.pop() as Tensor;
-    let h = dev.upload(zL.data as Float32Array, zL.shape);
-    const ld = dev.zeros([B, 1, 1, 1]);
-    let ldConst = 0;
-    for (let i = this.net.layers.length - 1; i >= 0; i--) {
-      const layer = this.net.layers[i];
-      if (layer instanceof Squeeze) {
-        const o = dev.squeeze(h, true);
-        dev.release(h);
-        h = o;
-      } else if (layer instanceof Split2d) {
-        const eps = lat.pop() as Tensor;
-        const [n, keep, H, W] = h.shape;
-        const g = this.zeroConv(region(h), layer.conv);
-        const out = dev.alloc([n, layer.channels, H, W]);
-        dev.copy(region(h), region(out, 0, keep));
-        const ge = dev.upload(eps.data as Float32Array, eps.shape);
-        dev.split(g, region(out, keep, layer.channels - keep), ge, false);
-        // −log N(z2; mean, exp(logs)) = ½ Σ (2·logs + ε² + log 2π)
-        if (needLd) dev.reduce(2, region(g), ge, 0, ld, 0.5, 0.5 * LOG_2PI * (eps.size / B));
-        dev.release(g);
-        dev.release(ge);
-        dev.release(h);
-        h = out;
-      } else if (layer instanceof FlowStep) {
-        const [, C, H, W] = h.shape;
-        if (layer.affine) {
-          const a = layer.affine;
-          const cp = this.coupling(region(h, 0, a.nn), i, c);
-          dev.affineFromNet(region(h, a.nn, a.co), cp, a.eps, true);
-          if (needLd) dev.reduce(0, region(cp), null, a.eps, ld, -1, 0);
-          dev.release(cp);
-          const s = c.steps.get(i)!;
-          dev.affineFromNet(region(h), s.inj, a.eps, true);
-          if (needLd) {
-            const il = c.injLd.get(i)!;
-            dev.axpby(region(ld), 1, region(il), -1, il.shape[0] !== B);
-          }
-        }
-        const ic = this.invconv(layer, true);
-        const o = this.conv(region(h), ic.w, null);
-        dev.release(h);
-        h = o;
-        ldConst -= H * W * ic.logdet;
-        // ActNorm inverse: y·e⁻ − b = (y − b·e⁺)·e⁻
-        const an = layer.actnorm;
-        dev.channelAffine(region(h), this.vec(an.bias, 'b2', (b) => Float32Array.from(b, (v, k) => -v / Math.exp(-an.logs.data[k]))), this.expVec(an.logs, -1), false);
-        ldConst -= H * W * this.sumLogs(an);
-        void C;
-      }
-    }
-    const [sr, ldv] = await dev.read(needLd ? [h, ld] : [h]);
+    const p = this.pass(c, B, { needLogdet: needLd, latentsIn: lat });
+    const h = this.runGpuFlow(dev.upload(zL.data as Float32Array, zL.shape), 'inverse', p);
+    const [sr, ldv] = await dev.read(needLd ? [h, p.ld] : [h]);
     dev.release(h);
-    dev.release(ld);
-    const logdet = needLd ? Float32Array.from(ldv, (v) => v + ldConst) : new Float32Array(1);
+    dev.release(p.ld);
+    const logdet = needLd ? Float32Array.from(ldv, (v) => v + p.ldConst) : new Float32Array(1);
     return { sr: new Tensor(sr, h.shape), logdet: new Tensor(logdet, [logdet.length]) };
   }
 
@@ -482,58 +593,16 @@ export class WebGpuSRFlow {
       throw new Error(`Expected hr of shape [${c.lrShape[0]},3,${c.lrShape[2] * s},${c.lrShape[3] * s}] (${s}× lr) but received [${hr.shape}]`);
     }
     const pixels = hr.shape[2] * hr.shape[3];
-    let h = dev.upload(hr.data as Float32Array, hr.shape);
+    const x = dev.upload(hr.data as Float32Array, hr.shape);
     if (opts.noise) {
       const nz = dev.upload(opts.noise.data as Float32Array, opts.noise.shape);
-      dev.axpby(region(h), 1, region(nz), 1);
+      dev.axpby(region(x), 1, region(nz), 1);
       dev.release(nz);
     }
-    const ld = dev.zeros([B, 1, 1, 1]);
-    let ldConst = opts.quant ? -Math.log(opts.quant) * pixels : 0;
-    const latents: GTensor[] = [];
-    this.net.layers.forEach((layer, i) => {
-      if (layer instanceof Squeeze) {
-        const o = dev.squeeze(h, false);
-        dev.release(h);
-        h = o;
-      } else if (layer instanceof Split2d) {
-        const [n, C, H, W] = h.shape;
-        const keep = layer.keep;
-        const g = this.zeroConv(region(h, 0, keep), layer.conv);
-        const eps = dev.alloc([n, C - keep, H, W]);
-        dev.split(g, region(h, keep, C - keep), eps, true);
-        // log N(z2; mean, exp(logs)) = −½ Σ (2·logs + ε² + log 2π)
-        dev.reduce(2, region(g), eps, 0, ld, -0.5, -0.5 * LOG_2PI * (C - keep) * H * W);
-        dev.release(g);
-        latents.push(eps);
-        const z1 = dev.alloc([n, keep, H, W]);
-        dev.copy(region(h, 0, keep), region(z1));
-        dev.release(h);
-        h = z1;
-      } else if (layer instanceof FlowStep) {
-        const [, , H, W] = h.shape;
-        const an = layer.actnorm;
-        this.actnorm(h, an, false);
-        ldConst += H * W * this.sumLogs(an);
-        const ic = this.invconv(layer, false);
-        const o = this.conv(region(h), ic.w, null);
-        dev.release(h);
-        h = o;
-        ldConst += H * W * ic.logdet;
-        if (layer.affine) {
-          const a = layer.affine;
-          const st = c.steps.get(i);
-          if (!st) throw new Error(`internal: no prepared conditioning for layer ${i}`);
-          dev.affineFromNet(region(h), st.inj, a.eps, false);
-          const il = c.injLd.get(i)!;
-          dev.axpby(region(ld), 1, region(il), 1, il.shape[0] !== B);
-          const cp = this.coupling(region(h, 0, a.nn), i, c);
-          dev.affineFromNet(region(h, a.nn, a.co), cp, a.eps, false);
-          dev.reduce(0, region(cp), null, a.eps, ld, 1, 0);
-          dev.release(cp);
-        }
-      }
-    });
+    const p = this.pass(c, B, { ldConst: opts.quant ? -Math.log(opts.quant) * pixels : 0 });
+    const h = this.runGpuFlow(x, 'forward', p);
+    const latents = p.latentsOut;
+    const ld = p.ld;
     latents.push(h);
     const lp = dev.zeros([B, 1, 1, 1]);
     dev.reduce(1, region(h), null, 0, lp, -0.5, (-0.5 * LOG_2PI * h.size) / B);
@@ -541,7 +610,7 @@ export class WebGpuSRFlow {
     for (const t of [...latents, ld, lp]) dev.release(t);
     const ldv = data[latents.length];
     const lpv = data[latents.length + 1];
-    const logdet = Float32Array.from(ldv, (v) => v + ldConst);
+    const logdet = Float32Array.from(ldv, (v) => v + p.ldConst);
     const nll = Float32Array.from(logdet, (v, b) => -(v + lpv[b]) / (Math.LN2 * pixels));
     return { latents: latents.map((t, k) => new Tensor(data[k], t.shape)), nll: new Tensor(nll, [B]), logdet: new Tensor(logdet, [B]) };
   }

@@ -162,12 +162,15 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     if (!ID.test(id)) throw new HttpError(404, `No job ${JSON.stringify(id)} (job ids are UUIDs)`);
     return id;
   };
+  /** A job's view, or 404 for an unknown (or expired) job. */
+  const known = <V>(id: string, v: V | null | undefined): V => {
+    if (!v) throw new HttpError(404, `No job ${id} (unknown, or its results expired)`);
+    return v;
+  };
 
   app.get('/v1/jobs/:id', async (req) => {
     const id = jobId(req);
-    const v = await backend.get(id);
-    if (!v) throw new HttpError(404, `No job ${id} (unknown, or its results expired)`);
-    return v;
+    return known(id, await backend.get(id));
   });
 
   app.get('/v1/jobs/:id/outputs/:n', async (req, reply) => {
@@ -175,8 +178,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const nText = (req.params as { n: string }).n;
     if (!/^\d{1,4}$/.test(nText)) throw new HttpError(400, `Expected an output number (0, 1, …) but received ${JSON.stringify(nText)}`);
     const n = Number(nText);
-    const v = await backend.get(id);
-    if (!v) throw new HttpError(404, `No job ${id} (unknown, or its results expired)`);
+    const v = known(id, await backend.get(id));
     if (v.state !== 'done') throw new HttpError(409, `Job ${id} is ${v.state}: outputs exist once it is done`);
     if (n >= v.outputs.length) throw new HttpError(404, `Job ${id} has ${v.outputs.length} output(s): no output ${n}`);
     const bytes = await backend.output(id, n);
@@ -188,9 +190,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   app.delete('/v1/jobs/:id', async (req) => {
     const id = jobId(req);
-    const v = await backend.cancel(id);
-    if (!v) throw new HttpError(404, `No job ${id} (unknown, or its results expired)`);
-    return v;
+    return known(id, await backend.cancel(id));
   });
 
   app.get('/healthz', async (_req, reply) => {

@@ -2,12 +2,44 @@
  * Fused ops for the flow's hot element-wise chains: one pass forward, one pass backward, instead
  * of a chain of broadcast ops each allocating its own result and gradient.
  */
-import { Tensor, result, accumulateGrad, allocLike, allocOut, isGradEnabled, type Buf } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, outputInto, isGradEnabled, type Buf } from './tensor.js';
 import { ew } from './ew.js';
+import type { ElementwiseKernels } from '../kernels/types.js';
 
 function dims(x: Tensor): [number, number, number] {
   if (x.ndim !== 4) throw new Error(`Expected a 4-D NCHW tensor but received shape [${x.shape.join(',')}]`);
   return [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]];
+}
+
+/**
+ * The backward pass of a channel affine map (or its inverse) with output `out`, from the per-channel
+ * sums sb = Σ g and ss = Σ g·out (g taken as 0 where relu and out ≤ 0): the input's gradient g·e[c],
+ * and the bias's and logs' gradients `grads(sb, ss, c)`. The sums come from the backend's kernel
+ * for float32, else from the same loop here (float64, or the TypeScript loops forced).
+ */
+function channelAffineBackward(K: ElementwiseKernels | null, g: Buf, out: Buf, input: Tensor, bias: Tensor, logs: Tensor, e: Float64Array, e32: Float32Array | null, relu: boolean, grads: (sb: number, ss: number, ch: number) => [number, number]): void {
+  const [n, c, hw] = dims(input);
+  const gx = input.requiresGrad ? allocOut(input.data, input.size) : null;
+  const sb = new Float64Array(c);
+  const ss = new Float64Array(c);
+  if (K && g instanceof Float32Array) K.channelAffineBackward(g, out as Float32Array, n, c, hw, e32!, relu, gx as Float32Array | null, sb, ss);
+  else for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      const o = (b * c + ch) * hw;
+      for (let i = 0; i < hw; i++) {
+        const gi = relu && out[o + i] <= 0 ? 0 : g[o + i];
+        sb[ch] += gi;
+        ss[ch] += gi * out[o + i];
+        if (gx) gx[o + i] = gi * e[ch];
+      }
+    }
+  }
+  const gb = allocLike(bias.data, c);
+  const gs = allocLike(logs.data, c);
+  for (let ch = 0; ch < c; ch++) [gb[ch], gs[ch]] = grads(sb[ch], ss[ch], ch);
+  if (gx) accumulateGrad(input, gx, true);
+  accumulateGrad(bias, gb, true);
+  accumulateGrad(logs, gs, true);
 }
 
 /**
@@ -35,37 +67,7 @@ export function channelAffine(x: Tensor, bias: Tensor, logs: Tensor, k = 1, relu
     }
   }
   return result(out, x.shape, [x, bias, logs], (g) => {
-    const gx = x.requiresGrad ? allocOut(X, X.length) : null;
-    const gb = allocLike(bias.data, c);
-    const gs = allocLike(logs.data, c);
-    if (K && g instanceof Float32Array) {
-      const sb = new Float64Array(c);
-      const ss = new Float64Array(c);
-      K.channelAffineBackward(g, out as Float32Array, n, c, hw, e32!, relu, gx as Float32Array | null, sb, ss);
-      for (let ch = 0; ch < c; ch++) {
-        gb[ch] += sb[ch] * e[ch];
-        gs[ch] += k * ss[ch];
-      }
-    } else for (let b = 0; b < n; b++) {
-      for (let ch = 0; ch < c; ch++) {
-        const o = (b * c + ch) * hw;
-        const ev = e[ch];
-        let sb = 0;
-        let ss = 0;
-        for (let i = 0; i < hw; i++) {
-          let gi = g[o + i];
-          if (relu && out[o + i] <= 0) gi = 0;
-          sb += gi;
-          ss += gi * (relu ? out[o + i] : out[o + i]);
-          if (gx) gx[o + i] = gi * ev;
-        }
-        gb[ch] += sb * ev;
-        gs[ch] += k * ss;
-      }
-    }
-    if (gx) accumulateGrad(x, gx, true);
-    accumulateGrad(bias, gb, true);
-    accumulateGrad(logs, gs, true);
+    channelAffineBackward(K, g, out, x, bias, logs, e, e32, relu, (sb, ss, ch) => [sb * e[ch], k * ss]);
   });
 }
 
@@ -90,35 +92,8 @@ export function channelAffineInverse(y: Tensor, bias: Tensor, logs: Tensor, k = 
     for (let i = 0; i < hw; i++) out[o + i] = Y[o + i] * ev - bv;
   }
   return result(out, y.shape, [y, bias, logs], (g) => {
-    const gy = y.requiresGrad ? allocOut(Y, Y.length) : null;
-    const gb = allocLike(bias.data, c);
-    const gs = allocLike(logs.data, c);
-    if (K && g instanceof Float32Array) {
-      // Σ g and Σ g·y per channel (y in the place of the forward output), gy = g·e⁻
-      const sb = new Float64Array(c);
-      const ss = new Float64Array(c);
-      K.channelAffineBackward(g, Y as Float32Array, n, c, hw, e32!, false, gy as Float32Array | null, sb, ss);
-      for (let ch = 0; ch < c; ch++) {
-        gb[ch] -= sb[ch];
-        gs[ch] += -k * ss[ch] * e[ch];
-      }
-    } else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
-      const o = (b * c + ch) * hw;
-      const ev = e[ch];
-      let sb = 0;
-      let ss = 0;
-      for (let i = 0; i < hw; i++) {
-        const gi = g[o + i];
-        sb += gi;
-        ss += gi * Y[o + i];
-        if (gy) gy[o + i] = gi * ev;
-      }
-      gb[ch] -= sb;
-      gs[ch] += -k * ss * ev;
-    }
-    if (gy) accumulateGrad(y, gy, true);
-    accumulateGrad(bias, gb, true);
-    accumulateGrad(logs, gs, true);
+    // Σ g and Σ g·y per channel (y in the place of the forward output), gy = g·e⁻
+    channelAffineBackward(K, g, Y, y, bias, logs, e, e32, false, (sb, ss, ch) => [-sb, -k * ss * e[ch]]);
   });
 }
 
@@ -137,10 +112,7 @@ export function affineFromNet(h: Tensor, raw: Tensor, eps: number, inverse = fal
   const H = h.data;
   const R = raw.data;
   // into (no tape only): the buffer to write to, e.g. a channel block of a larger map, or h's own (in place)
-  if (into && (isGradEnabled() || into.length !== H.length || into.constructor !== H.constructor)) {
-    throw new Error(`Expected no tape and an output buffer of ${H.length} values like h for affineFromNet's into but received ${into.length}`);
-  }
-  const out = into ?? allocOut(H, H.length);
+  const out = outputInto(into, H, H.length, "h for affineFromNet's into");
   const K = ew(H, R);
   if (K) K.affineFromNet(H as Float32Array, R as Float32Array, n, c, hw, rb, eps, inverse, out as Float32Array);
   else for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {

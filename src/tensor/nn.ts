@@ -2,7 +2,7 @@
  * Convolution and resampling ops (NCHW), each with its gradient. Convolutions run on the active
  * kernels (native when built); float64 tensors always use the reference kernels.
  */
-import { Tensor, result, accumulateGrad, allocLike, allocOut, isGradEnabled, type Buf } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, outputInto, type Buf } from './tensor.js';
 import { kernels } from '../kernels/index.js';
 import { referenceKernels } from '../kernels/reference.js';
 import type { Conv2dGeom, Kernels } from '../kernels/types.js';
@@ -31,10 +31,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, pad?: n
   const oh = h + 2 * p - kh + 1;
   const ow = wd + 2 * p - kw + 1;
   const K = kernelsFor(x);
-  if (into && (isGradEnabled() || into.length !== n * cout * oh * ow || into.constructor !== x.data.constructor)) {
-    throw new Error(`Expected no tape and an output buffer of ${n * cout * oh * ow} values like x for conv2d's into but received ${into.length}`);
-  }
-  const out = into ?? allocOut(x.data, n * cout * oh * ow);
+  const out = outputInto(into, x.data, n * cout * oh * ow, "x for conv2d's into");
   K.conv2d(x.data, w.data, bias ? bias.data : null, g, out);
   const parents = bias ? [x, w, bias] : [x, w];
   return result(out, [n, cout, oh, ow], parents, (gy) => {
@@ -113,38 +110,31 @@ export function downsampleBilinear(x: Tensor, factor = 2): Tensor {
   const oh = Math.floor(h / factor);
   const ow = Math.floor(w / factor);
   const o0 = factor / 2 - 1;
-  const X = x.data;
-  const out = allocLike(X, n * c * oh * ow);
-  for (let p = 0; p < n * c; p++) {
-    const ib = p * h * w;
-    const ob = p * oh * ow;
-    for (let i = 0; i < oh; i++) {
-      const r0 = ib + (factor * i + o0) * w + o0;
-      const r1 = r0 + w;
-      for (let j = 0; j < ow; j++) {
-        const k = factor * j;
-        out[ob + i * ow + j] = 0.25 * (X[r0 + k] + X[r0 + k + 1] + X[r1 + k] + X[r1 + k + 1]);
-      }
-    }
-  }
-  return result(out, [n, c, oh, ow], [x], (g) => {
-    const gx = allocLike(g, x.size);
+  // every output o with the index r of its 2×2 input block's top-left pixel (the block: r, r + 1, r + w, r + w + 1)
+  const blocks = (f: (o: number, r: number) => void): void => {
     for (let p = 0; p < n * c; p++) {
       const ib = p * h * w;
       const ob = p * oh * ow;
       for (let i = 0; i < oh; i++) {
         const r0 = ib + (factor * i + o0) * w + o0;
-        const r1 = r0 + w;
-        for (let j = 0; j < ow; j++) {
-          const k = factor * j;
-          const v = 0.25 * g[ob + i * ow + j];
-          gx[r0 + k] += v;
-          gx[r0 + k + 1] += v;
-          gx[r1 + k] += v;
-          gx[r1 + k + 1] += v;
-        }
+        for (let j = 0; j < ow; j++) f(ob + i * ow + j, r0 + factor * j);
       }
     }
+  };
+  const X = x.data;
+  const out = allocLike(X, n * c * oh * ow);
+  blocks((o, r) => {
+    out[o] = 0.25 * (X[r] + X[r + 1] + X[r + w] + X[r + w + 1]);
+  });
+  return result(out, [n, c, oh, ow], [x], (g) => {
+    const gx = allocLike(g, x.size);
+    blocks((o, r) => {
+      const v = 0.25 * g[o];
+      gx[r] += v;
+      gx[r + 1] += v;
+      gx[r + w] += v;
+      gx[r + w + 1] += v;
+    });
     accumulateGrad(x, gx, true);
   });
 }

@@ -2,7 +2,7 @@
  * Element-wise, reduction and shape ops, each with its gradient beside its forward.
  * Binary ops broadcast like NumPy; the gradient of a broadcast operand is summed back to its shape.
  */
-import { Tensor, result, accumulateGrad, allocLike, allocOut, numel, isGradEnabled, type Buf } from './tensor.js';
+import { Tensor, result, accumulateGrad, allocLike, allocOut, outputInto, numel, isGradEnabled, type Buf } from './tensor.js';
 import { ew } from './ew.js';
 
 // ---------------------------------------------------------------- broadcasting machinery
@@ -193,42 +193,42 @@ export function add(a: Tensor, b: Tensor): Tensor {
   });
 }
 
+/** A binary op without a fast path (binaryData's op: 1 −, 2 ×, 3 ÷); `backward` gets g, the output's shape and data. */
+function binary(a: Tensor, b: Tensor, name: string, op: BinKind, backward: (g: Buf, shape: number[], out: Buf) => void): Tensor {
+  sameDtype(a, b, name);
+  const { data, shape } = binaryData(a, b, op);
+  return result(data, shape, [a, b], (g) => backward(g, shape, data));
+}
+
+/** g ∘ t (op 2: ×, 3: ÷), broadcast over the output's shape: the gradient of a factor or dividend. */
+function gradOp(g: Buf, shape: number[], t: Tensor, op: BinKind): Buf {
+  return binaryData(new Tensor(g, shape), t, op).data;
+}
+
+function negateInPlace(g: Buf): Buf {
+  for (let i = 0; i < g.length; i++) g[i] = -g[i];
+  return g;
+}
+
 export function sub(a: Tensor, b: Tensor): Tensor {
-  sameDtype(a, b, 'sub');
-  const { data, shape } = binaryData(a, b, 1);
-  return result(data, shape, [a, b], (g) => {
+  return binary(a, b, 'sub', 1, (g, shape) => {
     gradTo(a, g, shape, false);
-    if (b.requiresGrad) {
-      const ng = allocLike(g, g.length);
-      for (let i = 0; i < g.length; i++) ng[i] = -g[i];
-      gradTo(b, ng, shape, true);
-    }
+    if (b.requiresGrad) gradTo(b, negateInPlace(g.slice()), shape, true);
   });
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
-  sameDtype(a, b, 'mul');
-  const { data, shape } = binaryData(a, b, 2);
-  return result(data, shape, [a, b], (g) => {
-    const gt = new Tensor(g, shape);
-    if (a.requiresGrad) gradTo(a, binaryData(gt, b, 2).data, shape, true);
-    if (b.requiresGrad) gradTo(b, binaryData(gt, a, 2).data, shape, true);
+  return binary(a, b, 'mul', 2, (g, shape) => {
+    if (a.requiresGrad) gradTo(a, gradOp(g, shape, b, 2), shape, true);
+    if (b.requiresGrad) gradTo(b, gradOp(g, shape, a, 2), shape, true);
   });
 }
 
 export function div(a: Tensor, b: Tensor): Tensor {
-  sameDtype(a, b, 'div');
-  const { data, shape } = binaryData(a, b, 3);
-  return result(data, shape, [a, b], (g) => {
-    const gt = new Tensor(g, shape);
-    if (a.requiresGrad) gradTo(a, binaryData(gt, b, 3).data, shape, true);
-    if (b.requiresGrad) {
-      // d(a/b)/db = -out / b
-      const t = binaryData(gt, new Tensor(data, shape), 2);
-      const q = binaryData(new Tensor(t.data, shape), b, 3).data;
-      for (let i = 0; i < q.length; i++) q[i] = -q[i];
-      gradTo(b, q, shape, true);
-    }
+  return binary(a, b, 'div', 3, (g, shape, out) => {
+    if (a.requiresGrad) gradTo(a, gradOp(g, shape, b, 3), shape, true);
+    // d(a/b)/db = -out / b
+    if (b.requiresGrad) gradTo(b, negateInPlace(gradOp(gradOp(g, shape, new Tensor(out, shape), 2), shape, b, 3)), shape, true);
   });
 }
 
@@ -280,10 +280,7 @@ export function axpy(alpha: number, x: Tensor, y: Tensor, into?: Buf): Tensor {
   if (x.size !== y.size) throw new Error(`Expected same-sized tensors for axpy but received [${x.shape.join(',')}] and [${y.shape.join(',')}]`);
   const X = x.data;
   const Y = y.data;
-  if (into && (isGradEnabled() || into.length !== X.length || into.constructor !== X.constructor)) {
-    throw new Error(`Expected no tape and an output buffer of ${X.length} values like x for axpy's into but received ${into.length}`);
-  }
-  const out = into ?? allocOut(X, X.length);
+  const out = outputInto(into, X, X.length, "x for axpy's into");
   const K = ew(X, Y);
   if (K) K.axpy(alpha, X as Float32Array, Y as Float32Array, out as Float32Array);
   else for (let i = 0; i < X.length; i++) out[i] = alpha * X[i] + Y[i];

@@ -20,10 +20,9 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** Run `fn` without recording a tape: results carry no parents, intermediates are freed as soon as unreferenced. */
-export function noGrad<T>(fn: () => T): T {
+function withGradMode<T>(on: boolean, fn: () => T): T {
   const prev = gradEnabled;
-  gradEnabled = false;
+  gradEnabled = on;
   try {
     return fn();
   } finally {
@@ -31,15 +30,14 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Run `fn` without recording a tape: results carry no parents, intermediates are freed as soon as unreferenced. */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
 /** Run `fn` recording the tape (inside a `noGrad` region: e.g. a local tape in a recomputing backward pass). */
 export function withGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = true;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
+  return withGradMode(true, fn);
 }
 
 let paramVersion = 0;
@@ -74,6 +72,17 @@ export function allocOut(d: Buf, n: number): Buf {
   if (unsafeAlloc === null || n < 1024) return new Float32Array(n);
   const b = unsafeAlloc(n * 4);
   return new Float32Array(b.buffer, b.byteOffset, n);
+}
+
+/**
+ * The output buffer (n values, of the type of `like`) of an op with an `into` option: `into` (no
+ * tape only, of that type and length), else a new one. `what` names it in the error: "x for axpy's into".
+ */
+export function outputInto(into: Buf | undefined, like: Buf, n: number, what: string): Buf {
+  if (into && (isGradEnabled() || into.length !== n || into.constructor !== like.constructor)) {
+    throw new Error(`Expected no tape and an output buffer of ${n} values like ${what} but received ${into.length}`);
+  }
+  return into ?? allocOut(like, n);
 }
 
 export class Tensor {

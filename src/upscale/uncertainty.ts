@@ -4,6 +4,7 @@
  * not wash the map out) and clipped to [0, 1]; `whiteStd` is the standard deviation shown as white.
  */
 import type { Planar } from '../io/image.js';
+import { sampleStd } from '../metrics/diversity.js';
 
 export interface UncertaintyMap {
   /** One channel, values in [0, 1]. */
@@ -22,21 +23,9 @@ export function uncertaintyMap(samples: Planar[]): UncertaintyMap {
     if (s.channels !== C || s.height !== H || s.width !== W) throw new Error('Expected samples of one size for the uncertainty map');
   }
   const n = H * W;
-  const K = samples.length;
   const std = new Float32Array(n);
   for (let c = 0; c < C; c++) {
-    for (let i = 0; i < n; i++) {
-      const j = c * n + i;
-      let mean = 0;
-      for (let k = 0; k < K; k++) mean += samples[k].data[j];
-      mean /= K;
-      let v = 0;
-      for (let k = 0; k < K; k++) {
-        const d = samples[k].data[j] - mean;
-        v += d * d;
-      }
-      std[i] += Math.sqrt(v / K) / C;
-    }
+    for (let i = 0; i < n; i++) std[i] += sampleStd(samples, c * n + i) / C;
   }
   let sum = 0;
   let max = 0;
