@@ -56,6 +56,8 @@ export interface ConditioningCache {
   steps: Map<number, AffineCache>;
   /** Bytes held by the cache. */
   bytes: number;
+  /** Scratch buffers of the decodes against this cache, made by the first and reused by the next (`decodeCached`). */
+  workspace?: Workspace;
 }
 
 export class SRFlowNet {
@@ -322,7 +324,8 @@ export class SRFlowNet {
   /**
    * Decode latents against a prepared conditioning (inference; no tape). A batch of latents against
    * a conditioning of batch 1 decodes that many samples of the one image together. `workspace`:
-   * scratch buffers to reuse across calls (default: one per call).
+   * scratch buffers to reuse across calls (default: the cache's own, made by its first decode, so
+   * that many decodes against one conditioning allocate their scratch once).
    */
   decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor } {
     const needLogdet = opts.logdet !== false;
@@ -332,7 +335,7 @@ export class SRFlowNet {
     if (latents.length !== shapes.length || latents.some((z, i) => z.shape.some((d, j) => d !== shapes[i][j]))) {
       throw new Error(`Expected latents of shapes ${JSON.stringify(shapes)} but received ${JSON.stringify(latents.map((z) => z.shape))}`);
     }
-    const workspace = opts.workspace ?? new Workspace();
+    const workspace = opts.workspace ?? (cache.workspace ??= new Workspace());
     return noGrad(() => this.decodeWith(latents, [], { cache, logdet: needLogdet, workspace }));
   }
 
