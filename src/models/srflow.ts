@@ -46,6 +46,8 @@ export interface ConditioningCache {
   guard: FlowGuard | null;
   /** Values of the injector outputs the guard floored when the cache was made (shared by its decodes). */
   guardTouched: number;
+  /** Scratch buffers of the decodes against this cache, made by the first and reused by the next (`decodeCached`). */
+  workspace?: Workspace;
 }
 
 export class SRFlowNet {
@@ -348,8 +350,9 @@ export class SRFlowNet {
   /**
    * Decode latents against a prepared conditioning (inference; no tape). A batch of latents against
    * a conditioning of batch 1 decodes that many samples of the one image together. `workspace`:
-   * scratch buffers to reuse across calls (default: one per call). With the cache's sampling guard
-   * (see prepareConditioning's `guard`), `guardTouched` counts per sample the values it changed
+   * scratch buffers to reuse across calls (default: the cache's own, made by its first decode, so
+   * that many decodes against one conditioning allocate their scratch once). With the cache's sampling
+   * guard (see prepareConditioning's `guard`), `guardTouched` counts per sample the values it changed
    * (the cache's own `guardTouched` not included).
    */
   decodeCached(latents: Tensor[], cache: ConditioningCache, opts: { logdet?: boolean; workspace?: Workspace } = {}): { sr: Tensor; logdet: Tensor; guardTouched: number[] | null } {
@@ -360,7 +363,7 @@ export class SRFlowNet {
     if (latents.length !== shapes.length || latents.some((z, i) => z.shape.some((d, j) => d !== shapes[i][j]))) {
       throw new Error(`Expected latents of shapes ${JSON.stringify(shapes)} but received ${JSON.stringify(latents.map((z) => z.shape))}`);
     }
-    const workspace = opts.workspace ?? new Workspace();
+    const workspace = opts.workspace ?? (cache.workspace ??= new Workspace());
     const guard = cache.guard ?? null;
     const guardCounts = guard ? new Float64Array(B) : undefined;
     const r = noGrad(() => this.decodeWith(latents, [], { cache, logdet: needLogdet, workspace, guard, guardCounts }));

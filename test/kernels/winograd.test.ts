@@ -66,6 +66,7 @@ const cases: Case[] = [
   { n: 1, cin: 9, cout: 1, h: 1, w: 1, bias: true },
   // 360 tiles: backward-filter in two super-blocks of tiles and several tile groups
   { n: 3, cin: 20, cout: 24, h: 37, w: 45, bias: true },
+  { n: 2, cin: 64, cout: 12, h: 17, w: 20, bias: true }, // narrow output: the coupling nets' ZeroConv
 ];
 
 interface Data {
@@ -207,9 +208,16 @@ test('by default Winograd is used only where it pays: large enough 3x3 pad-1 con
   try {
     assert.equal(same({ n: 1, cin: 16, cout: 16, h: 16, w: 16, bias: true }), true); // 1.2 MFLOP: direct
     assert.equal(same({ n: 1, cin: 64, cout: 64, h: 8, w: 8, bias: true }), true); // 4 tiles: direct
-    assert.equal(same({ n: 1, cin: 8, cout: 64, h: 32, w: 32, bias: true }), true); // few input channels
+    assert.equal(same({ n: 1, cin: 6, cout: 64, h: 32, w: 32, bias: true }), true); // few input channels (and, for backward-data, outputs)
+    // 8 – 15 input channels: the forward is direct, its backward-data (64 → 8, a narrow output) Winograd
+    assert.equal(same({ n: 1, cin: 8, cout: 64, h: 32, w: 32, bias: true }), false);
     assert.equal(same({ n: 2, cin: 64, cout: 64, h: 8, w: 8, bias: true }), false); // Winograd
     assert.equal(same({ n: 1, cin: 32, cout: 32, h: 16, w: 16, bias: false }), false);
+    // narrow outputs (8 – 15 channels): Winograd from 32 input channels up (the coupling nets' ZeroConv 64 → 12)
+    assert.equal(same({ n: 1, cin: 64, cout: 12, h: 32, w: 32, bias: true }), false);
+    assert.equal(same({ n: 1, cin: 32, cout: 8, h: 32, w: 32, bias: false }), false);
+    assert.equal(same({ n: 1, cin: 16, cout: 12, h: 64, w: 64, bias: true }), true); // shallow input: direct
+    assert.equal(same({ n: 1, cin: 64, cout: 7, h: 32, w: 32, bias: true }), true); // fewer than 8 outputs: direct
     // never for other geometries, even when forced
     A.setWinograd('always');
     const g = { n: 1, cin: 32, h: 16, w: 16, cout: 32, kh: 3, kw: 3, pad: 2 };
