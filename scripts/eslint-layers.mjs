@@ -12,6 +12,9 @@ const SRC = resolve(import.meta.dirname, '..', 'src');
  */
 export const LAYERS = [
   ['errors'], // shared error types: importable from anywhere
+  ['is'], // the validation vocabulary (src/is.ts)
+  ['engine-options'], // EngineOptions, its checks and parsing
+  ['env'], // the process environment: the one file that reads process.env
   ['kernels', 'io'],
   ['tensor'],
   ['flow', 'data'],

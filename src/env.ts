@@ -25,7 +25,7 @@
  *
  * Nothing here runs at import time, and without `process` (a browser) every variable is unset.
  */
-import { SIMD_LEVELS, parseBackend, type EngineOptions, type SimdLevel } from './kernels/options.js';
+import { SIMD_LEVELS, parseBackend, type EngineOptions, type SimdLevel } from './engine-options.js';
 import * as is from './is.js';
 
 export type Env = Record<string, string | undefined>;

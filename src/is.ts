@@ -74,7 +74,8 @@ export function checkPlanar(img: PlanarLike, name: string, channels?: number): v
   checkPositiveInt(img.height, `${name}.height`);
   checkPositiveInt(img.width, `${name}.width`);
   const n = img.channels * img.height * img.width;
-  if (img.data.length !== n) throw new Error(`Expected ${n} values (${img.channels}×${img.height}×${img.width}) for ${name}.data but received ${img.data.length}`);
+  if (img.data.length !== n)
+    throw new Error(`Expected ${n} values (${img.channels}×${img.height}×${img.width}) for ${name}.data but received ${img.data.length}`);
 }
 
 /** The one wording of a file that cannot be read: "Cannot read <what> <path>: file not found | it is a folder | <the system's reason>". */

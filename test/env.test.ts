@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { engineOptionsFromEnv, defaultModelFromEnv } from '../src/env.js';
-import { checkEngineOptions } from '../src/kernels/options.js';
+import { checkEngineOptions } from '../src/engine-options.js';
 import { configureEngine, engineOptions } from '../src/models/engine.js';
 import { SRFlowNet, DEFAULT_COND_GROUP } from '../src/models/srflow.js';
 import { CondAffineGroup } from '../src/flow/affine.js';
@@ -31,7 +31,10 @@ test('engineOptionsFromEnv: every SRFLOW_* variable, unset ones left out', () =>
   assert.deepEqual(engineOptionsFromEnv({ SRFLOW_WINOGRAD: 'always', SRFLOW_COND_PHASES: '1', SRFLOW_BACKEND: '' }), { winograd: 'always', condPhases: true });
   // as the native addon reads them: values it ignores are ignored
   assert.deepEqual(engineOptionsFromEnv({ SRFLOW_THREADS: 'many', SRFLOW_SIMD: 'sse9', SRFLOW_WINOGRAD: 'yes' }), {});
-  assert.throws(() => engineOptionsFromEnv({ SRFLOW_BACKEND: 'cuda' }), /^Error: Expected one of auto, native, wasm, reference, webgpu for SRFLOW_BACKEND but received "cuda"$/);
+  assert.throws(
+    () => engineOptionsFromEnv({ SRFLOW_BACKEND: 'cuda' }),
+    /^Error: Expected one of auto, native, wasm, reference, webgpu for SRFLOW_BACKEND but received "cuda"$/,
+  );
   assert.throws(() => engineOptionsFromEnv({ SRFLOW_COND_GROUP: '-1' }), /Expected a non-negative integer for SRFLOW_COND_GROUP but received "-1"/);
   assert.throws(() => engineOptionsFromEnv({ SRFLOW_COND_PHASES: 'no' }), /Expected 0 or 1 for SRFLOW_COND_PHASES but received "no"/);
   assert.equal(defaultModelFromEnv({ SRFLOW_DEFAULT_MODEL: '/m.safetensors' }), '/m.safetensors');

@@ -36,7 +36,8 @@ export interface ConvBenchResult {
 export function randn(n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
-    const u = 1 - Math.random(), v = Math.random();
+    const u = 1 - Math.random(),
+      v = Math.random();
     const r = Math.sqrt(-2 * Math.log(u)) * scale;
     a[i] = r * Math.cos(2 * Math.PI * v);
     if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * v);
@@ -60,7 +61,8 @@ function median(f: () => void, n: number, warmSeconds: number): number {
 
 export async function benchConv(opts: ConvBenchOptions): Promise<ConvBenchResult> {
   const k = opts.op === 'conv3x3' ? 3 : 1;
-  const cin = opts.channels, cout = opts.cout ?? opts.channels;
+  const cin = opts.channels,
+    cout = opts.cout ?? opts.channels;
   const { size, batch } = opts;
   const repeat = Math.max(30, opts.repeat ?? 30);
   const K = kernels();

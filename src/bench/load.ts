@@ -45,7 +45,7 @@ function readWhole(path: string): Uint8Array {
   try {
     const size = fstatSync(fd).size;
     const buf = new Uint8Array(size);
-    for (let off = 0; off < size; ) {
+    for (let off = 0; off < size;) {
       const got = readSync(fd, buf, off, Math.min(size - off, 1 << 30), off);
       if (got <= 0) throw new Error(`${path}: unexpected end of file`);
       off += got;

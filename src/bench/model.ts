@@ -118,7 +118,13 @@ export async function benchModel(o: ModelBenchOptions): Promise<Record<string, u
     const hr = Tensor.zeros([o.batch, 3, o.lrSize * net.scale, o.lrSize * net.scale]);
     rng.fillUniform(hr.data);
     net.ctx.training = true;
-    const adam = new Adam([{ name: 'flow', params: net.flowParameters() }, { name: 'rrdb', params: net.rrdbParameters() }], { lr: 1e-5 });
+    const adam = new Adam(
+      [
+        { name: 'flow', params: net.flowParameters() },
+        { name: 'rrdb', params: net.rrdbParameters() },
+      ],
+      { lr: 1e-5 },
+    );
     run = () => {
       const noise = Tensor.zeros(hr.shape);
       rng.fillUniform(noise.data, -0.5 / 32, 0.5 / 32);

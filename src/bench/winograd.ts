@@ -57,7 +57,8 @@ export const trainShapes: WinoShape[] = [
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
 function maxRelErr(got: Float32Array, want: Float64Array): number {
-  let d = 0, m = 0;
+  let d = 0,
+    m = 0;
   for (let i = 0; i < got.length; i++) {
     d = Math.max(d, Math.abs(got[i] - want[i]));
     m = Math.max(m, Math.abs(want[i]));

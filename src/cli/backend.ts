@@ -4,7 +4,10 @@ import { BACKENDS, parseBackend, requestedBackend, setBackend, type BackendName 
 import { UsageError } from './errors.js';
 
 export function addBackendOption(cmd: Command): Command {
-  return cmd.option('--backend <name>', `compute backend: ${BACKENDS.join(', ')} (webgpu: sampling and encoding on the GPU; default: $SRFLOW_BACKEND, else auto)`);
+  return cmd.option(
+    '--backend <name>',
+    `compute backend: ${BACKENDS.join(', ')} (webgpu: sampling and encoding on the GPU; default: $SRFLOW_BACKEND, else auto)`,
+  );
 }
 
 /** Apply --backend (when given) and return the backend in use; a bad name is a usage error. */
@@ -22,7 +25,10 @@ export function applyBackend(v: string | undefined): BackendName {
 }
 
 /** Run `fn` with the WebGPU runner of `net` on the shared device, released afterwards. */
-export async function withWebGpu<T>(net: import('../models/srflow.js').SRFlowNet, fn: (g: import('../models/webgpu.js').WebGpuSRFlow) => Promise<T>): Promise<T> {
+export async function withWebGpu<T>(
+  net: import('../models/srflow.js').SRFlowNet,
+  fn: (g: import('../models/webgpu.js').WebGpuSRFlow) => Promise<T>,
+): Promise<T> {
   const { webGpuRunner } = await import('../models/webgpu.js');
   const { releaseWebGpuDevice } = await import('../kernels/webgpu.js');
   try {

@@ -10,10 +10,8 @@ export function parseNumber(v: string, name: string, check: (x: number) => boole
   if (v.trim() === '' || !check(x)) throw new UsageError(invalidParameterError(name, what, v).message);
   return x;
 }
-export const parseInteger = (v: string, name: string, min = 0) =>
-  parseNumber(v, name, (x) => Number.isInteger(x) && x >= min, `an integer ≥ ${min}`);
-export const parseNonNegative = (v: string, name: string) =>
-  parseNumber(v, name, (x) => Number.isFinite(x) && x >= 0, 'a finite number ≥ 0');
+export const parseInteger = (v: string, name: string, min = 0) => parseNumber(v, name, (x) => Number.isInteger(x) && x >= min, `an integer ≥ ${min}`);
+export const parseNonNegative = (v: string, name: string) => parseNumber(v, name, (x) => Number.isFinite(x) && x >= 0, 'a finite number ≥ 0');
 export function parseList(v: string, name: string): number[] {
   return v.split(',').map((s) => parseNonNegative(s, name));
 }

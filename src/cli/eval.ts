@@ -3,7 +3,7 @@
  * SSIM, LR-PSNR, diversity, NLL (bits/dim) and the bicubic baseline, per image and on average.
  */
 import type { Command } from 'commander';
-import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
+import { loadModelArg, parseScale } from './model-arg.js';
 import { isRrdbOnly } from '../models/rrdb-model.js';
 import { UsageError, parseInteger, parseList } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
@@ -74,7 +74,13 @@ const meanOrNull = (xs: (number | null)[]) => {
 const hatch = (img: Planar, scale: number) => (img.height >= 16 && img.width >= 16 ? periodicEnergy(img, scale).value : null);
 
 /** NLL in bits/dim of hr given lr, on the largest centre region that fits the memory budget. */
-async function nllBitsPerDim(model: SRFlowModel, hr: Planar, lr: Planar, budgetBytes: number, gpu: WebGpuSRFlow | null): Promise<{ bpd: number; width: number; height: number }> {
+async function nllBitsPerDim(
+  model: SRFlowModel,
+  hr: Planar,
+  lr: Planar,
+  budgetBytes: number,
+  gpu: WebGpuSRFlow | null,
+): Promise<{ bpd: number; width: number; height: number }> {
   const s = model.scale;
   const m = sizeMultiple(model);
   // encode keeps more than sampling (the forward flow's activations): assume twice the estimate
@@ -195,7 +201,11 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     }
     const meanRow = {
       nllBitsPerDim: rows.some((r) => r.nllBitsPerDim === null) ? null : mean(rows.map((r) => r.nllBitsPerDim as number)),
-      bicubic: { psnr: mean(rows.map((r) => r.bicubic.psnr)), ssim: mean(rows.map((r) => r.bicubic.ssim)), hatching: meanOrNull(rows.map((r) => r.bicubic.hatching)) },
+      bicubic: {
+        psnr: mean(rows.map((r) => r.bicubic.psnr)),
+        ssim: mean(rows.map((r) => r.bicubic.ssim)),
+        hatching: meanOrNull(rows.map((r) => r.bicubic.hatching)),
+      },
       hatchingHr: meanOrNull(rows.map((r) => r.hatchingHr)),
       results: temperatures.map((temperature, ti) => ({
         temperature,
@@ -214,7 +224,15 @@ baseline is MATLAB bicubic ↑scale of the LR.`,
     }
     const header = ['image', 'τ', 'PSNR', 'SSIM', 'LR-PSNR', 'diversity', 'hatch %', 'NLL b/d', 'bic PSNR', 'bic SSIM', 'bic hatch %', 'HR hatch %'];
     const table: string[][] = [];
-    const add = (name: string, r: { nllBitsPerDim: number | null; bicubic: { psnr: number; ssim: number; hatching: number | null }; hatchingHr: number | null; results: TemperatureResult[] }) => {
+    const add = (
+      name: string,
+      r: {
+        nllBitsPerDim: number | null;
+        bicubic: { psnr: number; ssim: number; hatching: number | null };
+        hatchingHr: number | null;
+        results: TemperatureResult[];
+      },
+    ) => {
       r.results.forEach((t, k) =>
         table.push([
           k === 0 ? name : '',

@@ -37,7 +37,9 @@ $XDG_CACHE_HOME/srflow or ~/.cache/srflow; macOS: ~/Library/Caches/srflow; Windo
       }
       const w = Math.max(...entries.map((e) => e.name.length));
       for (const e of entries) {
-        process.stdout.write(`${e.name.padEnd(w)}  ${e.kind === 'rrdb' ? 'RRDB  ' : 'SRFlow'} ${e.scale}x  ${(e.parameters / 1e6).toFixed(2)} M params  ${mb(e.bytes)}  ${e.layout ?? 'custom layout'}  sha256 ${e.sha256.slice(0, 12)}…\n`);
+        process.stdout.write(
+          `${e.name.padEnd(w)}  ${e.kind === 'rrdb' ? 'RRDB  ' : 'SRFlow'} ${e.scale}x  ${(e.parameters / 1e6).toFixed(2)} M params  ${mb(e.bytes)}  ${e.layout ?? 'custom layout'}  sha256 ${e.sha256.slice(0, 12)}…\n`,
+        );
       }
     });
   oneLineErrors(list);

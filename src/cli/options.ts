@@ -6,7 +6,8 @@ import { MODEL_HELP, SCALE_HELP } from './model-arg.js';
 export const modelOption = () => new Option('--model <path>', MODEL_HELP);
 export const scaleOption = () => new Option('--scale <n>', SCALE_HELP);
 /** --config: for a checkpoint whose layout is not recognised. */
-export const configOption = () => new Option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)');
+export const configOption = () =>
+  new Option('--config <path>', 'configuration (YAML/JSON), for a .pth checkpoint whose layout is not recognised (wins over the recognised one)');
 /** --threads: the kernels' threads. */
 export const threadsOption = (what = 'kernel threads') => new Option('--threads <n>', `${what} (default: all cores)`);
 /** --json: one JSON object on stdout. */

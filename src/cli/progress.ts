@@ -64,7 +64,10 @@ export function createProgressBar(enabled: boolean, stream: NodeJS.WriteStream =
 export function oneLineErrors(cmd: Command): Command {
   return cmd.showHelpAfterError(false).configureOutput({
     outputError: (str, write) => {
-      const msg = str.replace(/^error:\s*/i, '').replace(/\s*\n\s*/g, ' ').trim();
+      const msg = str
+        .replace(/^error:\s*/i, '')
+        .replace(/\s*\n\s*/g, ' ')
+        .trim();
       write(`srflow: ${msg}\n`);
     },
   });

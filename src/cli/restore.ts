@@ -3,7 +3,7 @@
  * artifacts at the image's own resolution with the SRFlow model (src/edit/restore.ts).
  */
 import type { Command } from 'commander';
-import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
+import { loadModelArg, parseScale } from './model-arg.js';
 import { UsageError, parseNumber, parseInteger } from './errors.js';
 import { createProgressBar, oneLineErrors, progressWanted, toJson } from './progress.js';
 import { parseFormat } from './upscale.js';
@@ -32,7 +32,7 @@ interface RestoreCliOptions {
 export function registerRestore(program: Command): void {
   const cmd = program
     .command('restore')
-    .description('remove noise and JPEG artifacts at the image\'s own resolution by editing its latents')
+    .description("remove noise and JPEG artifacts at the image's own resolution by editing its latents")
     .argument('<input>', 'degraded image (PNG, JPEG, WebP, TIFF, …)')
     .addOption(outputImageOption())
     .option('--strength <s>', '0 (leave the image alone) … 1 (full restoration)', '1')
@@ -62,7 +62,8 @@ Exit codes: 0 success, 1 failure (unreadable input or model), 2 usage error.`,
   cmd.action(async (input: string, o: RestoreCliOptions) => {
     const strength = parseNumber(o.strength, '--strength', (x) => Number.isFinite(x) && x >= 0 && x <= 1, 'a number from 0 to 1');
     const passes = parseInteger(o.passes, '--passes', 1);
-    if (passes > RESTORE_SHIFTS.length) throw new UsageError(`Expected an integer from 1 to ${RESTORE_SHIFTS.length} for --passes but received ${JSON.stringify(o.passes)}`);
+    if (passes > RESTORE_SHIFTS.length)
+      throw new UsageError(`Expected an integer from 1 to ${RESTORE_SHIFTS.length} for --passes but received ${JSON.stringify(o.passes)}`);
     const tile = parseInteger(o.tile, '--tile', 32);
     const quality = parseNumber(o.quality, '--quality', (x) => Number.isInteger(x) && x >= 1 && x <= 100, 'an integer from 1 to 100');
     const format = checkOutputPath(o.output, o.format !== undefined ? parseFormat(o.format) : undefined);
@@ -81,11 +82,20 @@ Exit codes: 0 success, 1 failure (unreadable input or model), 2 usage error.`,
     bar.start('restore', 1);
     let r;
     try {
-      r = await restoreImage(model, img.rgb, { strength, passes, tile, jpeg: strength > 0 ? jpeg : null, onProgress: (p) => bar.update({ done: p.done, total: p.total, stage: 'restore' }) });
+      r = await restoreImage(model, img.rgb, {
+        strength,
+        passes,
+        tile,
+        jpeg: strength > 0 ? jpeg : null,
+        onProgress: (p) => bar.update({ done: p.done, total: p.total, stage: 'restore' }),
+      });
     } finally {
       bar.stop();
     }
-    const bytes = await encodeImage({ rgb: r.image, alpha: img.alpha, grayscale: img.grayscale, bitDepth: format === 'png' ? img.bitDepth : 8 }, { format, quality });
+    const bytes = await encodeImage(
+      { rgb: r.image, alpha: img.alpha, grayscale: img.grayscale, bitDepth: format === 'png' ? img.bitDepth : 8 },
+      { format, quality },
+    );
     await writeFileAtomicAsync(o.output, bytes);
     const info = {
       input,
@@ -93,7 +103,8 @@ Exit codes: 0 success, 1 failure (unreadable input or model), 2 usage error.`,
       width: img.width,
       height: img.height,
       scale: model.scale,
-      method: 'encode given the bicubic LR, shrink latent channels to rms tau, damp levels, decode, average shifted passes, blend input, luma-guided chroma filter, JPEG quantisation constraint (JPEG input)',
+      method:
+        'encode given the bicubic LR, shrink latent channels to rms tau, damp levels, decode, average shifted passes, blend input, luma-guided chroma filter, JPEG quantisation constraint (JPEG input)',
       ...r.report,
       tau: Number.isFinite(r.report.tau) ? r.report.tau : null,
       seconds: (performance.now() - t0) / 1000,

@@ -55,7 +55,11 @@ export function parseModels(o: { model?: string; modelsDir?: string }, needDefau
   const cat = catalog({ ...o, shippedDir: modelsDirFromEnv(), defaultModel: defaultModelFromEnv() });
   if (o.model !== undefined || needDefault) {
     if (!existsSync(cat.defaultModel)) {
-      throw new Error(o.model !== undefined ? `Cannot read model ${o.model}: file not found` : `The default model is not installed (${cat.defaultModel} is missing): pass --model PATH`);
+      throw new Error(
+        o.model !== undefined
+          ? `Cannot read model ${o.model}: file not found`
+          : `The default model is not installed (${cat.defaultModel} is missing): pass --model PATH`,
+      );
     }
     modelScale(cat.defaultModel); // an srflow model carrying its configuration, or a clear error now
   }
@@ -145,7 +149,9 @@ DELETE /v1/jobs/:id; GET /healthz; GET /metrics (Prometheus). SIGTERM/SIGINT: st
     }
     const addr = app.server.address();
     const where = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : String(addr);
-    process.stdout.write(`srflow serve: listening on ${where} (${redisUrl ? `Redis ${redisUrl}, queue ${queue}` : `embedded, ${concurrency} job(s) at once`})\n`);
+    process.stdout.write(
+      `srflow serve: listening on ${where} (${redisUrl ? `Redis ${redisUrl}, queue ${queue}` : `embedded, ${concurrency} job(s) at once`})\n`,
+    );
 
     const sig = await untilSignal(() => {
       process.stderr.write('srflow serve: second signal, exiting now\n');

@@ -6,7 +6,7 @@
  * written atomically, only on success.
  */
 import type { Command } from 'commander';
-import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
+import { loadModelArg, parseScale } from './model-arg.js';
 import { UsageError } from './errors.js';
 import { oneLineErrors, toJson } from './progress.js';
 import { parseFormat } from './upscale.js';
@@ -37,12 +37,12 @@ export function registerTransfer(program: Command): void {
     .description("transplant a source image's detail into a masked region of a target, in the latent space, keeping the target's LR")
     .requiredOption('--target <image>', 'the image to edit')
     .requiredOption('--source <image>', 'the image whose detail is transplanted (same size as the target)')
-    .requiredOption('--mask <image>', 'grayscale mask, same size: white = take the source\'s detail, black = keep the target, gray = blend')
+    .requiredOption('--mask <image>', "grayscale mask, same size: white = take the source's detail, black = keep the target, gray = blend")
     .addOption(outputImageOption())
     .addOption(modelOption())
     .addOption(scaleOption())
     .addOption(configOption())
-    .option('--consistency <mode>', 'exact: project the result so that its bicubic downscale equals the target\'s (default), or none', 'exact')
+    .option('--consistency <mode>', "exact: project the result so that its bicubic downscale equals the target's (default), or none", 'exact')
     .option('--format <fmt>', 'png, jpg or webp (default: from the -o extension)')
     .option('--quality <q>', 'JPEG/WebP quality, 1..100', '95')
     .addOption(jsonOption())
@@ -64,8 +64,10 @@ Exit codes: 0 success, 1 failure (unreadable input, size mismatch, empty mask), 
   cmd.action(async (o: TransferCliOptions) => {
     const format = checkOutputPath(o.output, o.format !== undefined ? parseFormat(o.format) : undefined);
     const quality = Number(o.quality);
-    if (!(Number.isInteger(quality) && quality >= 1 && quality <= 100)) throw new UsageError(`Expected an integer from 1 to 100 for --quality but received ${JSON.stringify(o.quality)}`);
-    if (o.consistency !== 'exact' && o.consistency !== 'none') throw new UsageError(`Expected exact or none for --consistency but received ${JSON.stringify(o.consistency)}`);
+    if (!(Number.isInteger(quality) && quality >= 1 && quality <= 100))
+      throw new UsageError(`Expected an integer from 1 to 100 for --quality but received ${JSON.stringify(o.quality)}`);
+    if (o.consistency !== 'exact' && o.consistency !== 'none')
+      throw new UsageError(`Expected exact or none for --consistency but received ${JSON.stringify(o.consistency)}`);
     refuseOverwrite(o.output, [o.target, o.source, o.mask]);
     const t0 = performance.now();
     const target = await loadImage(o.target);
@@ -80,7 +82,10 @@ Exit codes: 0 success, 1 failure (unreadable input, size mismatch, empty mask), 
     maskCoverage(mask, `mask ${o.mask}`);
     const model = await loadModelArg(o, parseScale(o.scale));
     const r = transferContent(model, target.rgb, source.rgb, mask, { consistency: o.consistency === 'exact' });
-    const bytes = await encodeImage({ rgb: r.image, alpha: target.alpha, grayscale: target.grayscale, bitDepth: format === 'png' ? target.bitDepth : 8 }, { format, quality });
+    const bytes = await encodeImage(
+      { rgb: r.image, alpha: target.alpha, grayscale: target.grayscale, bitDepth: format === 'png' ? target.bitDepth : 8 },
+      { format, quality },
+    );
     await writeFileAtomicAsync(o.output, bytes);
     const info = {
       output: o.output,

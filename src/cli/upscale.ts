@@ -8,7 +8,7 @@
  * file, then rename) only once all of them are complete.
  */
 import type { Command } from 'commander';
-import { loadModelArg, parseScale, MODEL_HELP, SCALE_HELP } from './model-arg.js';
+import { loadModelArg, parseScale } from './model-arg.js';
 import { existsSync, realpathSync, statSync, promises as fsp } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { UsageError, parseInteger, parseList, parseNumber } from './errors.js';
@@ -39,7 +39,7 @@ interface UpscaleCliOptions {
   tileOverlap: string;
   maxMemory: string;
   uncertainty?: string;
-  consistency: string;
+  consistency?: string;
   temperatureMap?: string;
   json?: boolean;
   quiet?: boolean;
@@ -59,7 +59,8 @@ export interface ParsedUpscaleOptions {
   tile?: number;
   tileOverlap: number;
   maxMemoryMB: number;
-  consistency: 'none' | 'exact';
+  /** undefined: the model's default (SRFlowNet.defaultConsistency). */
+  consistency?: 'none' | 'exact';
 }
 
 export function parseSeed(v: string, name = '--seed'): number {
@@ -88,13 +89,25 @@ export function parseUpscaleOptions(o: UpscaleCliOptions): ParsedUpscaleOptions 
   const tile = o.tile !== undefined ? parseInteger(o.tile, '--tile', 8) : undefined;
   const tileOverlap = parseInteger(o.tileOverlap, '--tile-overlap', 0);
   const maxMemoryMB = parseMemory(o.maxMemory);
-  if (o.consistency !== 'none' && o.consistency !== 'exact') {
+  if (o.consistency !== undefined && o.consistency !== 'none' && o.consistency !== 'exact') {
     throw new UsageError(`Expected none or exact for --consistency but received ${JSON.stringify(o.consistency)}`);
   }
   if (o.uncertainty !== undefined && samples < 2) {
     throw new UsageError(`Expected --samples ≥ 2 with --uncertainty (it measures how much the samples disagree) but received ${samples}`);
   }
-  return { scale, temperatures, samples, seed, draws: makeDraws(temperatures, samples, seed), format, quality, tile, tileOverlap, maxMemoryMB, consistency: o.consistency };
+  return {
+    scale,
+    temperatures,
+    samples,
+    seed,
+    draws: makeDraws(temperatures, samples, seed),
+    format,
+    quality,
+    tile,
+    tileOverlap,
+    maxMemoryMB,
+    consistency: o.consistency as 'none' | 'exact' | undefined,
+  };
 }
 
 function extFor(f: ImageFormat): string {
@@ -222,12 +235,15 @@ export function registerUpscale(program: Command): void {
     .option('--tile-overlap <n>', 'LR pixels shared by neighbouring tiles', String(DEFAULT_OVERLAP))
     .option('--max-memory <mb>', 'memory budget (MB) that picks the tile size', String(DEFAULT_MAX_MEMORY_MB))
     .option('--uncertainty <file>', 'write a grayscale PNG of how much the samples disagree (needs --samples ≥ 2; one input)')
-    .option('--consistency <mode>', 'none, or exact: project every output so that its bicubic downscale equals the input', 'none')
+    .option(
+      '--consistency <mode>',
+      "none, or exact: project every output so that its bicubic downscale equals the input (default: the model's: exact for the shipped 8x model, none otherwise)",
+    )
     .option('--temperature-map <image>', 'grayscale image (any size, resized to the output) scaling τ per pixel: black = τ 0, white = --temperature')
     .option('--json', 'print one JSON object with outputs, timings and sizes')
     .option('--quiet', 'no progress bar and no messages')
     .option('--backend <name>', 'compute backend: auto, native, wasm, reference or webgpu (the GPU through WebGPU; default: $SRFLOW_BACKEND, else auto)')
-    .option('--no-guard', "turn off the sampling guard of srflow-trained models that carry a calibration (on by default; see models/README.md)")
+    .option('--no-guard', 'turn off the sampling guard of srflow-trained models that carry a calibration (on by default; see models/README.md)')
     .addHelpText(
       'after',
       `
@@ -276,7 +292,8 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
     }
     if (o.uncertainty !== undefined) {
       if (inputs.length > 1) throw new UsageError(`Expected one input with --uncertainty but received ${inputs.length}`);
-      if (extname(o.uncertainty).toLowerCase() !== '.png') throw new UsageError(`Expected a .png file for --uncertainty but received ${JSON.stringify(o.uncertainty)}`);
+      if (extname(o.uncertainty).toLowerCase() !== '.png')
+        throw new UsageError(`Expected a .png file for --uncertainty but received ${JSON.stringify(o.uncertainty)}`);
     }
     if (p.format && o.output !== undefined) {
       const ext = extname(o.output).slice(1).toLowerCase();
@@ -342,7 +359,9 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
         up.engine.nonFinite.forEach((bad, k) => {
           const far = up.engine.outOfRange[k];
           if ((bad > 0 || far > 0) && !o.quiet) {
-            const what = [bad > 0 ? `${bad} non-finite values (written as black)` : '', far > 0 ? `${far} values far outside [0, 1] (clipped)` : ''].filter(Boolean).join(' and ');
+            const what = [bad > 0 ? `${bad} non-finite values (written as black)` : '', far > 0 ? `${far} values far outside [0, 1] (clipped)` : '']
+              .filter(Boolean)
+              .join(' and ');
             process.stderr.write(
               `warning: ${basename(item.input)}: sample ${k + 1} (τ = ${p.draws[k].temperature}) had ${what}; the model's inverse exploded there: try a lower --temperature\n`,
             );
@@ -390,7 +409,13 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
             nonFinite: up.engine.nonFinite[k],
             outOfRange: up.engine.outOfRange[k],
             guardTouched: up.engine.guard.touched[k],
-            ...(up.engine.consistency ? { lrPsnrBefore: up.engine.consistency[k].lrPsnrBefore, lrPsnr: up.engine.consistency[k].lrPsnr, iterations: up.engine.consistency[k].iterations } : {}),
+            ...(up.engine.consistency
+              ? {
+                  lrPsnrBefore: up.engine.consistency[k].lrPsnrBefore,
+                  lrPsnr: up.engine.consistency[k].lrPsnr,
+                  iterations: up.engine.consistency[k].iterations,
+                }
+              : {}),
           })),
           ...(maps.length ? { uncertainty: maps } : {}),
           seconds: { decode: (ti1 - ti0) / 1000, infer: (ti2 - ti1) / 1000, write: (ti3 - ti2) / 1000 },
@@ -409,7 +434,7 @@ Exit codes: 0 success, 1 failure (unreadable input or model, …), 2 usage error
           temperatures: p.temperatures,
           samples: p.samples,
           seed: p.seed,
-          consistency: p.consistency,
+          consistency: p.consistency ?? model.net.defaultConsistency,
           ...(o.temperatureMap !== undefined ? { temperatureMap: o.temperatureMap } : {}),
           maxMemoryMB: p.maxMemoryMB,
           backend: ranOn,

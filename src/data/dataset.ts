@@ -151,10 +151,21 @@ function cropAugment(
         let a: number;
         let b: number;
         switch (rot) {
-          case 1: a = j; b = last - i; break;
-          case 2: a = last - i; b = last - j; break;
-          case 3: a = last - j; b = i; break;
-          default: a = i; b = j;
+          case 1:
+            a = j;
+            b = last - i;
+            break;
+          case 2:
+            a = last - i;
+            b = last - j;
+            break;
+          case 3:
+            a = last - j;
+            b = i;
+            break;
+          default:
+            a = i;
+            b = j;
         }
         if (flip) b = last - b;
         dst[dBase + i * size + j] = src[sBase + (y0 + a) * W + x0 + b] / 255;
@@ -334,7 +345,9 @@ export class ImageFolderDataset {
         // and kept as the LR; the HR is its nearest-neighbour enlargement
         const lr = out.lr.data.subarray(b * 3 * p * p, (b + 1) * 3 * p * p);
         drawSynthetic(rng, p, lr);
-        for (let c = 0; c < 3; c++) for (let y = 0; y < P; y++) for (let x = 0; x < P; x++) out.hr.data[off + (c * P + y) * P + x] = lr[(c * p + Math.floor(y / s)) * p + Math.floor(x / s)];
+        for (let c = 0; c < 3; c++)
+          for (let y = 0; y < P; y++)
+            for (let x = 0; x < P; x++) out.hr.data[off + (c * P + y) * P + x] = lr[(c * p + Math.floor(y / s)) * p + Math.floor(x / s)];
         return;
       }
       drawSynthetic(rng, P, out.hr.data, off, mode < CRISP_LR + OVER_PHOTO ? out.hr.data.slice(off, off + 3 * P * P) : undefined);

@@ -33,7 +33,16 @@ function hsv(h: number, s: number, v: number): RGB {
   const p = v * (1 - s);
   const q = v * (1 - f * s);
   const t = v * (1 - (1 - f) * s);
-  return ([[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]] as RGB[])[i];
+  return (
+    [
+      [v, t, p],
+      [q, v, p],
+      [p, v, t],
+      [p, q, v],
+      [t, p, v],
+      [v, p, q],
+    ] as RGB[]
+  )[i];
 }
 
 /** An inside test in pixel coordinates (x right, y down; pixel (i, j) covers [j, j+1)×[i, i+1)). */
@@ -47,19 +56,22 @@ function randomShape(rng: RandomFn, P: number): Inside {
   switch (kind) {
     case 0: // disc
       return (x, y) => (x - cx) ** 2 + (y - cy) ** 2 <= r * r;
-    case 1: { // ring
+    case 1: {
+      // ring
       const w = Math.max(1, r * (0.15 + 0.35 * rng()));
       return (x, y) => {
         const d = Math.hypot(x - cx, y - cy);
         return d <= r && d >= r - w;
       };
     }
-    case 2: { // axis-aligned rectangle
+    case 2: {
+      // axis-aligned rectangle
       const w = r * (0.5 + rng());
       const h = r * (0.5 + rng());
       return (x, y) => Math.abs(x - cx) <= w && Math.abs(y - cy) <= h;
     }
-    case 3: { // rotated rectangle
+    case 3: {
+      // rotated rectangle
       const a = rng() * Math.PI;
       const ca = Math.cos(a);
       const sa = Math.sin(a);
@@ -71,7 +83,8 @@ function randomShape(rng: RandomFn, P: number): Inside {
         return Math.abs(u) <= w && Math.abs(v) <= h;
       };
     }
-    default: { // triangle
+    default: {
+      // triangle
       const pts = [0, 1, 2].map((k) => {
         const a = rng() * 2 * Math.PI + (k * 2 * Math.PI) / 3;
         return [cx + r * Math.cos(a), cy + r * Math.sin(a)];
@@ -245,7 +258,8 @@ export function drawSynthetic(rng: RandomFn, P: number, out: Float32Array, offse
       }
       break;
     }
-    default: { // flat: one colour, sometimes with a single hard edge to a second one
+    default: {
+      // flat: one colour, sometimes with a single hard edge to a second one
       fillFlat(img, P, colour(rng));
       if (rng() < 0.5) {
         const half = rng() < 0.5;

@@ -12,8 +12,8 @@ import type { Planar } from '../io/image.js';
 
 /** Zig-zag position → natural (row-major) index. */
 const ZIGZAG = [
-  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23,
-  30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22,
+  15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
 export interface JpegTables {
@@ -121,7 +121,7 @@ function luma255(img: Planar): Float64Array {
  */
 export function projectJpegLuma(estimate: Planar, decoded: Planar, table: Int32Array): { image: Planar; moved: number } {
   if (estimate.width !== decoded.width || estimate.height !== decoded.height || estimate.channels !== 3 || decoded.channels !== 3) {
-    throw new Error('Expected an RGB estimate of the decoded JPEG\'s size');
+    throw new Error("Expected an RGB estimate of the decoded JPEG's size");
   }
   const { height: H, width: W } = estimate;
   const ye = luma255(estimate);

@@ -25,7 +25,8 @@ function asTensors(latents: readonly (TensorLike | Tensor)[], name: string): Ten
     if (!z || !Array.isArray(z.shape) || !(z.data instanceof Float32Array) || z.shape.length !== 4) {
       throw new Error(`Expected ${name}[${i}] to be a 4-D tensor { shape: [B, C, H, W], data: Float32Array }`);
     }
-    if (z.data.length !== z.shape.reduce((a: number, b: number) => a * b, 1)) throw new Error(`Expected ${name}[${i}] to hold ${z.shape.join('×')} values but it holds ${z.data.length}`);
+    if (z.data.length !== z.shape.reduce((a: number, b: number) => a * b, 1))
+      throw new Error(`Expected ${name}[${i}] to hold ${z.shape.join('×')} values but it holds ${z.data.length}`);
     return z instanceof Tensor ? z : new Tensor(z.data, z.shape);
   });
 }

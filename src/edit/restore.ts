@@ -124,7 +124,13 @@ function shiftPad(img: Planar, dy: number, dx: number, q: number): Planar {
 }
 
 /** One tile: the average over the shifted passes of decode(edit(encode(y | LR(y)))). */
-function restoreTile(model: SRFlowModel, y: Planar, setting: ReturnType<typeof restoreSetting>, passes: number, stats: { before: number[]; after: number[]; n: number }): Float32Array {
+function restoreTile(
+  model: SRFlowModel,
+  y: Planar,
+  setting: ReturnType<typeof restoreSetting>,
+  passes: number,
+  stats: { before: number[]; after: number[]; n: number },
+): Float32Array {
   const s = model.scale;
   const q = s * sizeMultiple(model);
   const acc = new Float32Array(y.data.length);
@@ -174,7 +180,8 @@ export async function restoreImage(model: SRFlowModel, img: Planar, opts: Restor
   if (img.channels !== 3) throw new Error(`Expected an RGB image (3 channels) but received ${img.channels}`);
   const s = model.scale;
   const q = s * sizeMultiple(model);
-  if (img.height < s || img.width < s) throw new Error(`Expected an image of at least ${s}×${s} pixels (the model's scale) but received ${img.width}×${img.height}`);
+  if (img.height < s || img.width < s)
+    throw new Error(`Expected an image of at least ${s}×${s} pixels (the model's scale) but received ${img.width}×${img.height}`);
   const setting = restoreSetting(strength);
   const nLevels = model.latentShapes([1, 3, q / s, q / s]).length;
   const report: RestoreReport = {
@@ -241,9 +248,14 @@ export async function restoreImage(model: SRFlowModel, img: Planar, opts: Restor
     return a;
   };
   clip(out);
-  if (report.chroma > 0) out = clip(filterChroma({ data: out, channels: 3, height: H, width: W }, { radius: RESTORE_FULL.chromaRadius, eps: RESTORE_FULL.chromaEps, amount: report.chroma }).data);
+  if (report.chroma > 0)
+    out = clip(
+      filterChroma({ data: out, channels: 3, height: H, width: W }, { radius: RESTORE_FULL.chromaRadius, eps: RESTORE_FULL.chromaEps, amount: report.chroma })
+        .data,
+    );
   if (opts.jpeg) {
-    if (opts.jpeg.width !== W || opts.jpeg.height !== H) throw new Error(`Expected JPEG tables of a ${W}×${H} image but they are of ${opts.jpeg.width}×${opts.jpeg.height}`);
+    if (opts.jpeg.width !== W || opts.jpeg.height !== H)
+      throw new Error(`Expected JPEG tables of a ${W}×${H} image but they are of ${opts.jpeg.width}×${opts.jpeg.height}`);
     const p = projectJpegLuma({ data: out, channels: 3, height: H, width: W }, img, opts.jpeg.luma);
     out = clip(p.image.data);
     report.jpegConstraint = true;

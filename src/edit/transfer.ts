@@ -29,7 +29,13 @@ import { mixLatentsByLevel } from './latents.js';
  * (float) reaches `targetDb` or stops improving; outside the mask x is not touched. Converges when
  * the LR mismatch lies under the mask (as it does when x equals a consistent image outside it).
  */
-export function maskedBackProjection(x0: Planar, lr: Planar, s: number, mask: Map1, opts: { targetDb?: number; maxIterations?: number } = {}): { image: Planar; lrPsnr: number; iterations: number } {
+export function maskedBackProjection(
+  x0: Planar,
+  lr: Planar,
+  s: number,
+  mask: Map1,
+  opts: { targetDb?: number; maxIterations?: number } = {},
+): { image: Planar; lrPsnr: number; iterations: number } {
   const target = opts.targetDb ?? 60;
   const maxIt = opts.maxIterations ?? 100;
   const x: Planar = { ...x0, data: Float32Array.from(x0.data) };
@@ -108,7 +114,8 @@ export function transferContent(model: SRFlowModel, target: Planar, source: Plan
   }
   const maskFraction = maskCoverage(mask);
   const s = model.scale;
-  if (target.width < s || target.height < s) throw new Error(`Expected images of at least ${s}×${s} (the model's scale) but received ${target.width}×${target.height}`);
+  if (target.width < s || target.height < s)
+    throw new Error(`Expected images of at least ${s}×${s} (the model's scale) but received ${target.width}×${target.height}`);
   const q = s * sizeMultiple(model);
   const tP = padTo(target, q);
   const sP = padTo(source, q);

@@ -13,13 +13,19 @@ export class ActNorm implements FlowLayer {
   logs: Tensor;
   initialized = false;
 
-  constructor(readonly channels: number, private mode: FlowMode) {
+  constructor(
+    readonly channels: number,
+    private mode: FlowMode,
+  ) {
     this.bias = Tensor.param(new Float32Array(channels), [1, channels, 1, 1]);
     this.logs = Tensor.param(new Float32Array(channels), [1, channels, 1, 1]);
   }
 
   parameters(): [string, Tensor][] {
-    return [['bias', this.bias], ['logs', this.logs]];
+    return [
+      ['bias', this.bias],
+      ['logs', this.logs],
+    ];
   }
 
   /** Data-dependent initialisation (training mode only, once). */

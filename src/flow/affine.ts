@@ -38,13 +38,20 @@ export class ZeroConv {
   weight: Tensor;
   bias: Tensor;
   logs: Tensor;
-  constructor(readonly cin: number, readonly cout: number) {
+  constructor(
+    readonly cin: number,
+    readonly cout: number,
+  ) {
     this.weight = Tensor.param(new Float32Array(cout * cin * 9), [cout, cin, 3, 3]);
     this.bias = Tensor.param(new Float32Array(cout), [cout]);
     this.logs = Tensor.param(new Float32Array(cout), [cout, 1, 1]);
   }
   parameters(): [string, Tensor][] {
-    return [['weight', this.weight], ['bias', this.bias], ['logs', this.logs]];
+    return [
+      ['weight', this.weight],
+      ['bias', this.bias],
+      ['logs', this.logs],
+    ];
   }
   apply(x: Tensor): Tensor {
     return channelAffine(T.conv2d(x, this.weight), this.bias, this.logs, 3, false, true);
@@ -72,14 +79,24 @@ export class CouplingNet {
   readonly l0: ConvActNorm;
   readonly l2: ConvActNorm;
   readonly l4: ZeroConv;
-  constructor(readonly cin: number, readonly cout: number, hidden: number, mode: FlowMode, rng: Rng) {
+  constructor(
+    readonly cin: number,
+    readonly cout: number,
+    hidden: number,
+    mode: FlowMode,
+    rng: Rng,
+  ) {
     this.l0 = new ConvActNorm(cin, hidden, 3, mode, rng);
     this.l2 = new ConvActNorm(hidden, hidden, 1, mode, rng);
     this.l4 = new ZeroConv(hidden, cout);
   }
   parameters(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    for (const [i, m] of [[0, this.l0], [2, this.l2], [4, this.l4]] as const) {
+    for (const [i, m] of [
+      [0, this.l0],
+      [2, this.l2],
+      [4, this.l4],
+    ] as const) {
       for (const [n, t] of m.parameters()) out.push([`${i}.${n}`, t]);
     }
     return out;
@@ -111,7 +128,14 @@ export class CondAffine implements FlowLayer {
   readonly nn: number; // channels of z1 (fed to the coupling net)
   readonly co: number; // channels of z2 (transformed)
 
-  constructor(readonly channels: number, readonly condChannels: number, hidden: number, readonly eps: number, mode: FlowMode, rng: Rng) {
+  constructor(
+    readonly channels: number,
+    readonly condChannels: number,
+    hidden: number,
+    readonly eps: number,
+    mode: FlowMode,
+    rng: Rng,
+  ) {
     this.nn = Math.floor(channels / 2);
     this.co = channels - this.nn;
     // published key order: fAffine before fFeatures
@@ -293,8 +317,14 @@ export class CondAffineGroup {
   stackedWeights(): { wf: Tensor; wu: Tensor } {
     return this.stacked.get(() =>
       noGrad(() => ({
-        wf: T.concat(this.layers.map((l) => l.fFeatures.l0.weight), 0),
-        wu: T.concat(this.layers.map((l) => l.couplingWeightUFresh()), 0),
+        wf: T.concat(
+          this.layers.map((l) => l.fFeatures.l0.weight),
+          0,
+        ),
+        wu: T.concat(
+          this.layers.map((l) => l.couplingWeightUFresh()),
+          0,
+        ),
       })),
     );
   }
@@ -314,8 +344,20 @@ export class CondAffineGroup {
   private makePhaseWeights(ownC: number): { ownC: number; f: PhaseWeights; u: PhaseWeights } {
     return noGrad(() => ({
       ownC,
-      f: phaseWeights(T.concat(this.layers.map((l) => l.fFeatures.l0.weight), 0), ownC),
-      u: phaseWeights(T.concat(this.layers.map((l) => l.couplingWeightUFresh()), 0), ownC),
+      f: phaseWeights(
+        T.concat(
+          this.layers.map((l) => l.fFeatures.l0.weight),
+          0,
+        ),
+        ownC,
+      ),
+      u: phaseWeights(
+        T.concat(
+          this.layers.map((l) => l.couplingWeightUFresh()),
+          0,
+        ),
+        ownC,
+      ),
     }));
   }
 

@@ -75,7 +75,8 @@ const TAPS: readonly (readonly (readonly number[])[])[] = [
 /** Split a 3×3 weight [cout, ownC + stackC, 3, 3] for convs of cat(own, up2(stacked)) (no tape). */
 export function phaseWeights(w: Tensor, ownC: number): PhaseWeights {
   const [cout, cin, kh, kw] = w.shape;
-  if (kh !== 3 || kw !== 3 || ownC < 0 || ownC >= cin) throw new Error(`Expected a 3×3 weight with more than ${ownC} input channels for phaseWeights but received [${w.shape}]`);
+  if (kh !== 3 || kw !== 3 || ownC < 0 || ownC >= cin)
+    throw new Error(`Expected a 3×3 weight with more than ${ownC} input channels for phaseWeights but received [${w.shape}]`);
   const sc = cin - ownC;
   return noGrad(() => {
     const own = T.slice(w, 1, 0, ownC);

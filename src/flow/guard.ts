@@ -68,7 +68,10 @@ export function rawForScale(s: number, eps: number): number {
 export class FlowGuard {
   private readonly byLayer = new Map<number, LayerGuard>();
 
-  constructor(readonly calibration: GuardCalibration, eps: number) {
+  constructor(
+    readonly calibration: GuardCalibration,
+    eps: number,
+  ) {
     const { margin, floorFactor } = calibration;
     for (const [k, st] of Object.entries(calibration.layers)) {
       let lo: Float32Array | null = null;
@@ -97,7 +100,12 @@ export class FlowGuard {
       const i = Number(k);
       const ch = Number.isInteger(i) && i >= 0 && i < layers ? channelsOf(i) : null;
       if (!ch) throw new Error(`${source}: its sampling-guard calibration names layer ${k}, which takes no guard in this model`);
-      const want: [string, number[] | undefined, number][] = [['lo', st.lo, ch.out], ['hi', st.hi, ch.out], ['injMin', st.injMin, ch.scaleInj], ['cpMin', st.cpMin, ch.scaleCp]];
+      const want: [string, number[] | undefined, number][] = [
+        ['lo', st.lo, ch.out],
+        ['hi', st.hi, ch.out],
+        ['injMin', st.injMin, ch.scaleInj],
+        ['cpMin', st.cpMin, ch.scaleCp],
+      ];
       for (const [name, v, n] of want) {
         if (v && (v.length !== n || v.some((x) => typeof x !== 'number' || !Number.isFinite(x)))) {
           throw new Error(`${source}: its sampling-guard calibration of layer ${k} has ${v.length} ${name} values (expected ${n} finite numbers)`);
@@ -116,8 +124,18 @@ export function parseGuardCalibration(text: string, source: string): GuardCalibr
     throw new Error(`${source}: its sampling-guard calibration is not valid JSON (${(e as Error).message})`);
   }
   const c = v as GuardCalibration;
-  if (!c || typeof c !== 'object' || c.version !== GUARD_FORMAT_VERSION || !(c.margin >= 0) || !(c.floorFactor > 0 && c.floorFactor <= 1) || !c.layers || typeof c.layers !== 'object') {
-    throw new Error(`${source}: its sampling-guard calibration is not a version ${GUARD_FORMAT_VERSION} calibration with margin ≥ 0, floorFactor in (0, 1] and layers`);
+  if (
+    !c ||
+    typeof c !== 'object' ||
+    c.version !== GUARD_FORMAT_VERSION ||
+    !(c.margin >= 0) ||
+    !(c.floorFactor > 0 && c.floorFactor <= 1) ||
+    !c.layers ||
+    typeof c.layers !== 'object'
+  ) {
+    throw new Error(
+      `${source}: its sampling-guard calibration is not a version ${GUARD_FORMAT_VERSION} calibration with margin ≥ 0, floorFactor in (0, 1] and layers`,
+    );
   }
   return c;
 }

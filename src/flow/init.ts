@@ -29,7 +29,11 @@ export function normalInit(n: number, std: number, rng: Rng): Float32Array {
 /** Kaiming-normal (fan-in, gain √2) scaled by `scale`: the RRDB dense blocks use 0.1. */
 export function kaimingNormal(shape: number[], scale: number, rng: Rng): Float32Array {
   const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
-  return normalInit(shape.reduce((a, b) => a * b, 1), (scale * Math.sqrt(2)) / Math.sqrt(fanIn), rng);
+  return normalInit(
+    shape.reduce((a, b) => a * b, 1),
+    (scale * Math.sqrt(2)) / Math.sqrt(fanIn),
+    rng,
+  );
 }
 
 /** PyTorch's default Conv2d init: weight and bias U(−1/√fan_in, 1/√fan_in). */

@@ -9,7 +9,10 @@ export class InvConv1x1 implements FlowLayer {
   readonly kind = 'invconv';
   weight: Tensor;
 
-  constructor(readonly channels: number, rng: Rng) {
+  constructor(
+    readonly channels: number,
+    rng: Rng,
+  ) {
     this.weight = Tensor.param(orthogonal(channels, rng), [channels, channels]);
   }
 

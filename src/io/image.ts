@@ -116,13 +116,7 @@ function checkDims(name: string, width: number, height: number): void {
 }
 
 /** Split interleaved samples (already scaled to [0, 1] by `scale`) into planar RGB and alpha. */
-function splitInterleaved(
-  get: (i: number) => number,
-  width: number,
-  height: number,
-  channels: number,
-  scale: number,
-): { rgb: Planar; alpha: Planar | null } {
+function splitInterleaved(get: (i: number) => number, width: number, height: number, channels: number, scale: number): { rgb: Planar; alpha: Planar | null } {
   const n = width * height;
   const rgb = new Float32Array(3 * n);
   const hasAlpha = channels === 2 || channels === 4;
@@ -169,7 +163,9 @@ function fromRawPixels(raw: RawPixels, name: string): LoadedImage {
     scale = 1;
     bitDepth = 16;
   } else {
-    throw new Error(`Expected a Uint8Array, Uint8ClampedArray, Uint16Array or Float32Array for ${name}.data but received ${(data as object)?.constructor?.name}`);
+    throw new Error(
+      `Expected a Uint8Array, Uint8ClampedArray, Uint16Array or Float32Array for ${name}.data but received ${(data as object)?.constructor?.name}`,
+    );
   }
   const { rgb, alpha } = splitInterleaved((i) => data[i], width, height, channels, scale);
   return { rgb, alpha, width, height, bitDepth, hadAlpha: alpha !== null, grayscale: channels <= 2, format: 'raw' };
@@ -261,7 +257,7 @@ export async function loadImage(input: string | Buffer | Uint8Array | RawPixels,
 export function toRawPixels(img: SaveableImage, opts: { bitDepth?: 8 | 16; dropAlpha?: boolean } = {}): RawPixels {
   checkPlanar(img.rgb, 'rgb', 3);
   const { width, height } = img.rgb;
-  const alpha = opts.dropAlpha ? null : img.alpha ?? null;
+  const alpha = opts.dropAlpha ? null : (img.alpha ?? null);
   if (alpha) {
     checkPlanar(alpha, 'alpha', 1);
     if (alpha.width !== width || alpha.height !== height) {
@@ -323,7 +319,7 @@ export async function encodeImage(img: SaveableImage, opts: EncodeOptions & { fo
   }
   const isPng = format === 'png';
   const isJpeg = format === 'jpg' || format === 'jpeg';
-  const bitDepth = isPng ? img.bitDepth ?? 8 : 8;
+  const bitDepth = isPng ? (img.bitDepth ?? 8) : 8;
   const src = isJpeg ? flattenOnWhite(img) : img;
   const raw = toRawPixels(src, { bitDepth });
   let pipe: Sharp = sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } });

@@ -49,7 +49,10 @@ class PySet {
   readonly items: PyValue[] = [];
 }
 class PyGlobal {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get qualname(): string {
     return `${this.module}.${this.name}`;
   }
@@ -59,11 +62,21 @@ interface DtypeInfo {
   size: number;
 }
 class StorageRef {
-  constructor(readonly key: string, readonly dtype: DtypeInfo, readonly location: string, readonly numel: number) {}
+  constructor(
+    readonly key: string,
+    readonly dtype: DtypeInfo,
+    readonly location: string,
+    readonly numel: number,
+  ) {}
   refs = 0;
 }
 class TensorRef {
-  constructor(readonly storage: StorageRef, readonly offset: number, readonly shape: number[], readonly stride: number[]) {}
+  constructor(
+    readonly storage: StorageRef,
+    readonly offset: number,
+    readonly shape: number[],
+    readonly stride: number[],
+  ) {}
 }
 type PyValue = null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyTuple | PyDict | PySet | PyGlobal | StorageRef | TensorRef;
 
@@ -108,16 +121,73 @@ function typeName(v: PyValue): string {
 // The pickle virtual machine (protocols 0-5, the subset torch.save uses plus cheap extras).
 
 const OPNAMES: Record<number, string> = {
-  0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT', 0x4a: 'BININT',
-  0x4b: 'BININT1', 0x4c: 'LONG', 0x4d: 'BININT2', 0x4e: 'NONE', 0x50: 'PERSID', 0x51: 'BINPERSID', 0x52: 'REDUCE',
-  0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING', 0x56: 'UNICODE', 0x58: 'BINUNICODE', 0x61: 'APPEND',
-  0x62: 'BUILD', 0x63: 'GLOBAL', 0x64: 'DICT', 0x7d: 'EMPTY_DICT', 0x65: 'APPENDS', 0x67: 'GET', 0x68: 'BINGET',
-  0x69: 'INST', 0x6a: 'LONG_BINGET', 0x6c: 'LIST', 0x5d: 'EMPTY_LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x71: 'BINPUT',
-  0x72: 'LONG_BINPUT', 0x73: 'SETITEM', 0x74: 'TUPLE', 0x29: 'EMPTY_TUPLE', 0x75: 'SETITEMS', 0x47: 'BINFLOAT',
-  0x80: 'PROTO', 0x81: 'NEWOBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x85: 'TUPLE1', 0x86: 'TUPLE2', 0x87: 'TUPLE3',
-  0x88: 'NEWTRUE', 0x89: 'NEWFALSE', 0x8a: 'LONG1', 0x8b: 'LONG4', 0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES',
-  0x8c: 'SHORT_BINUNICODE', 0x8d: 'BINUNICODE8', 0x8e: 'BINBYTES8', 0x8f: 'EMPTY_SET', 0x90: 'ADDITEMS', 0x91: 'FROZENSET',
-  0x92: 'NEWOBJ_EX', 0x93: 'STACK_GLOBAL', 0x94: 'MEMOIZE', 0x95: 'FRAME', 0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER',
+  0x28: 'MARK',
+  0x2e: 'STOP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4a: 'BININT',
+  0x4b: 'BININT1',
+  0x4c: 'LONG',
+  0x4d: 'BININT2',
+  0x4e: 'NONE',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x52: 'REDUCE',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x58: 'BINUNICODE',
+  0x61: 'APPEND',
+  0x62: 'BUILD',
+  0x63: 'GLOBAL',
+  0x64: 'DICT',
+  0x7d: 'EMPTY_DICT',
+  0x65: 'APPENDS',
+  0x67: 'GET',
+  0x68: 'BINGET',
+  0x69: 'INST',
+  0x6a: 'LONG_BINGET',
+  0x6c: 'LIST',
+  0x5d: 'EMPTY_LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x71: 'BINPUT',
+  0x72: 'LONG_BINPUT',
+  0x73: 'SETITEM',
+  0x74: 'TUPLE',
+  0x29: 'EMPTY_TUPLE',
+  0x75: 'SETITEMS',
+  0x47: 'BINFLOAT',
+  0x80: 'PROTO',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x85: 'TUPLE1',
+  0x86: 'TUPLE2',
+  0x87: 'TUPLE3',
+  0x88: 'NEWTRUE',
+  0x89: 'NEWFALSE',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8c: 'SHORT_BINUNICODE',
+  0x8d: 'BINUNICODE8',
+  0x8e: 'BINBYTES8',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x93: 'STACK_GLOBAL',
+  0x94: 'MEMOIZE',
+  0x95: 'FRAME',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
   0x98: 'READONLY_BUFFER',
 };
 
@@ -221,92 +291,280 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValu
     const opPos = pos;
     const op = data[pos++];
     switch (op) {
-      case 0x80: { // PROTO
+      case 0x80: {
+        // PROTO
         const p = data[need(1)];
         if (p > 5) fail(`unsupported pickle protocol ${p}`);
         break;
       }
-      case 0x95: need(8); break; // FRAME: framing is only a hint
-      case 0x2e: { // STOP
+      case 0x95:
+        need(8);
+        break; // FRAME: framing is only a hint
+      case 0x2e: {
+        // STOP
         const v = pop();
         if (at) at.pos = pos;
         return v;
       }
-      case 0x28: metastack.push(stack); stack = []; break; // MARK
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(new PyTuple([])); break; // EMPTY_TUPLE
-      case 0x8f: stack.push(new PySet()); break; // EMPTY_SET
-      case 0x74: { const t = new PyTuple(popMark()); stack.push(t); break; } // TUPLE
-      case 0x85: stack.push(new PyTuple([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push(new PyTuple([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(new PyTuple([a, b, c])); break; } // TUPLE3
-      case 0x6c: { const l = popMark(); stack.push(l); break; } // LIST
-      case 0x64: { const items = popMark(); const d = new PyDict(); setItems(d, items); stack.push(d); break; } // DICT
-      case 0x91: { const items = popMark(); const s = new PySet(); s.items.push(...items); stack.push(s); break; } // FROZENSET
-      case 0x61: { const v = pop(); append(top(), [v]); break; } // APPEND
-      case 0x65: case 0x90: { const items = popMark(); append(top(), items); break; } // APPENDS, ADDITEMS
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
-      case 0x58: { const l = dv.getUint32(need(4), true); const p = need(l); stack.push(utf8.decode(data.subarray(p, p + l))); break; } // BINUNICODE
-      case 0x8c: { const l = data[need(1)]; const p = need(l); stack.push(utf8.decode(data.subarray(p, p + l))); break; } // SHORT_BINUNICODE
-      case 0x8d: { const l = len64(need(8)); const p = need(l); stack.push(utf8.decode(data.subarray(p, p + l))); break; } // BINUNICODE8
-      case 0x56: { const end = data.indexOf(0x0a, pos); if (end < 0) fail('unterminated UNICODE'); stack.push(decodeRawUnicodeEscape(data.subarray(pos, end))); pos = end + 1; break; } // UNICODE
-      case 0x55: { const l = data[need(1)]; const p = need(l); stack.push(latin1.decode(data.subarray(p, p + l))); break; } // SHORT_BINSTRING
-      case 0x54: { const l = dv.getInt32(need(4), true); const p = need(l); stack.push(latin1.decode(data.subarray(p, p + l))); break; } // BINSTRING
-      case 0x43: { const l = data[need(1)]; const p = need(l); stack.push(data.slice(p, p + l)); break; } // SHORT_BINBYTES
-      case 0x42: { const l = dv.getUint32(need(4), true); const p = need(l); stack.push(data.slice(p, p + l)); break; } // BINBYTES
-      case 0x8e: { const l = len64(need(8)); const p = need(l); stack.push(data.slice(p, p + l)); break; } // BINBYTES8
-      case 0x4a: stack.push(dv.getInt32(need(4), true)); break; // BININT
-      case 0x4b: stack.push(data[need(1)]); break; // BININT1
-      case 0x4d: stack.push(dv.getUint16(need(2), true)); break; // BININT2
-      case 0x8a: { const l = data[need(1)]; const p = need(l); stack.push(intFromLE(data.subarray(p, p + l))); break; } // LONG1
-      case 0x8b: { const l = dv.getInt32(need(4), true); const p = need(l); stack.push(intFromLE(data.subarray(p, p + l))); break; } // LONG4
-      case 0x49: { // INT (text; also I00/I01 booleans)
+      case 0x28:
+        metastack.push(stack);
+        stack = [];
+        break; // MARK
+      case 0x30:
+        pop();
+        break; // POP
+      case 0x31:
+        popMark();
+        break; // POP_MARK
+      case 0x32:
+        stack.push(top());
+        break; // DUP
+      case 0x7d:
+        stack.push(new PyDict());
+        break; // EMPTY_DICT
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        stack.push(new PyTuple([]));
+        break; // EMPTY_TUPLE
+      case 0x8f:
+        stack.push(new PySet());
+        break; // EMPTY_SET
+      case 0x74: {
+        const t = new PyTuple(popMark());
+        stack.push(t);
+        break;
+      } // TUPLE
+      case 0x85:
+        stack.push(new PyTuple([pop()]));
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        stack.push(new PyTuple([a, b]));
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        stack.push(new PyTuple([a, b, c]));
+        break;
+      } // TUPLE3
+      case 0x6c: {
+        const l = popMark();
+        stack.push(l);
+        break;
+      } // LIST
+      case 0x64: {
+        const items = popMark();
+        const d = new PyDict();
+        setItems(d, items);
+        stack.push(d);
+        break;
+      } // DICT
+      case 0x91: {
+        const items = popMark();
+        const s = new PySet();
+        s.items.push(...items);
+        stack.push(s);
+        break;
+      } // FROZENSET
+      case 0x61: {
+        const v = pop();
+        append(top(), [v]);
+        break;
+      } // APPEND
+      case 0x65:
+      case 0x90: {
+        const items = popMark();
+        append(top(), items);
+        break;
+      } // APPENDS, ADDITEMS
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        setItems(top(), [k, v]);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const items = popMark();
+        setItems(top(), items);
+        break;
+      } // SETITEMS
+      case 0x58: {
+        const l = dv.getUint32(need(4), true);
+        const p = need(l);
+        stack.push(utf8.decode(data.subarray(p, p + l)));
+        break;
+      } // BINUNICODE
+      case 0x8c: {
+        const l = data[need(1)];
+        const p = need(l);
+        stack.push(utf8.decode(data.subarray(p, p + l)));
+        break;
+      } // SHORT_BINUNICODE
+      case 0x8d: {
+        const l = len64(need(8));
+        const p = need(l);
+        stack.push(utf8.decode(data.subarray(p, p + l)));
+        break;
+      } // BINUNICODE8
+      case 0x56: {
+        const end = data.indexOf(0x0a, pos);
+        if (end < 0) fail('unterminated UNICODE');
+        stack.push(decodeRawUnicodeEscape(data.subarray(pos, end)));
+        pos = end + 1;
+        break;
+      } // UNICODE
+      case 0x55: {
+        const l = data[need(1)];
+        const p = need(l);
+        stack.push(latin1.decode(data.subarray(p, p + l)));
+        break;
+      } // SHORT_BINSTRING
+      case 0x54: {
+        const l = dv.getInt32(need(4), true);
+        const p = need(l);
+        stack.push(latin1.decode(data.subarray(p, p + l)));
+        break;
+      } // BINSTRING
+      case 0x43: {
+        const l = data[need(1)];
+        const p = need(l);
+        stack.push(data.slice(p, p + l));
+        break;
+      } // SHORT_BINBYTES
+      case 0x42: {
+        const l = dv.getUint32(need(4), true);
+        const p = need(l);
+        stack.push(data.slice(p, p + l));
+        break;
+      } // BINBYTES
+      case 0x8e: {
+        const l = len64(need(8));
+        const p = need(l);
+        stack.push(data.slice(p, p + l));
+        break;
+      } // BINBYTES8
+      case 0x4a:
+        stack.push(dv.getInt32(need(4), true));
+        break; // BININT
+      case 0x4b:
+        stack.push(data[need(1)]);
+        break; // BININT1
+      case 0x4d:
+        stack.push(dv.getUint16(need(2), true));
+        break; // BININT2
+      case 0x8a: {
+        const l = data[need(1)];
+        const p = need(l);
+        stack.push(intFromLE(data.subarray(p, p + l)));
+        break;
+      } // LONG1
+      case 0x8b: {
+        const l = dv.getInt32(need(4), true);
+        const p = need(l);
+        stack.push(intFromLE(data.subarray(p, p + l)));
+        break;
+      } // LONG4
+      case 0x49: {
+        // INT (text; also I00/I01 booleans)
         const s = readLine();
         if (s === '00') stack.push(false);
         else if (s === '01') stack.push(true);
-        else if (/^[-+]?\d+$/.test(s)) { const b = BigInt(s); stack.push(b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b); }
-        else fail(`bad INT ${JSON.stringify(s)}`);
+        else if (/^[-+]?\d+$/.test(s)) {
+          const b = BigInt(s);
+          stack.push(b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b);
+        } else fail(`bad INT ${JSON.stringify(s)}`);
         break;
       }
-      case 0x4c: { // LONG (text)
+      case 0x4c: {
+        // LONG (text)
         const s = readLine().replace(/L$/, '');
         if (!/^[-+]?\d+$/.test(s)) fail(`bad LONG ${JSON.stringify(s)}`);
         const b = BigInt(s);
         stack.push(b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b);
         break;
       }
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x47: stack.push(dv.getFloat64(need(8), false)); break; // BINFLOAT (big-endian)
-      case 0x46: { const s = readLine(); const v = Number(s); if (Number.isNaN(v) && !/nan/i.test(s)) fail(`bad FLOAT ${JSON.stringify(s)}`); stack.push(v); break; } // FLOAT
-      case 0x71: memo.set(data[need(1)], top()); break; // BINPUT
-      case 0x72: memo.set(dv.getUint32(need(4), true), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x70: { const s = readLine(); if (!/^\d+$/.test(s)) fail('bad PUT'); memo.set(Number(s), top()); break; } // PUT
-      case 0x68: stack.push(memoGet(data[need(1)])); break; // BINGET
-      case 0x6a: stack.push(memoGet(dv.getUint32(need(4), true))); break; // LONG_BINGET
-      case 0x67: { const s = readLine(); if (!/^\d+$/.test(s)) fail('bad GET'); stack.push(memoGet(Number(s))); break; } // GET
-      case 0x63: { const module = readLine(); const name = readLine(); stack.push(resolveGlobal(module, name)); break; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x47:
+        stack.push(dv.getFloat64(need(8), false));
+        break; // BINFLOAT (big-endian)
+      case 0x46: {
+        const s = readLine();
+        const v = Number(s);
+        if (Number.isNaN(v) && !/nan/i.test(s)) fail(`bad FLOAT ${JSON.stringify(s)}`);
+        stack.push(v);
+        break;
+      } // FLOAT
+      case 0x71:
+        memo.set(data[need(1)], top());
+        break; // BINPUT
+      case 0x72:
+        memo.set(dv.getUint32(need(4), true), top());
+        break; // LONG_BINPUT
+      case 0x94:
+        memo.set(memo.size, top());
+        break; // MEMOIZE
+      case 0x70: {
+        const s = readLine();
+        if (!/^\d+$/.test(s)) fail('bad PUT');
+        memo.set(Number(s), top());
+        break;
+      } // PUT
+      case 0x68:
+        stack.push(memoGet(data[need(1)]));
+        break; // BINGET
+      case 0x6a:
+        stack.push(memoGet(dv.getUint32(need(4), true)));
+        break; // LONG_BINGET
+      case 0x67: {
+        const s = readLine();
+        if (!/^\d+$/.test(s)) fail('bad GET');
+        stack.push(memoGet(Number(s)));
+        break;
+      } // GET
+      case 0x63: {
+        const module = readLine();
+        const name = readLine();
+        stack.push(resolveGlobal(module, name));
+        break;
+      } // GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two strings');
         stack.push(resolveGlobal(module as string, name as string));
         break;
       }
-      case 0x52: { const args = pop(); const fn = pop(); stack.push(reduce(fn, args)); break; } // REDUCE
-      case 0x62: { // BUILD: object state (e.g. the `_metadata` of a state_dict) is not needed; drop it.
+      case 0x52: {
+        const args = pop();
+        const fn = pop();
+        stack.push(reduce(fn, args));
+        break;
+      } // REDUCE
+      case 0x62: {
+        // BUILD: object state (e.g. the `_metadata` of a state_dict) is not needed; drop it.
         pop();
         top();
         break;
       }
-      case 0x51: { const pid = pop(); stack.push(persistentLoad(pid)); break; } // BINPERSID
+      case 0x51: {
+        const pid = pop();
+        stack.push(persistentLoad(pid));
+        break;
+      } // BINPERSID
       default: {
         const name = OPNAMES[op];
         const ch = op >= 0x20 && op < 0x7f ? ` '${String.fromCharCode(op)}'` : '';
@@ -319,7 +577,10 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValu
 }
 
 function asIndex(v: PyValue, what: string, source: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new PthError(`${source}: ${what} must be a non-negative integer, got ${typeof v === 'bigint' || typeof v === 'number' ? String(v) : typeof v === 'string' ? JSON.stringify(v) : `a ${typeName(v)}`}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new PthError(
+      `${source}: ${what} must be a non-negative integer, got ${typeof v === 'bigint' || typeof v === 'number' ? String(v) : typeof v === 'string' ? JSON.stringify(v) : `a ${typeName(v)}`}`,
+    );
   return v;
 }
 
@@ -424,16 +685,43 @@ function storageToFloat32(bytes: Uint8Array, dtype: DtypeInfo, lo: number, hi: n
   const src = aligned ? b : b.slice();
   const out = new Float32Array(count);
   switch (dtype.name) {
-    case 'float64': out.set(new Float64Array(src.buffer, src.byteOffset, count)); break;
-    case 'float16': { const t = getHalfTable(); const u = new Uint16Array(src.buffer, src.byteOffset, count); for (let i = 0; i < count; i++) out[i] = t[u[i]]; break; }
-    case 'bfloat16': { const u = new Uint16Array(src.buffer, src.byteOffset, count); const o = new Uint32Array(out.buffer); for (let i = 0; i < count; i++) o[i] = u[i] << 16; break; }
-    case 'int64': { const u = new BigInt64Array(src.buffer, src.byteOffset, count); for (let i = 0; i < count; i++) out[i] = Number(u[i]); break; }
-    case 'int32': out.set(new Int32Array(src.buffer, src.byteOffset, count)); break;
-    case 'int16': out.set(new Int16Array(src.buffer, src.byteOffset, count)); break;
-    case 'int8': out.set(new Int8Array(src.buffer, src.byteOffset, count)); break;
-    case 'uint8': out.set(src); break;
-    case 'bool': for (let i = 0; i < count; i++) out[i] = src[i] ? 1 : 0; break;
-    default: throw new Error(`unreachable dtype ${dtype.name}`);
+    case 'float64':
+      out.set(new Float64Array(src.buffer, src.byteOffset, count));
+      break;
+    case 'float16': {
+      const t = getHalfTable();
+      const u = new Uint16Array(src.buffer, src.byteOffset, count);
+      for (let i = 0; i < count; i++) out[i] = t[u[i]];
+      break;
+    }
+    case 'bfloat16': {
+      const u = new Uint16Array(src.buffer, src.byteOffset, count);
+      const o = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) o[i] = u[i] << 16;
+      break;
+    }
+    case 'int64': {
+      const u = new BigInt64Array(src.buffer, src.byteOffset, count);
+      for (let i = 0; i < count; i++) out[i] = Number(u[i]);
+      break;
+    }
+    case 'int32':
+      out.set(new Int32Array(src.buffer, src.byteOffset, count));
+      break;
+    case 'int16':
+      out.set(new Int16Array(src.buffer, src.byteOffset, count));
+      break;
+    case 'int8':
+      out.set(new Int8Array(src.buffer, src.byteOffset, count));
+      break;
+    case 'uint8':
+      out.set(src);
+      break;
+    case 'bool':
+      for (let i = 0; i < count; i++) out[i] = src[i] ? 1 : 0;
+      break;
+    default:
+      throw new Error(`unreachable dtype ${dtype.name}`);
   }
   return { data: out, view: false };
 }
@@ -455,7 +743,10 @@ function materialise(name: string, t: TensorRef, bytes: Uint8Array, bigEndian: b
   }
   let contiguous = true;
   for (let i = shape.length - 1, expect = 1; i >= 0; i--) {
-    if (shape[i] !== 1 && stride[i] !== expect) { contiguous = false; break; }
+    if (shape[i] !== 1 && stride[i] !== expect) {
+      contiguous = false;
+      break;
+    }
     expect *= shape[i];
   }
   if (contiguous) {
@@ -472,7 +763,7 @@ function materialise(name: string, t: TensorRef, bytes: Uint8Array, bigEndian: b
   const lastSize = shape[last];
   const lastStride = stride[last];
   let base = 0;
-  for (let o = 0; o < numel; ) {
+  for (let o = 0; o < numel;) {
     for (let j = 0, s = base; j < lastSize; j++, s += lastStride) out[o++] = src[s];
     // Advance the outer indices.
     let d = last - 1;
@@ -496,15 +787,17 @@ function findStateDict(root: PyValue, source: string, opts: PthOptions): Array<[
   if (!(root instanceof PyDict)) throw new PthError(`${source}: the pickle holds a ${typeName(root)}, not a dict of tensors (a state_dict)`);
   const tensorsOf = (d: PyDict): Array<[string, TensorRef]> => {
     const out: Array<[string, TensorRef]> = [];
-    for (const [k, v] of d.map) if (v instanceof TensorRef) {
-      if (typeof k !== 'string') throw new PthError(`${source}: state_dict key ${String(k)} is not a string`);
-      out.push([k, v]);
-    }
+    for (const [k, v] of d.map)
+      if (v instanceof TensorRef) {
+        if (typeof k !== 'string') throw new PthError(`${source}: state_dict key ${String(k)} is not a string`);
+        out.push([k, v]);
+      }
     return out;
   };
   if (opts.entry !== undefined) {
     const sub = root.map.get(opts.entry);
-    if (!(sub instanceof PyDict)) throw new PthError(`${source}: has no dict entry ${JSON.stringify(opts.entry)} (keys: ${[...root.map.keys()].map(String).join(', ')})`);
+    if (!(sub instanceof PyDict))
+      throw new PthError(`${source}: has no dict entry ${JSON.stringify(opts.entry)} (keys: ${[...root.map.keys()].map(String).join(', ')})`);
     return tensorsOf(sub);
   }
   const direct = tensorsOf(root);
@@ -538,11 +831,16 @@ function indexArchive(ar: Archive, opts: PthOptions): Map<string, LazyTensor> {
   // The pickle sits at `<folder>/data.pkl`; the folder's name varies.
   let pkl: ZipEntry | undefined;
   for (const e of entries.values()) {
-    if (e.name === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(e.name)) { pkl = e; break; }
+    if (e.name === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(e.name)) {
+      pkl = e;
+      break;
+    }
   }
   if (!pkl) {
     const names = [...entries.keys()];
-    throw new PthError(`Cannot load ${source}: the zip archive has no <folder>/data.pkl, so it is not a PyTorch checkpoint (entries: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})`);
+    throw new PthError(
+      `Cannot load ${source}: the zip archive has no <folder>/data.pkl, so it is not a PyTorch checkpoint (entries: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})`,
+    );
   }
   const prefix = pkl.name.slice(0, pkl.name.length - 'data.pkl'.length);
   const entryData = (e: ZipEntry): Uint8Array => {
@@ -563,9 +861,11 @@ function indexArchive(ar: Archive, opts: PthOptions): Map<string, LazyTensor> {
   const storages = new Map<string, StorageRef>();
   const persistentLoad = (pid: PyValue): PyValue => {
     const t = pid instanceof PyTuple ? pid.items : null;
-    if (!t || t[0] !== 'storage' || t.length < 5) throw new PthError(`${source}: unsupported persistent id in the pickle (${typeName(pid)}${t ? ` ${JSON.stringify(t[0])}` : ''})`);
+    if (!t || t[0] !== 'storage' || t.length < 5)
+      throw new PthError(`${source}: unsupported persistent id in the pickle (${typeName(pid)}${t ? ` ${JSON.stringify(t[0])}` : ''})`);
     const [, type, key, location, numel] = t;
-    if (!(type instanceof PyGlobal) || type.module !== 'torch' || !STORAGE_TYPES[type.name]) throw new PthError(`${source}: unsupported storage type ${type instanceof PyGlobal ? type.qualname : typeName(type)}`);
+    if (!(type instanceof PyGlobal) || type.module !== 'torch' || !STORAGE_TYPES[type.name])
+      throw new PthError(`${source}: unsupported storage type ${type instanceof PyGlobal ? type.qualname : typeName(type)}`);
     if (typeof key !== 'string') throw new PthError(`${source}: storage key is a ${typeName(key)}, not a string`);
     const dtype = STORAGE_TYPES[type.name];
     const prev = storages.get(key);
@@ -584,9 +884,14 @@ function indexArchive(ar: Archive, opts: PthOptions): Map<string, LazyTensor> {
   for (const [name, t] of list) {
     const s = t.storage;
     const e = entries.get(`${prefix}data/${s.key}`);
-    if (!e) throw new PthError(`Cannot load ${source}: tensor ${name} needs storage ${prefix}data/${s.key}, which the archive lacks (truncated or incomplete checkpoint)`);
+    if (!e)
+      throw new PthError(
+        `Cannot load ${source}: tensor ${name} needs storage ${prefix}data/${s.key}, which the archive lacks (truncated or incomplete checkpoint)`,
+      );
     if (e.size < s.numel * s.dtype.size) {
-      throw new PthError(`${source}: storage ${prefix}data/${s.key} holds ${e.size} bytes but the pickle declares ${s.numel} ${s.dtype.name} elements (${s.numel * s.dtype.size} bytes); the file is corrupt`);
+      throw new PthError(
+        `${source}: storage ${prefix}data/${s.key} holds ${e.size} bytes but the pickle declares ${s.numel} ${s.dtype.name} elements (${s.numel * s.dtype.size} bytes); the file is corrupt`,
+      );
     }
     out.set(name, { shape: t.shape.slice(), dtype: s.dtype.name, read: (into) => readTensor(ar, name, t, e, bigEndian, into) });
   }
@@ -600,7 +905,10 @@ function readTensor(ar: Archive, name: string, t: TensorRef, e: ZipEntry, bigEnd
   if (into && into.length !== numel) throw new Error(`internal: tensor ${name} has ${numel} values, not ${into.length}`);
   let contiguous = true;
   for (let i = shape.length - 1, expect = 1; i >= 0; i--) {
-    if (shape[i] !== 1 && stride[i] !== expect) { contiguous = false; break; }
+    if (shape[i] !== 1 && stride[i] !== expect) {
+      contiguous = false;
+      break;
+    }
     expect *= shape[i];
   }
   const es = storage.dtype.size;
@@ -653,7 +961,13 @@ export function isLegacyPth(head: Uint8Array): boolean {
   return head.byteLength >= 4 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5 && head[2] === 0x8a && head[3] === 0x0a;
 }
 
-function indexLegacy(size: number, read: (pos: number, len: number) => Uint8Array, readInto: Archive['readInto'], source: string, opts: PthOptions): Map<string, LazyTensor> {
+function indexLegacy(
+  size: number,
+  read: (pos: number, len: number) => Uint8Array,
+  readInto: Archive['readInto'],
+  source: string,
+  opts: PthOptions,
+): Map<string, LazyTensor> {
   const what = `${source}: legacy-format (pre-1.6 torch.save) checkpoint`;
   // The pickles are small; read a prefix and grow it until they all parse.
   let chunkLen = Math.min(size, 1 << 20);
@@ -664,9 +978,11 @@ function indexLegacy(size: number, read: (pos: number, len: number) => Uint8Arra
       const t = pid instanceof PyTuple ? pid.items : null;
       if (!t || t[0] !== 'storage' || t.length < 5) throw new PthError(`${what}: unsupported persistent id in the pickle`);
       const [, type, key, location, numel, view] = t;
-      if (!(type instanceof PyGlobal) || type.module !== 'torch' || !STORAGE_TYPES[type.name]) throw new PthError(`${what}: unsupported storage type ${type instanceof PyGlobal ? type.qualname : typeName(type)}`);
+      if (!(type instanceof PyGlobal) || type.module !== 'torch' || !STORAGE_TYPES[type.name])
+        throw new PthError(`${what}: unsupported storage type ${type instanceof PyGlobal ? type.qualname : typeName(type)}`);
       if (typeof key !== 'string') throw new PthError(`${what}: storage key is a ${typeName(key)}, not a string`);
-      if (view !== undefined && view !== null) throw new PthError(`${what}: storage ${key} is a view into another storage, which is not supported; re-save it with torch >= 1.6`);
+      if (view !== undefined && view !== null)
+        throw new PthError(`${what}: storage ${key} is a view into another storage, which is not supported; re-save it with torch >= 1.6`);
       const dtype = STORAGE_TYPES[type.name];
       const prev = storages.get(key);
       if (prev) return prev;
@@ -695,8 +1011,18 @@ function indexLegacy(size: number, read: (pos: number, len: number) => Uint8Arra
         const b8 = read(pos, 8);
         const count = Number(new DataView(b8.buffer, b8.byteOffset, 8).getBigInt64(0, true));
         const bytes = count * st.dtype.size;
-        if (!(count >= 0) || pos + 8 + bytes > size) throw new PthError(`${what} is truncated: storage ${key} needs bytes up to ${pos + 8 + bytes} but the file has ${size}`);
-        entries.set(key, { name: `storage ${key}`, method: 0, flags: 0, crc32: 0, compressedSize: bytes, size: bytes, localHeaderOffset: pos, dataOffset: pos + 8 });
+        if (!(count >= 0) || pos + 8 + bytes > size)
+          throw new PthError(`${what} is truncated: storage ${key} needs bytes up to ${pos + 8 + bytes} but the file has ${size}`);
+        entries.set(key, {
+          name: `storage ${key}`,
+          method: 0,
+          flags: 0,
+          crc32: 0,
+          compressedSize: bytes,
+          size: bytes,
+          localHeaderOffset: pos,
+          dataOffset: pos + 8,
+        });
         pos += 8 + bytes;
       }
       const ar: Archive = { source, entries, entryData: (e) => read(e.dataOffset, e.size), readInto };
@@ -704,7 +1030,10 @@ function indexLegacy(size: number, read: (pos: number, len: number) => Uint8Arra
       for (const [name, t] of findStateDict(root, source, opts)) {
         const e = entries.get(t.storage.key);
         if (!e) throw new PthError(`${what}: tensor ${name} needs storage ${t.storage.key}, which the file lacks`);
-        if (e.size < t.storage.numel * t.storage.dtype.size) throw new PthError(`${what}: storage ${t.storage.key} holds ${e.size} bytes but the pickle declares ${t.storage.numel} ${t.storage.dtype.name} elements; the file is corrupt`);
+        if (e.size < t.storage.numel * t.storage.dtype.size)
+          throw new PthError(
+            `${what}: storage ${t.storage.key} holds ${e.size} bytes but the pickle declares ${t.storage.numel} ${t.storage.dtype.name} elements; the file is corrupt`,
+          );
         out.set(name, { shape: t.shape.slice(), dtype: t.storage.dtype.name, read: (into) => readTensor(ar, name, t, e, false, into) });
       }
       return out;
@@ -714,7 +1043,8 @@ function indexLegacy(size: number, read: (pos: number, len: number) => Uint8Arra
         chunkLen = Math.min(size, chunkLen * 4);
         continue;
       }
-      if (e instanceof PthError && /malformed pickle/.test(e.message) && !e.message.includes('legacy')) throw new PthError(e.message.replace(`${source}:`, `${what}:`));
+      if (e instanceof PthError && /malformed pickle/.test(e.message) && !e.message.includes('legacy'))
+        throw new PthError(e.message.replace(`${source}:`, `${what}:`));
       throw e;
     }
   }
@@ -752,34 +1082,38 @@ export interface PthFile {
  * Float32Array when it is a contiguous little-endian float32 tensor (no intermediate copy).
  */
 export function openPth(path: string, opts: PthOptions = {}): PthFile {
-  return openForReading(path, () => new PthError(`${path}: unexpected end of file while reading (truncated?)`), (f) => {
-    const read = (pos: number, len: number): Uint8Array => {
-      const b = new Uint8Array(Math.max(0, Math.min(len, f.size - pos)));
-      f.read(b, pos);
-      return b;
-    };
-    const readInto = (e: ZipEntry, byteOffset: number, into: Uint8Array) => {
-      if (!f.isOpen) throw new Error(`internal: ${path} was closed`);
-      f.read(into, e.dataOffset + byteOffset);
-    };
-    if (isLegacyPth(read(0, 4))) return { tensors: indexLegacy(f.size, read, readInto, path, opts) };
-    let entries: Map<string, ZipEntry>;
-    try {
-      entries = readZipDirectoryFrom(f.size, read, path);
-    } catch (e) {
-      return zipError(e);
-    }
-    const ar: Archive = {
-      source: path,
-      entries,
-      entryData: (e) => {
+  return openForReading(
+    path,
+    () => new PthError(`${path}: unexpected end of file while reading (truncated?)`),
+    (f) => {
+      const read = (pos: number, len: number): Uint8Array => {
+        const b = new Uint8Array(Math.max(0, Math.min(len, f.size - pos)));
+        f.read(b, pos);
+        return b;
+      };
+      const readInto = (e: ZipEntry, byteOffset: number, into: Uint8Array) => {
         if (!f.isOpen) throw new Error(`internal: ${path} was closed`);
-        return zipEntryDecode(read(e.dataOffset, e.compressedSize), e, path);
-      },
-      readInto,
-    };
-    return { tensors: indexArchive(ar, opts) };
-  });
+        f.read(into, e.dataOffset + byteOffset);
+      };
+      if (isLegacyPth(read(0, 4))) return { tensors: indexLegacy(f.size, read, readInto, path, opts) };
+      let entries: Map<string, ZipEntry>;
+      try {
+        entries = readZipDirectoryFrom(f.size, read, path);
+      } catch (e) {
+        return zipError(e);
+      }
+      const ar: Archive = {
+        source: path,
+        entries,
+        entryData: (e) => {
+          if (!f.isOpen) throw new Error(`internal: ${path} was closed`);
+          return zipEntryDecode(read(e.dataOffset, e.compressedSize), e, path);
+        },
+        readInto,
+      };
+      return { tensors: indexArchive(ar, opts) };
+    },
+  );
 }
 
 /**

@@ -56,12 +56,24 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: string, count: number, 
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) {
     switch (dtype) {
-      case 'F16': out[i] = halfToFloat(dv.getUint16(2 * i, true)); break;
-      case 'BF16': out[i] = new Float32Array(new Uint32Array([dv.getUint16(2 * i, true) << 16]).buffer)[0]; break;
-      case 'F64': out[i] = dv.getFloat64(8 * i, true); break;
-      case 'I64': out[i] = Number(dv.getBigInt64(8 * i, true)); break;
-      case 'I32': out[i] = dv.getInt32(4 * i, true); break;
-      case 'U8': out[i] = bytes[i]; break;
+      case 'F16':
+        out[i] = halfToFloat(dv.getUint16(2 * i, true));
+        break;
+      case 'BF16':
+        out[i] = new Float32Array(new Uint32Array([dv.getUint16(2 * i, true) << 16]).buffer)[0];
+        break;
+      case 'F64':
+        out[i] = dv.getFloat64(8 * i, true);
+        break;
+      case 'I64':
+        out[i] = Number(dv.getBigInt64(8 * i, true));
+        break;
+      case 'I32':
+        out[i] = dv.getInt32(4 * i, true);
+        break;
+      case 'U8':
+        out[i] = bytes[i];
+        break;
     }
   }
   return out;
@@ -174,8 +186,16 @@ export function writeFileAtomic(path: string, chunks: Uint8Array[]): void {
     closeSync(fd);
     renameSync(tmp, path);
   } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* not created */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* not created */
+    }
     throw e;
   }
 }
@@ -192,42 +212,46 @@ export interface OpenSafetensors {
  * from the file, straight into the target Float32Array for F32 data (no intermediate copy).
  */
 export function openSafetensors(path: string, source = path): OpenSafetensors {
-  return openForReading(path, () => new Error('unexpected end of file'), (f) => {
-    if (f.size < 8) throw new Error(`${source} is not a safetensors file (too short)`);
-    const lenBuf = new Uint8Array(8);
-    f.read(lenBuf, 0);
-    const hlen = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
-    if (hlen <= 0 || 8 + hlen > f.size) throw new Error(`${source} is not a safetensors file (bad header length ${hlen})`);
-    const hbuf = new Uint8Array(hlen);
-    f.read(hbuf, 8);
-    const { entries, metadata } = parseHeader(hbuf, 8 + hlen, f.size, source);
-    const tensors = new Map<string, LazyTensor>();
-    for (const { name, dtype, shape, count, start, end } of entries) {
-      const es = DTYPE_SIZE[dtype];
-      if (!es) throw new Error(`Unsupported dtype ${dtype} for ${name}`);
-      if (end - start !== count * es) throw new Error(`Tensor ${name} has ${end - start} bytes but its dtype and shape need ${count * es}`);
-      tensors.set(name, {
-        shape,
-        dtype,
-        read: (into?: Float32Array) => {
-          if (!f.isOpen) throw new Error(`internal: ${source} was closed`);
-          if (into && into.length !== count) throw new Error(`internal: tensor ${name} has ${count} values, not ${into.length}`);
-          if (dtype === 'F32') {
-            const out = into ?? new Float32Array(count);
-            f.read(new Uint8Array(out.buffer, out.byteOffset, 4 * count), start);
-            return out;
-          }
-          const raw = new Uint8Array(end - start);
-          f.read(raw, start);
-          const data = bytesToFloat32(raw, dtype, count, name);
-          if (into) {
-            into.set(data);
-            return into;
-          }
-          return data;
-        },
-      });
-    }
-    return { tensors, metadata };
-  });
+  return openForReading(
+    path,
+    () => new Error('unexpected end of file'),
+    (f) => {
+      if (f.size < 8) throw new Error(`${source} is not a safetensors file (too short)`);
+      const lenBuf = new Uint8Array(8);
+      f.read(lenBuf, 0);
+      const hlen = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
+      if (hlen <= 0 || 8 + hlen > f.size) throw new Error(`${source} is not a safetensors file (bad header length ${hlen})`);
+      const hbuf = new Uint8Array(hlen);
+      f.read(hbuf, 8);
+      const { entries, metadata } = parseHeader(hbuf, 8 + hlen, f.size, source);
+      const tensors = new Map<string, LazyTensor>();
+      for (const { name, dtype, shape, count, start, end } of entries) {
+        const es = DTYPE_SIZE[dtype];
+        if (!es) throw new Error(`Unsupported dtype ${dtype} for ${name}`);
+        if (end - start !== count * es) throw new Error(`Tensor ${name} has ${end - start} bytes but its dtype and shape need ${count * es}`);
+        tensors.set(name, {
+          shape,
+          dtype,
+          read: (into?: Float32Array) => {
+            if (!f.isOpen) throw new Error(`internal: ${source} was closed`);
+            if (into && into.length !== count) throw new Error(`internal: tensor ${name} has ${count} values, not ${into.length}`);
+            if (dtype === 'F32') {
+              const out = into ?? new Float32Array(count);
+              f.read(new Uint8Array(out.buffer, out.byteOffset, 4 * count), start);
+              return out;
+            }
+            const raw = new Uint8Array(end - start);
+            f.read(raw, start);
+            const data = bytesToFloat32(raw, dtype, count, name);
+            if (into) {
+              into.set(data);
+              return into;
+            }
+            return data;
+          },
+        });
+      }
+      return { tensors, metadata };
+    },
+  );
 }

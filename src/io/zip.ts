@@ -50,7 +50,10 @@ function describeStart(buf: Uint8Array): string {
   let text = true;
   for (let i = 0; i < Math.min(64, buf.byteLength); i++) {
     const c = buf[i];
-    if (c < 9 || (c > 13 && c < 32) || c === 127) { text = false; break; }
+    if (c < 9 || (c > 13 && c < 32) || c === 127) {
+      text = false;
+      break;
+    }
   }
   if (text) return 'it looks like a text file';
   return `it starts with bytes ${hex}`;
@@ -89,7 +92,8 @@ export function readZipDirectoryFrom(size: number, read: ZipRead, source: string
     }
   }
   if (eocdT < 0) {
-    if (startsLikeZip) throw new ZipFormatError(`${source} is truncated: it starts like a zip archive but its central directory (at the end of the file) is missing`);
+    if (startsLikeZip)
+      throw new ZipFormatError(`${source} is truncated: it starts like a zip archive but its central directory (at the end of the file) is missing`);
     throw new ZipFormatError(`${source} is not a zip archive (PyTorch checkpoints are zip archives): ${describeStart(head)}`);
   }
   let count = tdv.getUint16(eocdT + 10, true);
@@ -114,7 +118,9 @@ export function readZipDirectoryFrom(size: number, read: ZipRead, source: string
     throw new ZipFormatError(`${source}: the archive needs ZIP64 records but has none (corrupt or truncated)`);
   }
   if (cdOffset + cdSize > size) {
-    throw new ZipFormatError(`${source} is truncated or corrupt: the central directory (${cdSize} bytes at ${cdOffset}) lies beyond the end of the ${size}-byte file`);
+    throw new ZipFormatError(
+      `${source} is truncated or corrupt: the central directory (${cdSize} bytes at ${cdOffset}) lies beyond the end of the ${size}-byte file`,
+    );
   }
 
   const cd = read(cdOffset, cdSize);
@@ -216,7 +222,8 @@ export function zipEntryData(buf: Uint8Array, entry: ZipEntry, source: string, v
 export function zipCheckCrc(data: Uint8Array, entry: ZipEntry, source: string): void {
   if (entry.crc32 !== 0) {
     const got = nodeCrc32(data) >>> 0;
-    if (got !== entry.crc32 >>> 0) throw new ZipFormatError(`${source}: entry ${entry.name} is corrupt (CRC-32 ${got.toString(16)} instead of ${entry.crc32.toString(16)})`);
+    if (got !== entry.crc32 >>> 0)
+      throw new ZipFormatError(`${source}: entry ${entry.name} is corrupt (CRC-32 ${got.toString(16)} instead of ${entry.crc32.toString(16)})`);
   }
 }
 

@@ -120,7 +120,13 @@ export function withChecks<K extends Kernels>(backend: K, float64?: Kernels): K 
   };
   k.conv2dBackwardFilter = (gy, x, g, gw, gb, accumulate) => {
     const { oh, ow } = checkGeom(g, 'conv2dBackwardFilter');
-    lens('conv2dBackwardFilter', ['gy', gy, g.n * g.cout * oh * ow], ['x', x, g.n * g.cin * g.h * g.w], ['gw', gw, g.cout * g.cin * g.kh * g.kw], ['gb', gb, g.cout]);
+    lens(
+      'conv2dBackwardFilter',
+      ['gy', gy, g.n * g.cout * oh * ow],
+      ['x', x, g.n * g.cin * g.h * g.w],
+      ['gw', gw, g.cout * g.cin * g.kh * g.kw],
+      ['gb', gb, g.cout],
+    );
     pick(gy, x, gw, gb).conv2dBackwardFilter(gy, x, g, gw, gb, !!accumulate);
   };
   k.matmul = (a, b, m, kk, n, transA, transB, out, accumulate) => {

@@ -14,7 +14,7 @@ import type { Kernels } from './types.js';
 import { referenceKernels } from './reference.js';
 import { loadNative, nativeAddon } from './native.js';
 import { createWasmKernelsSync, wasmNodeSpawner, WASM_FILE, WASM_THREADS_FILE, type WasmKernels } from './wasm.js';
-import { BACKENDS, checkEngineOptions, parseBackend, type BackendName, type EngineOptions } from './options.js';
+import { BACKENDS, checkEngineOptions, parseBackend, type BackendName, type EngineOptions } from '../engine-options.js';
 
 export { BACKENDS, parseBackend, type BackendName };
 
@@ -61,7 +61,9 @@ export function kernels(): Kernels {
   } else {
     why = r.error;
     if (want === 'native') throw new Error(`The native backend was asked for but the native addon could not be loaded: ${why}`);
-    process.emitWarning(`srflow: native kernels unavailable (${why}); using the slow TypeScript reference kernels. Run \`npm rebuild\` with python3, make and g++ installed.`);
+    process.emitWarning(
+      `srflow: native kernels unavailable (${why}); using the slow TypeScript reference kernels. Run \`npm rebuild\` with python3, make and g++ installed.`,
+    );
     active = referenceKernels;
   }
   return active;

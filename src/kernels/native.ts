@@ -18,9 +18,49 @@ import { withChecks } from './checks.js';
 
 /** The raw addon interface (native/addon.cc). */
 export interface NativeAddon extends ElementwiseKernels {
-  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, out: Float32Array): void;
-  conv2dBackwardData(gy: Float32Array, w: Float32Array, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, gx: Float32Array, accumulate: boolean): void;
-  conv2dBackwardFilter(gy: Float32Array, x: Float32Array, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, gw: Float32Array, gb: Float32Array | null, accumulate: boolean): void;
+  conv2d(
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    n: number,
+    cin: number,
+    h: number,
+    wd: number,
+    cout: number,
+    kh: number,
+    kw: number,
+    pad: number,
+    out: Float32Array,
+  ): void;
+  conv2dBackwardData(
+    gy: Float32Array,
+    w: Float32Array,
+    n: number,
+    cin: number,
+    h: number,
+    wd: number,
+    cout: number,
+    kh: number,
+    kw: number,
+    pad: number,
+    gx: Float32Array,
+    accumulate: boolean,
+  ): void;
+  conv2dBackwardFilter(
+    gy: Float32Array,
+    x: Float32Array,
+    n: number,
+    cin: number,
+    h: number,
+    wd: number,
+    cout: number,
+    kh: number,
+    kw: number,
+    pad: number,
+    gw: Float32Array,
+    gb: Float32Array | null,
+    accumulate: boolean,
+  ): void;
   matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Float32Array, accumulate: boolean): void;
   setNumThreads(n: number): number;
   getNumThreads(): number;
@@ -64,7 +104,8 @@ function makeKernels(a: NativeAddon): Kernels {
     ew: a,
     conv2d: (x, w, bias, g, out) => a.conv2d(f(x), f(w), bias && f(bias), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, f(out)),
     conv2dBackwardData: (gy, w, g, gx, acc) => a.conv2dBackwardData(f(gy), f(w), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, f(gx), acc),
-    conv2dBackwardFilter: (gy, x, g, gw, gb, acc) => a.conv2dBackwardFilter(f(gy), f(x), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, f(gw), gb && f(gb), acc),
+    conv2dBackwardFilter: (gy, x, g, gw, gb, acc) =>
+      a.conv2dBackwardFilter(f(gy), f(x), g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pad, f(gw), gb && f(gb), acc),
     matmul: (am, bm, m, k, n, ta, tb, out, acc) => a.matmul(f(am), f(bm), m, k, n, ta, tb, f(out), acc),
   };
   return withChecks(raw, referenceKernels);

@@ -36,11 +36,34 @@ export interface ElementwiseKernels {
   /** out = (x + bias[c]) · mul[c], then max(·, 0) when relu. */
   channelAffine(x: Float32Array, n: number, c: number, hw: number, bias: Float32Array, mul: Float32Array, relu: boolean, out: Float32Array): void;
   /** gx = g·mul[c] (masked where out ≤ 0 when relu; gx may be null); sb[c] = Σ g, ss[c] = Σ g·out. */
-  channelAffineBackward(g: Float32Array, out: Float32Array, n: number, c: number, hw: number, mul: Float32Array, relu: boolean, gx: Float32Array | null, sb: Float64Array, ss: Float64Array): void;
+  channelAffineBackward(
+    g: Float32Array,
+    out: Float32Array,
+    n: number,
+    c: number,
+    hw: number,
+    mul: Float32Array,
+    relu: boolean,
+    gx: Float32Array | null,
+    sb: Float64Array,
+    ss: Float64Array,
+  ): void;
   /** out = (h + shift)·scale, or h/scale − shift when inverse (shift = raw[:, 0::2], scale = σ(raw[:, 1::2] + 2) + eps). */
   affineFromNet(h: Float32Array, raw: Float32Array, n: number, c: number, hw: number, rb: number, eps: number, inverse: boolean, out: Float32Array): void;
   /** gh = ∂/∂h (overwritten), gr += ∂/∂raw; either may be null. */
-  affineFromNetBackward(g: Float32Array, h: Float32Array, raw: Float32Array, n: number, c: number, hw: number, rb: number, eps: number, inverse: boolean, gh: Float32Array | null, gr: Float32Array | null): void;
+  affineFromNetBackward(
+    g: Float32Array,
+    h: Float32Array,
+    raw: Float32Array,
+    n: number,
+    c: number,
+    hw: number,
+    rb: number,
+    eps: number,
+    inverse: boolean,
+    gh: Float32Array | null,
+    gr: Float32Array | null,
+  ): void;
   /** out[b] = Σ log(σ(raw[b, 1::2] + 2) + eps). */
   sumLogScale(raw: Float32Array, n: number, c: number, hw: number, eps: number, out: Float64Array): void;
   /** Writes the scale channels of gr (the shift channels are left as they are). */
@@ -52,7 +75,18 @@ export interface ElementwiseKernels {
   /** out += x */
   addInto(x: Float32Array, out: Float32Array): void;
   /** One Adam update of p, m, v in place (double-precision arithmetic per element, as the TypeScript step). */
-  adam(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, beta1: number, beta2: number, stepSize: number, bc2sqrt: number, eps: number, weightDecay: number): void;
+  adam(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    beta1: number,
+    beta2: number,
+    stepSize: number,
+    bc2sqrt: number,
+    eps: number,
+    weightDecay: number,
+  ): void;
 }
 
 export interface Kernels {

@@ -23,20 +23,84 @@ export interface WasmExports {
   srf_channel_affine(x: number, n: number, c: number, hw: number, bias: number, mul: number, relu: number, out: number): void;
   srf_channel_affine_backward(g: number, out: number, n: number, c: number, hw: number, mul: number, relu: number, gx: number, sb: number, ss: number): void;
   srf_affine_from_net(h: number, raw: number, n: number, c: number, hw: number, rb: number, eps: number, inverse: number, out: number): void;
-  srf_affine_from_net_backward(g: number, h: number, raw: number, n: number, c: number, hw: number, rb: number, eps: number, inverse: number, gh: number, gr: number): void;
+  srf_affine_from_net_backward(
+    g: number,
+    h: number,
+    raw: number,
+    n: number,
+    c: number,
+    hw: number,
+    rb: number,
+    eps: number,
+    inverse: number,
+    gh: number,
+    gr: number,
+  ): void;
   srf_sum_log_scale(raw: number, n: number, c: number, hw: number, eps: number, out: number): void;
   srf_sum_log_scale_backward(raw: number, n: number, c: number, hw: number, eps: number, g: number, gr: number): void;
   srf_leaky_relu(x: number, len: number, slope: number, out: number): void;
   srf_leaky_relu_backward(g: number, x: number, len: number, slope: number, gx: number, accumulate: number): void;
   srf_axpy(alpha: number, x: number, y: number, len: number, out: number): void;
   srf_add_into(x: number, len: number, out: number): void;
-  srf_adam(p: number, g: number, m: number, v: number, len: number, beta1: number, beta2: number, stepSize: number, bc2sqrt: number, eps: number, weightDecay: number): void;
+  srf_adam(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    len: number,
+    beta1: number,
+    beta2: number,
+    stepSize: number,
+    bc2sqrt: number,
+    eps: number,
+    weightDecay: number,
+  ): void;
   srf_free(ptr: number): void;
   srf_set_simd(level: number): number;
   srf_simd_level(): number;
-  srf_conv2d(x: number, w: number, bias: number, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, out: number): void;
-  srf_conv2d_backward_data(gy: number, w: number, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, gx: number, accumulate: number): void;
-  srf_conv2d_backward_filter(gy: number, x: number, n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number, gw: number, gb: number, accumulate: number): void;
+  srf_conv2d(
+    x: number,
+    w: number,
+    bias: number,
+    n: number,
+    cin: number,
+    h: number,
+    wd: number,
+    cout: number,
+    kh: number,
+    kw: number,
+    pad: number,
+    out: number,
+  ): void;
+  srf_conv2d_backward_data(
+    gy: number,
+    w: number,
+    n: number,
+    cin: number,
+    h: number,
+    wd: number,
+    cout: number,
+    kh: number,
+    kw: number,
+    pad: number,
+    gx: number,
+    accumulate: number,
+  ): void;
+  srf_conv2d_backward_filter(
+    gy: number,
+    x: number,
+    n: number,
+    cin: number,
+    h: number,
+    wd: number,
+    cout: number,
+    kh: number,
+    kw: number,
+    pad: number,
+    gw: number,
+    gb: number,
+    accumulate: number,
+  ): void;
   srf_matmul(a: number, b: number, m: number, k: number, n: number, ta: number, tb: number, out: number, accumulate: number): void;
   srf_num_threads(): number;
   srf_set_num_threads(n: number): number;
@@ -77,9 +141,10 @@ function importsFor(module: WebAssembly.Module, memory?: WebAssembly.Memory): We
   for (const imp of WebAssembly.Module.imports(module)) {
     const ns = (imports[imp.module] ??= {});
     if (imp.kind === 'memory' && memory) ns[imp.name] = memory;
-    else if (imp.kind === 'function') ns[imp.name] = () => {
-      throw new Error(`srflow wasm: unexpected call to import ${imp.module}.${imp.name}`);
-    };
+    else if (imp.kind === 'function')
+      ns[imp.name] = () => {
+        throw new Error(`srflow wasm: unexpected call to import ${imp.module}.${imp.name}`);
+      };
   }
   return imports;
 }
@@ -87,7 +152,11 @@ function importsFor(module: WebAssembly.Module, memory?: WebAssembly.Memory): We
 /** Whether this JS engine validates WebAssembly SIMD-128 (a v128 constant). */
 export function wasmSimdSupported(): boolean {
   try {
-    return WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]));
+    return WebAssembly.validate(
+      new Uint8Array([
+        0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11,
+      ]),
+    );
   } catch {
     return false;
   }
@@ -218,7 +287,9 @@ function makeKernels(inst: Instance, opts: { requested: number; ctl: number; thr
       const want = Math.ceil(total * 1.25) + 1024;
       const p = want * 4 <= 0xf0000000 ? ex.srf_malloc(want * 4) : 0;
       if (!p) {
-        throw new Error(`srflow wasm: out of memory (a kernel call needs ${(total * 4 / 2 ** 20).toFixed(0)} MiB; the module has ${(memory.buffer.byteLength / 2 ** 20).toFixed(0)} MiB of at most 4096)`);
+        throw new Error(
+          `srflow wasm: out of memory (a kernel call needs ${((total * 4) / 2 ** 20).toFixed(0)} MiB; the module has ${(memory.buffer.byteLength / 2 ** 20).toFixed(0)} MiB of at most 4096)`,
+        );
       }
       arena = p;
       arenaFloats = want;
@@ -444,7 +515,8 @@ async function compile(src: WasmSource): Promise<WebAssembly.Module> {
  * worker has started.
  */
 export async function createWasmKernels(opts: { single: WasmSource; threaded?: WasmSource; threads?: number }): Promise<WasmKernels> {
-  if (!wasmSimdSupported()) throw new Error('This browser does not support WebAssembly SIMD (needed by srflow): use a current Chrome, Edge, Firefox or Safari.');
+  if (!wasmSimdSupported())
+    throw new Error('This browser does not support WebAssembly SIMD (needed by srflow): use a current Chrome, Edge, Firefox or Safari.');
   const threads = Math.max(1, Math.floor(opts.threads ?? 1));
   if (threads > 1 && opts.threaded && wasmThreadsSupported()) {
     const module = await compile(opts.threaded);

@@ -125,7 +125,9 @@ export class WebGpuDevice {
     const free = this.pool.get(size);
     if (free && free.length) return free.pop() as GPUBuffer;
     if (size > this.maxBufferBytes) {
-      throw new Error(`A tensor of ${(size / 1048576).toFixed(0)} MiB exceeds this WebGPU device's buffer limit (${(this.maxBufferBytes / 1048576).toFixed(0)} MiB): use a smaller tile (--tile) or fewer samples at once`);
+      throw new Error(
+        `A tensor of ${(size / 1048576).toFixed(0)} MiB exceeds this WebGPU device's buffer limit (${(this.maxBufferBytes / 1048576).toFixed(0)} MiB): use a smaller tile (--tile) or fewer samples at once`,
+      );
     }
     const b = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     this.all.add(b);
@@ -240,7 +242,9 @@ export class WebGpuDevice {
       if (floats.includes(i)) dv.setFloat32(i * 4, v, true);
       else dv.setUint32(i * 4, v >>> 0, true);
     });
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.params, offset: slot * PARAM_SLOT, size: Math.ceil((params.length * 4) / 16) * 16 } }];
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: this.params, offset: slot * PARAM_SLOT, size: Math.ceil((params.length * 4) / 16) * 16 } },
+    ];
     buffers.forEach((b, i) => b && entries.push({ binding: i + 1, resource: { buffer: b } }));
     const bg = this.device.createBindGroup({ layout: pl.getBindGroupLayout(0), entries });
     p.pass.setPipeline(pl);
@@ -266,10 +270,12 @@ export class WebGpuDevice {
     if (x.c !== w.cin || out.c !== w.cout) throw new Error(`internal: conv2d channels ${x.c}→${out.c} with weight [${w.cout},${w.cin}]`);
     const oh = h + 2 * pad - w.kh + 1;
     const ow = wd + 2 * pad - w.kw + 1;
-    if (out.t.shape[0] !== n || out.t.shape[2] !== oh || out.t.shape[3] !== ow) throw new Error(`internal: conv2d output [${out.t.shape}] for ${n}×${oh}×${ow}`);
+    if (out.t.shape[0] !== n || out.t.shape[2] !== oh || out.t.shape[3] !== ow)
+      throw new Error(`internal: conv2d output [${out.t.shape}] for ${n}×${oh}×${ow}`);
     // the input may be other channels of the output tensor (CONV2D_SAME), never overlapping ones
     const same = out.t.buf === x.t.buf;
-    if ((same && (out.t !== x.t || (x.c0 < out.c0 + out.c && out.c0 < x.c0 + x.c))) || (res && res.t.buf === out.t.buf)) throw new Error('internal: conv2d output aliases an input');
+    if ((same && (out.t !== x.t || (x.c0 < out.c0 + out.c && out.c0 < x.c0 + x.c))) || (res && res.t.buf === out.t.buf))
+      throw new Error('internal: conv2d output aliases an input');
     const ncg = Math.ceil(w.cout / 8);
     const flags = (bias ? 1 : 0) | (res ? 2 : 0);
     const qw = Math.ceil(ow / 4);
@@ -278,7 +284,28 @@ export class WebGpuDevice {
     this.dispatch(
       same ? 'conv2dSame' : 'conv2d',
       same ? W.CONV2D_SAME : W.CONV2D,
-      [n, w.cin, h, wd, w.cout, w.kh, w.kw, pad, oh, ow, x.t.shape[1], x.c0, out.t.shape[1], out.c0, flags, res ? res.t.shape[1] : 0, res ? res.c0 : 0, res && !resBroadcast ? 1 : 0, ncg, qw],
+      [
+        n,
+        w.cin,
+        h,
+        wd,
+        w.cout,
+        w.kh,
+        w.kw,
+        pad,
+        oh,
+        ow,
+        x.t.shape[1],
+        x.c0,
+        out.t.shape[1],
+        out.c0,
+        flags,
+        res ? res.t.shape[1] : 0,
+        res ? res.c0 : 0,
+        res && !resBroadcast ? 1 : 0,
+        ncg,
+        qw,
+      ],
       [],
       [same ? null : x.t.buf, w.buf, bias ?? this.dummy, res ? res.t.buf : this.dummy, out.t.buf],
       [groups, ncg, n],
@@ -294,7 +321,14 @@ export class WebGpuDevice {
   /** In place: leaky ReLU with `slope`. */
   leakyRelu(x: Region, slope: number): void {
     const [n, C, h, w] = x.t.shape;
-    this.dispatch('channelAffine', W.CHANNEL_AFFINE, [n, C, x.c0, x.c, h * w, 2, slope, 0], [6], [this.dummy, this.dummy, x.t.buf], this.flatGroups(n * x.c * h * w));
+    this.dispatch(
+      'channelAffine',
+      W.CHANNEL_AFFINE,
+      [n, C, x.c0, x.c, h * w, 2, slope, 0],
+      [6],
+      [this.dummy, this.dummy, x.t.buf],
+      this.flatGroups(n * x.c * h * w),
+    );
   }
 
   /** In place: a = alpha·a + beta·b (b broadcast over the batch when `bBroadcast`). */
@@ -302,7 +336,14 @@ export class WebGpuDevice {
     const [n, aC, h, w] = a.t.shape;
     if (a.t.buf === b.t.buf) throw new Error('internal: axpby operands alias');
     if (a.c !== b.c || b.t.shape[2] * b.t.shape[3] !== h * w) throw new Error(`internal: axpby of [${a.t.shape}] and [${b.t.shape}]`);
-    this.dispatch('axpby', W.AXPBY, [n, a.c, h * w, aC, a.c0, b.t.shape[1], b.c0, bBroadcast ? 0 : 1, alpha, beta, 0, 0], [8, 9], [b.t.buf, a.t.buf], this.flatGroups(n * a.c * h * w));
+    this.dispatch(
+      'axpby',
+      W.AXPBY,
+      [n, a.c, h * w, aC, a.c0, b.t.shape[1], b.c0, bBroadcast ? 0 : 1, alpha, beta, 0, 0],
+      [8, 9],
+      [b.t.buf, a.t.buf],
+      this.flatGroups(n * a.c * h * w),
+    );
   }
 
   /** dst region = src region (src sample 0 broadcast when `broadcast`); the batch is dst's. */
@@ -310,15 +351,30 @@ export class WebGpuDevice {
     const [n, dC, h, w] = dst.t.shape;
     if (src.c !== dst.c) throw new Error('internal: copy channel counts differ');
     if (src.t.buf === dst.t.buf) throw new Error('internal: copy operands alias');
-    this.dispatch('copy', W.COPY, [n, dst.c, h * w, src.t.shape[1], src.c0, broadcast ? 0 : 1, dC, dst.c0], [], [src.t.buf, dst.t.buf], this.flatGroups(n * dst.c * h * w));
+    this.dispatch(
+      'copy',
+      W.COPY,
+      [n, dst.c, h * w, src.t.shape[1], src.c0, broadcast ? 0 : 1, dC, dst.c0],
+      [],
+      [src.t.buf, dst.t.buf],
+      this.flatGroups(n * dst.c * h * w),
+    );
   }
 
   /** In place on region h: SRFlow's affine from the net output raw ([n or 1, 2c, H, W]). */
   affineFromNet(h: Region, raw: GTensor, eps: number, inverse: boolean): void {
     const [n, C, hh, ww] = h.t.shape;
     const rb = raw.shape[0] === n ? 1 : 0;
-    if (raw.shape[1] !== 2 * h.c || raw.shape[2] * raw.shape[3] !== hh * ww || (raw.shape[0] !== n && raw.shape[0] !== 1)) throw new Error(`internal: affineFromNet raw [${raw.shape}] for [${h.t.shape}] c=${h.c}`);
-    this.dispatch('affineFromNet', W.AFFINE_FROM_NET, [n, C, h.c0, h.c, hh * ww, rb, inverse ? 1 : 0, eps], [7], [raw.buf, h.t.buf], this.flatGroups(n * h.c * hh * ww));
+    if (raw.shape[1] !== 2 * h.c || raw.shape[2] * raw.shape[3] !== hh * ww || (raw.shape[0] !== n && raw.shape[0] !== 1))
+      throw new Error(`internal: affineFromNet raw [${raw.shape}] for [${h.t.shape}] c=${h.c}`);
+    this.dispatch(
+      'affineFromNet',
+      W.AFFINE_FROM_NET,
+      [n, C, h.c0, h.c, hh * ww, rb, inverse ? 1 : 0, eps],
+      [7],
+      [raw.buf, h.t.buf],
+      this.flatGroups(n * h.c * hh * ww),
+    );
   }
 
   /** Split prior: inverse z[c0..] = mean + exp(logs)·eps; forward eps = (z − mean)·exp(−logs). */
@@ -365,7 +421,8 @@ export class WebGpuDevice {
   /** out += the interleaved phases of ph (see PHASE_ADD); out is a whole [n, cout, 2h, 2w] tensor. */
   phaseAdd(ph: GTensor, out: GTensor): void {
     const [n, cout, oh, ow] = out.shape;
-    if (ph.shape[0] !== n || ph.shape[1] !== 4 * cout || ph.shape[2] !== oh / 2 + 1 || ph.shape[3] !== ow / 2 + 1) throw new Error(`internal: phaseAdd of [${ph.shape}] into [${out.shape}]`);
+    if (ph.shape[0] !== n || ph.shape[1] !== 4 * cout || ph.shape[2] !== oh / 2 + 1 || ph.shape[3] !== ow / 2 + 1)
+      throw new Error(`internal: phaseAdd of [${ph.shape}] into [${out.shape}]`);
     this.dispatch('phaseAdd', W.PHASE_ADD, [n, cout, oh / 2, ow / 2], [], [ph.buf, out.buf], this.flatGroups(out.size));
   }
 
@@ -450,7 +507,9 @@ export async function nodeAdapter(opts: WebGpuOptions = {}): Promise<GPUAdapter>
   }
   keepAlive.push(gpu);
   if (!adapter) {
-    throw new Error(`no WebGPU adapter is available (no GPU with a Vulkan driver found${vulkanIcd() ? `; VK_ICD_FILENAMES=${vulkanIcd()}` : ', and no SwiftShader at ' + SWIFTSHADER_ICD}); see docs/WEBGPU.md`);
+    throw new Error(
+      `no WebGPU adapter is available (no GPU with a Vulkan driver found${vulkanIcd() ? `; VK_ICD_FILENAMES=${vulkanIcd()}` : ', and no SwiftShader at ' + SWIFTSHADER_ICD}); see docs/WEBGPU.md`,
+    );
   }
   return adapter;
 }

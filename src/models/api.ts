@@ -158,6 +158,9 @@ export class SRFlowModel {
   }
 }
 
+/** Model-file metadata: the default LR consistency of its outputs ('exact' or 'none'; SRFlowNet.defaultConsistency). */
+export const CONSISTENCY_METADATA_KEY = 'consistency';
+
 export function saveModelFile(net: SRFlowNet, path: string, extraMetadata: Record<string, string> = {}): void {
   const tensors = new Map<string, RawTensor>();
   for (const [n, p] of net.parameters()) tensors.set(n, { shape: p.shape, data: p.data as Float32Array });
@@ -166,6 +169,7 @@ export function saveModelFile(net: SRFlowNet, path: string, extraMetadata: Recor
     format_version: MODEL_FORMAT_VERSION,
     config: JSON.stringify(net.config.opt),
     ...(net.guard ? { [GUARD_METADATA_KEY]: JSON.stringify(net.guard.calibration) } : {}),
+    ...(net.defaultConsistency !== 'none' ? { [CONSISTENCY_METADATA_KEY]: net.defaultConsistency } : {}),
     ...extraMetadata,
   });
 }
@@ -248,6 +252,7 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
   let close: () => void;
   let embedded: Record<string, unknown> | null = null;
   let guardText: string | null = null;
+  let consistencyText: string | null = null;
   let format: 'pth' | 'safetensors';
   if (kind === 'zip') {
     const f = openPth(path);
@@ -266,6 +271,7 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
     format = 'safetensors';
     for (const k of [...tensors.keys()]) if (k.startsWith('optimizer.')) tensors.delete(k);
     guardText = f.metadata[GUARD_METADATA_KEY] ?? null;
+    consistencyText = f.metadata[CONSISTENCY_METADATA_KEY] ?? null;
     if (f.metadata.config) {
       try {
         embedded = JSON.parse(f.metadata.config) as Record<string, unknown>;
@@ -316,6 +322,12 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
       const guard = new FlowGuard(parseGuardCalibration(guardText, `model ${path}`), cfg.flow.eps);
       guard.check(net.layers.length, (i) => net.guardableLayer(i), `model ${path}`);
       net.guard = guard;
+    }
+    if (consistencyText !== null && netKind === 'srflow') {
+      if (consistencyText !== 'none' && consistencyText !== 'exact') {
+        throw new Error(`Cannot read model ${path}: expected none or exact for its ${CONSISTENCY_METADATA_KEY} metadata but received ${JSON.stringify(consistencyText)}`);
+      }
+      net.defaultConsistency = consistencyText;
     }
     return { net, file: path, format, kind: netKind, configSource, layout, report };
   } finally {

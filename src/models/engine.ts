@@ -7,12 +7,12 @@
  * (loadModel, upscale, train); the CLI builds them from the environment (src/cli/env.ts).
  */
 import { configureKernels, kernelOptions } from '../kernels/index.js';
-import { checkEngineOptions, type EngineOptions } from '../kernels/options.js';
+import { checkEngineOptions, type EngineOptions } from '../engine-options.js';
 import { setElementwiseJs } from '../tensor/ew.js';
 import { CondAffineGroup } from '../flow/affine.js';
 import { SRFlowNet } from './srflow.js';
 
-export type { EngineOptions } from '../kernels/options.js';
+export type { EngineOptions } from '../engine-options.js';
 
 let elementwise: EngineOptions['elementwise'];
 

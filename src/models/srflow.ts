@@ -70,6 +70,12 @@ export class SRFlowNet {
    * Used by prepareConditioning / decodeCached when their `guard` option allows (default: on when present).
    */
   guard: FlowGuard | null = null;
+  /**
+   * The LR consistency its outputs get by default when upscaling ('exact': back-projected so that the
+   * bicubic downscale equals the input; see src/upscale/consistency.ts). From the model file's
+   * `consistency` metadata; 'none' for published checkpoints and files without it.
+   */
+  defaultConsistency: 'none' | 'exact' = 'none';
 
   /** `seed` (or a generator) for the published initialisation. */
   constructor(readonly config: ModelConfig, seed: number | Rng = 0) {

@@ -4,7 +4,6 @@
  * gradients, which the WebGPU backend does not compute (training runs on the CPU backends), are
  * checked on the CPU kernels and say so in their note.
  */
-import { Tensor } from '../tensor/tensor.js';
 import type { RawTensor } from '../io/safetensors.js';
 import type { SRFlowNet } from './srflow.js';
 import { compareEncoding, compareGradients, referenceComparer, type VerifyRow } from './verify.js';

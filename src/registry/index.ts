@@ -61,7 +61,7 @@ export function sha256File(path: string): string {
   const fd = openSync(path, 'r');
   try {
     const buf = Buffer.allocUnsafe(4 << 20);
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = readSync(fd, buf, 0, buf.length, pos);
       if (n <= 0) break;
       h.update(buf.subarray(0, n));
@@ -92,7 +92,8 @@ export class ModelRegistry {
     } catch (e) {
       throw new Error(`The model registry ${this.index} is unreadable (${(e as Error).message}); fix or delete it`);
     }
-    if (!v || v.format !== REGISTRY_FORMAT || !Array.isArray(v.models)) throw new Error(`The model registry ${this.index} is not an srflow registry file; fix or delete it`);
+    if (!v || v.format !== REGISTRY_FORMAT || !Array.isArray(v.models))
+      throw new Error(`The model registry ${this.index} is not an srflow registry file; fix or delete it`);
     return v;
   }
 
@@ -102,7 +103,9 @@ export class ModelRegistry {
   }
 
   list(): RegistryEntry[] {
-    return this.read().models.slice().sort((a, b) => a.name.localeCompare(b.name));
+    return this.read()
+      .models.slice()
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   get(name: string): RegistryEntry | undefined {
@@ -121,9 +124,11 @@ export class ModelRegistry {
     const ext = extname(file).toLowerCase() === '.pth' ? '.pth' : extname(file).toLowerCase() === '.safetensors' ? '.safetensors' : '';
     const base = file.replace(/^.*[\\/]/, '');
     const name = opts.name ?? (ext ? base.slice(0, base.length - ext.length) : base);
-    if (!NAME_RE.test(name)) throw new Error(`Expected a model name of letters, digits, '.', '_' or '-' (starting with a letter or digit) but received ${JSON.stringify(name)}`);
+    if (!NAME_RE.test(name))
+      throw new Error(`Expected a model name of letters, digits, '.', '_' or '-' (starting with a letter or digit) but received ${JSON.stringify(name)}`);
     const reg = this.read();
-    if (reg.models.some((m) => m.name === name)) throw new Error(`A model named ${name} is already registered (srflow models remove ${name} first, or choose another --name)`);
+    if (reg.models.some((m) => m.name === name))
+      throw new Error(`A model named ${name} is already registered (srflow models remove ${name} first, or choose another --name)`);
     let loaded;
     try {
       loaded = loadNetDetailed(file, { config: opts.config });
@@ -144,7 +149,11 @@ export class ModelRegistry {
       if (got !== sha256) throw new Error(`the copy's SHA-256 ${got} differs from the source's ${sha256} (did the file change while it was added?)`);
       renameSync(tmp, dest);
     } catch (e) {
-      try { unlinkSync(tmp); } catch { /* not created */ }
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* not created */
+      }
       throw new Error(`Cannot add ${file} to the registry: ${(e as Error).message}`);
     }
     const entry: RegistryEntry = {
@@ -155,7 +164,9 @@ export class ModelRegistry {
       format: loaded.format,
       kind: loaded.kind,
       layout: loaded.layout?.published ?? null,
-      description: loaded.layout?.description ?? `${loaded.kind === 'rrdb' ? 'RRDB network' : 'SRFlow'} ${loaded.net.scale}x (configuration ${loaded.configSource === 'option' ? 'given' : 'from the file'})`,
+      description:
+        loaded.layout?.description ??
+        `${loaded.kind === 'rrdb' ? 'RRDB network' : 'SRFlow'} ${loaded.net.scale}x (configuration ${loaded.configSource === 'option' ? 'given' : 'from the file'})`,
       scale: loaded.net.scale,
       parameters,
       config: loaded.net.config.opt,
@@ -166,7 +177,11 @@ export class ModelRegistry {
     try {
       this.write({ ...reg, models: [...reg.models, entry] });
     } catch (e) {
-      try { unlinkSync(dest); } catch { /* already gone */ }
+      try {
+        unlinkSync(dest);
+      } catch {
+        /* already gone */
+      }
       throw new Error(`Cannot update the model registry ${this.index}: ${(e as Error).message}`);
     }
     return entry;
@@ -176,12 +191,16 @@ export class ModelRegistry {
   remove(name: string): RegistryEntry {
     const reg = this.read();
     const e = reg.models.find((m) => m.name === name);
-    if (!e) throw new Error(`No model named ${name} is registered${reg.models.length ? ` (registered: ${reg.models.map((m) => m.name).join(', ')})` : ' (the registry is empty)'}`);
+    if (!e)
+      throw new Error(
+        `No model named ${name} is registered${reg.models.length ? ` (registered: ${reg.models.map((m) => m.name).join(', ')})` : ' (the registry is empty)'}`,
+      );
     this.write({ ...reg, models: reg.models.filter((m) => m !== e) });
     try {
       unlinkSync(this.pathOf(e));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`Removed ${name} from the registry but could not delete ${this.pathOf(e)}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`Removed ${name} from the registry but could not delete ${this.pathOf(e)}: ${(err as Error).message}`);
     }
     return e;
   }

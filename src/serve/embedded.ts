@@ -58,7 +58,9 @@ export class EmbeddedBackend implements Backend {
       throw new HttpError(400, (e as Error).message);
     }
     if (this.waiting.length >= this.limits.maxQueue) {
-      throw new HttpError(429, `The queue is full (${this.waiting.length} jobs waiting, limit ${this.limits.maxQueue}); try again later`, { 'retry-after': '5' });
+      throw new HttpError(429, `The queue is full (${this.waiting.length} jobs waiting, limit ${this.limits.maxQueue}); try again later`, {
+        'retry-after': '5',
+      });
     }
     this.jobs.set(id, { id, state: 'queued', progress: 0, params, input, outputs: [] });
     this.waiting.push(id);
@@ -196,4 +198,3 @@ export class EmbeddedBackend implements Backend {
     await this.pool.close();
   }
 }
-

@@ -108,7 +108,8 @@ export function parseJobParams(q: Record<string, unknown>, limits: Pick<Limits, 
   let model: string | null = null;
   if (q.model !== undefined) {
     model = one(q.model, 'model');
-    if (!MODEL_NAME.test(model)) throw new HttpError(400, `Expected a model name (letters, digits, '.', '_', '-') for model but received ${JSON.stringify(model)}`);
+    if (!MODEL_NAME.test(model))
+      throw new HttpError(400, `Expected a model name (letters, digits, '.', '_', '-') for model but received ${JSON.stringify(model)}`);
   }
   let format: OutputFormat = 'png';
   if (q.format !== undefined) {
@@ -119,7 +120,10 @@ export function parseJobParams(q: Record<string, unknown>, limits: Pick<Limits, 
   }
   const n = temperatures.length * samples;
   if (n > limits.maxOutputs) {
-    throw new HttpError(400, `Too many outputs: ${temperatures.length} temperature(s) × ${samples} sample(s) = ${n}, above the limit of ${limits.maxOutputs} per job`);
+    throw new HttpError(
+      400,
+      `Too many outputs: ${temperatures.length} temperature(s) × ${samples} sample(s) = ${n}, above the limit of ${limits.maxOutputs} per job`,
+    );
   }
   return { temperatures, samples, seed, scale, model, format };
 }

@@ -80,13 +80,16 @@ export class InferencePool {
 
   private makeSlot(): Slot {
     const slot: Slot = { worker: spawnThread(), busy: null };
-    slot.worker.on('message', (m: { type: string; id: string; progress?: number; samples?: Planar[]; alpha?: Planar | null; aborted?: boolean; message?: string }) => {
-      const b = slot.busy;
-      if (!b || b.id !== m.id) return;
-      if (m.type === 'progress') b.onProgress?.(m.progress!);
-      else if (m.type === 'done') this.finish(slot, () => b.resolve({ samples: m.samples!, alpha: m.alpha ?? null }));
-      else if (m.type === 'error') this.finish(slot, () => b.reject(m.aborted ? new AbortedError(m.message) : new Error(m.message)));
-    });
+    slot.worker.on(
+      'message',
+      (m: { type: string; id: string; progress?: number; samples?: Planar[]; alpha?: Planar | null; aborted?: boolean; message?: string }) => {
+        const b = slot.busy;
+        if (!b || b.id !== m.id) return;
+        if (m.type === 'progress') b.onProgress?.(m.progress!);
+        else if (m.type === 'done') this.finish(slot, () => b.resolve({ samples: m.samples!, alpha: m.alpha ?? null }));
+        else if (m.type === 'error') this.finish(slot, () => b.reject(m.aborted ? new AbortedError(m.message) : new Error(m.message)));
+      },
+    );
     const died = (why: string) => {
       const b = slot.busy;
       slot.busy = null;

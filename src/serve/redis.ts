@@ -225,7 +225,10 @@ export class RedisBackend implements Backend {
   private async snapshotUnguarded(): Promise<QueueSnapshot> {
     const c = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'waiting-children', 'active', 'completed', 'failed');
     const now = Date.now();
-    const [, cancelled] = await Promise.all([this.redis.zremrangebyscore(this.keys.cancelled, '-inf', now - this.limits.resultTtlMs), this.redis.zcard(this.keys.cancelled)]);
+    const [, cancelled] = await Promise.all([
+      this.redis.zremrangebyscore(this.keys.cancelled, '-inf', now - this.limits.resultTtlMs),
+      this.redis.zcard(this.keys.cancelled),
+    ]);
     const stats = await this.redis.hgetall(this.keys.stats);
     const workers = await this.queue.getWorkersCount();
     const queued = c.waiting + c.prioritized + c.delayed + (c['waiting-children'] ?? 0);
@@ -247,7 +250,9 @@ export class RedisBackend implements Backend {
     if (this.closing) return { ok: false, detail: 'shutting down' };
     try {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.redis.ping(), new Promise((_, rej) => (timer = setTimeout(() => rej(new Error('no answer in 2 s')), 2000)))]).finally(() => clearTimeout(timer));
+      await Promise.race([this.redis.ping(), new Promise((_, rej) => (timer = setTimeout(() => rej(new Error('no answer in 2 s')), 2000)))]).finally(() =>
+        clearTimeout(timer),
+      );
       return { ok: true };
     } catch (e) {
       return { ok: false, detail: `Redis unreachable: ${(e as Error).message}` };

@@ -73,7 +73,13 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     }
     if (req.method === 'POST' && req.routeOptions.url === '/v1/jobs' && status >= 400 && status < 600) {
       const reason: RejectReason =
-        status === 413 ? 'too_large' : status === 429 ? 'queue_full' : status === 503 ? 'unavailable' : (err as { reason?: RejectReason }).reason ?? 'bad_request';
+        status === 413
+          ? 'too_large'
+          : status === 429
+            ? 'queue_full'
+            : status === 503
+              ? 'unavailable'
+              : ((err as { reason?: RejectReason }).reason ?? 'bad_request');
       if (rejected[reason] !== undefined) rejected[reason]++;
     }
     if (err instanceof HttpError) for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
@@ -102,7 +108,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     }
     if (path) {
       const s = modelScale(path);
-      if (s !== p.scale) throw new HttpError(400, `Expected scale=${s} for ${p.model === null ? 'the default model' : `model ${p.model}`} (it upscales ${s}×) but received ${p.scale}`);
+      if (s !== p.scale)
+        throw new HttpError(
+          400,
+          `Expected scale=${s} for ${p.model === null ? 'the default model' : `model ${p.model}`} (it upscales ${s}×) but received ${p.scale}`,
+        );
     }
   }
 

@@ -38,14 +38,21 @@ function lu(a: ArrayLike<number>, n: number): { lu: Float64Array; perm: Int32Arr
     let best = Math.abs(m[c * n + c]);
     for (let r = c + 1; r < n; r++) {
       const v = Math.abs(m[r * n + c]);
-      if (v > best) { best = v; p = r; }
+      if (v > best) {
+        best = v;
+        p = r;
+      }
     }
     if (best === 0) return null;
     if (p !== c) {
       for (let j = 0; j < n; j++) {
-        const t = m[c * n + j]; m[c * n + j] = m[p * n + j]; m[p * n + j] = t;
+        const t = m[c * n + j];
+        m[c * n + j] = m[p * n + j];
+        m[p * n + j] = t;
       }
-      const t = perm[c]; perm[c] = perm[p]; perm[p] = t;
+      const t = perm[c];
+      perm[c] = perm[p];
+      perm[p] = t;
       sign = -sign;
     }
     const d = m[c * n + c];
@@ -115,16 +122,18 @@ export function inverse(w: Tensor): Tensor {
     const gw = new Float64Array(n * n);
     // t = G · W⁻ᵀ ; gw = −W⁻ᵀ · t
     const t = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let k = 0; k < n; k++) s += g[i * n + k] * inv[j * n + k];
-      t[i * n + j] = s;
-    }
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let k = 0; k < n; k++) s += inv[k * n + i] * t[k * n + j];
-      gw[i * n + j] = -s;
-    }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let k = 0; k < n; k++) s += g[i * n + k] * inv[j * n + k];
+        t[i * n + j] = s;
+      }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let k = 0; k < n; k++) s += inv[k * n + i] * t[k * n + j];
+        gw[i * n + j] = -s;
+      }
     accumulateGrad(w, castTo(w.data, gw), true);
   });
 }

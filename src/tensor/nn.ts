@@ -154,10 +154,14 @@ export function squeeze2(x: Tensor, inverse = false): Tensor {
   let C: number, H: number, W: number; // the unsqueezed (C,H,W)
   if (!inverse) {
     if (h % 2 || w % 2) throw new Error(`Expected even height and width for squeeze but received ${h}×${w}`);
-    C = c; H = h; W = w;
+    C = c;
+    H = h;
+    W = w;
   } else {
     if (c % 4) throw new Error(`Expected channels divisible by 4 for unsqueeze but received ${c}`);
-    C = c / 4; H = h * 2; W = w * 2;
+    C = c / 4;
+    H = h * 2;
+    W = w * 2;
   }
   const h2 = H / 2;
   const w2 = W / 2;

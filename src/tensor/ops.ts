@@ -252,7 +252,11 @@ export function log(a: Tensor): Tensor {
   return unary(a, Math.log, (x) => 1 / x);
 }
 export function sigmoid(a: Tensor): Tensor {
-  return unary(a, (x) => 1 / (1 + Math.exp(-x)), (_x, y) => y * (1 - y));
+  return unary(
+    a,
+    (x) => 1 / (1 + Math.exp(-x)),
+    (_x, y) => y * (1 - y),
+  );
 }
 export function relu(a: Tensor): Tensor {
   return leakyRelu(a, 0);
@@ -264,10 +268,11 @@ export function leakyRelu(a: Tensor, slope = 0.2, inPlace = false): Tensor {
   const out = inPlace && !isGradEnabled() ? A : allocOut(A, A.length);
   const K = ew(A);
   if (K) K.leakyRelu(A as Float32Array, slope, out as Float32Array);
-  else for (let i = 0; i < A.length; i++) {
-    const v = A[i];
-    out[i] = v > 0 ? v : v * slope;
-  }
+  else
+    for (let i = 0; i < A.length; i++) {
+      const v = A[i];
+      out[i] = v > 0 ? v : v * slope;
+    }
   return result(out, a.shape, [a], (g) => {
     const ga = allocOut(g, g.length);
     if (K && g instanceof Float32Array) K.leakyReluBackward(g, A as Float32Array, slope, ga as Float32Array, false);
@@ -294,10 +299,18 @@ export function axpy(alpha: number, x: Tensor, y: Tensor, into?: Buf): Tensor {
   });
 }
 export function neg(a: Tensor): Tensor {
-  return unary(a, (x) => -x, () => -1);
+  return unary(
+    a,
+    (x) => -x,
+    () => -1,
+  );
 }
 export function square(a: Tensor): Tensor {
-  return unary(a, (x) => x * x, (x) => 2 * x);
+  return unary(
+    a,
+    (x) => x * x,
+    (x) => 2 * x,
+  );
 }
 export function abs(a: Tensor): Tensor {
   return unary(a, Math.abs, (x) => (x > 0 ? 1 : x < 0 ? -1 : 0));
@@ -307,7 +320,11 @@ export function abs(a: Tensor): Tensor {
  * (a clamped value does not move with its input).
  */
 export function clamp(a: Tensor, lo: number, hi: number): Tensor {
-  return unary(a, (x) => (x > lo ? (x < hi ? x : hi) : lo), (x) => (x > lo && x < hi ? 1 : 0));
+  return unary(
+    a,
+    (x) => (x > lo ? (x < hi ? x : hi) : lo),
+    (x) => (x > lo && x < hi ? 1 : 0),
+  );
 }
 /** a · s + t for constants s, t. */
 export function affineScalar(a: Tensor, s: number, t = 0): Tensor {

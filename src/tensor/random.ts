@@ -115,12 +115,7 @@ export class Rng {
   /** An independent child generator (advances this one by four draws). */
   split(): Rng {
     const child = new Rng(0);
-    child.setState([
-      splitmix32(this.nextUint32() ^ 0xa5a5a5a5),
-      splitmix32(this.nextUint32()),
-      splitmix32(this.nextUint32() ^ 0x5a5a5a5a),
-      this.nextUint32(),
-    ]);
+    child.setState([splitmix32(this.nextUint32() ^ 0xa5a5a5a5), splitmix32(this.nextUint32()), splitmix32(this.nextUint32() ^ 0x5a5a5a5a), this.nextUint32()]);
     for (let i = 0; i < 15; i++) child.nextUint32();
     return child;
   }
@@ -132,4 +127,3 @@ export class Rng {
     return r;
   }
 }
-

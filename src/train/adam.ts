@@ -76,12 +76,13 @@ export class Adam {
         const d = p.data;
         const K = ew(d, g);
         if (K) K.adam(d as Float32Array, g as Float32Array, m, v, b1, b2, stepSize, bc2s, eps, wd);
-        else for (let i = 0; i < d.length; i++) {
-          const gi = wd ? g[i] + wd * d[i] : g[i];
-          const mi = (m[i] = b1 * m[i] + (1 - b1) * gi);
-          const vi = (v[i] = b2 * v[i] + (1 - b2) * gi * gi);
-          d[i] -= (stepSize * mi) / (Math.sqrt(vi) / bc2s + eps);
-        }
+        else
+          for (let i = 0; i < d.length; i++) {
+            const gi = wd ? g[i] + wd * d[i] : g[i];
+            const mi = (m[i] = b1 * m[i] + (1 - b1) * gi);
+            const vi = (v[i] = b2 * v[i] + (1 - b2) * gi * gi);
+            d[i] -= (stepSize * mi) / (Math.sqrt(vi) / bc2s + eps);
+          }
       }
     }
   }

@@ -123,7 +123,8 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
   const scale = model.scale;
   const patchSize = pick(dtr.GT_size, 'datasets.train.GT_size', 160, isPosInt, 'a positive integer');
   const minPatch = 2 ** model.flow.L;
-  if (patchSize % scale || patchSize % minPatch) throw new Error(`Expected datasets.train.GT_size divisible by ${Math.max(scale, minPatch)} but received ${patchSize}`);
+  if (patchSize % scale || patchSize % minPatch)
+    throw new Error(`Expected datasets.train.GT_size divisible by ${Math.max(scale, minPatch)} but received ${patchSize}`);
   const valCrop = pick(dval.crop, 'datasets.val.crop', 256, isNonNegInt, 'an integer ≥ 0');
   if (valCrop % Math.max(scale, minPatch)) throw new Error(`Expected datasets.val.crop divisible by ${Math.max(scale, minPatch)} but received ${valCrop}`);
   const lrSteps = pick(tr.lr_steps_rel, 'train.lr_steps_rel', [0.5, 0.75, 0.9, 0.95], (x) => Array.isArray(x) && x.every(isFrac), 'a list of fractions');
@@ -155,12 +156,24 @@ export function parseTrainOptions(raw: unknown, baseDir = process.cwd(), overrid
       eps: pick(tr.eps, 'train.eps', 1e-8, isPos, 'a positive number'),
       lrStepsRel: lrSteps,
       lrGamma: pick(tr.lr_gamma, 'train.lr_gamma', 0.5, isPos, 'a positive number'),
-      trainRrdbDelay: pick(tr.train_RRDB_delay ?? (isObj(raw.network_G) ? raw.network_G.train_RRDB_delay : undefined), 'train.train_RRDB_delay', 0.5, isFrac, 'a fraction in [0, 1]'),
+      trainRrdbDelay: pick(
+        tr.train_RRDB_delay ?? (isObj(raw.network_G) ? raw.network_G.train_RRDB_delay : undefined),
+        'train.train_RRDB_delay',
+        0.5,
+        isFrac,
+        'a fraction in [0, 1]',
+      ),
       dequantize: pick(tr.dequantize, 'train.dequantize', true, isBool, 'true or false'),
       seed: pick(tr.manual_seed, 'train.manual_seed', 10, isNonNegInt, 'an integer ≥ 0'),
       logFreq: pick(tr.log_freq ?? (isObj(raw.logger) ? raw.logger.print_freq : undefined), 'train.log_freq', 10, isPosInt, 'a positive integer'),
       valFreq: pick(tr.val_freq, 'train.val_freq', 500, isPosInt, 'a positive integer'),
-      checkpointFreq: pick(tr.save_checkpoint_freq ?? (isObj(raw.logger) ? raw.logger.save_checkpoint_freq : undefined), 'train.save_checkpoint_freq', 200, isPosInt, 'a positive integer'),
+      checkpointFreq: pick(
+        tr.save_checkpoint_freq ?? (isObj(raw.logger) ? raw.logger.save_checkpoint_freq : undefined),
+        'train.save_checkpoint_freq',
+        200,
+        isPosInt,
+        'a positive integer',
+      ),
       maxNonFinite: pick(tr.max_nonfinite, 'train.max_nonfinite', 5, isPosInt, 'a positive integer'),
       lowMemory: pick<string>(raw.memory, 'memory', 'normal', (x) => x === 'low' || x === 'normal', '"low" or "normal"') === 'low',
       pixelWeight: pick(tr.pixel_weight, 'train.pixel_weight', 0, (x) => typeof x === 'number' && Number.isFinite(x) && x >= 0, 'a number ≥ 0'),

@@ -39,12 +39,18 @@ export function lineChartSvg(title: string, xLabel: string, series: Series[], wi
     const ys = s.points.map((p) => p[1]).filter(Number.isFinite);
     let y0 = Math.min(...ys);
     let y1 = Math.max(...ys);
-    if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
+    if (y1 - y0 < 1e-9) {
+      y0 -= 0.5;
+      y1 += 0.5;
+    }
     const sy = (y: number) => m.t + H - ((y - y0) / (y1 - y0)) * H;
     const side = i === 0 ? m.l - 6 : m.l + W + 6;
     const anchor = i === 0 ? 'end' : 'start';
     if (i < 2) for (const t of niceTicks(y0, y1)) svg += `<text x="${side}" y="${sy(t) + 4}" text-anchor="${anchor}" fill="${s.color}">${t}</text>`;
-    const d = s.points.filter((p) => Number.isFinite(p[1])).map((p, j) => `${j ? 'L' : 'M'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join('');
+    const d = s.points
+      .filter((p) => Number.isFinite(p[1]))
+      .map((p, j) => `${j ? 'L' : 'M'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`)
+      .join('');
     svg += `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.6"/>`;
     if (s.points.length < 60) for (const p of s.points) svg += `<circle cx="${sx(p[0])}" cy="${sy(p[1])}" r="2.5" fill="${s.color}"/>`;
     svg += `<text x="${m.l + 10 + i * 260}" y="${m.t + 16}" fill="${s.color}">● ${s.name}</text>`;
@@ -70,9 +76,11 @@ export function smooth(points: [number, number][], alpha = 0.05): [number, numbe
 export function enlargeNearest(img: Planar, f: number): Planar {
   const { channels: c, height: h, width: w } = img;
   const out = new Float32Array(c * h * f * w * f);
-  for (let ch = 0; ch < c; ch++) for (let y = 0; y < h * f; y++) for (let x = 0; x < w * f; x++) {
-    out[(ch * h * f + y) * w * f + x] = img.data[(ch * h + Math.floor(y / f)) * w + Math.floor(x / f)];
-  }
+  for (let ch = 0; ch < c; ch++)
+    for (let y = 0; y < h * f; y++)
+      for (let x = 0; x < w * f; x++) {
+        out[(ch * h * f + y) * w * f + x] = img.data[(ch * h + Math.floor(y / f)) * w + Math.floor(x / f)];
+      }
   return { data: out, channels: c, height: h * f, width: w * f };
 }
 
@@ -85,14 +93,20 @@ export async function writeGrid(path: string, rows: Planar[][]): Promise<void> {
   const H = rows.length * (cellH + gap) + gap;
   const W = cols * (cellW + gap) + gap;
   const buf = Buffer.alloc(H * W * 3, 255);
-  rows.forEach((row, r) => row.forEach((img, c) => {
-    const oy = gap + r * (cellH + gap);
-    const ox = gap + c * (cellW + gap);
-    for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) for (let ch = 0; ch < 3; ch++) {
-      const v = img.data[(Math.min(ch, img.channels - 1) * img.height + y) * img.width + x];
-      buf[((oy + y) * W + ox + x) * 3 + ch] = Math.round(Math.min(1, Math.max(0, v)) * 255);
-    }
-  }));
-  const png = await sharp(buf, { raw: { width: W, height: H, channels: 3 } }).png().toBuffer();
+  rows.forEach((row, r) =>
+    row.forEach((img, c) => {
+      const oy = gap + r * (cellH + gap);
+      const ox = gap + c * (cellW + gap);
+      for (let y = 0; y < img.height; y++)
+        for (let x = 0; x < img.width; x++)
+          for (let ch = 0; ch < 3; ch++) {
+            const v = img.data[(Math.min(ch, img.channels - 1) * img.height + y) * img.width + x];
+            buf[((oy + y) * W + ox + x) * 3 + ch] = Math.round(Math.min(1, Math.max(0, v)) * 255);
+          }
+    }),
+  );
+  const png = await sharp(buf, { raw: { width: W, height: H, channels: 3 } })
+    .png()
+    .toBuffer();
   await writeFileAtomicAsync(path, png);
 }

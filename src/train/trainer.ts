@@ -83,12 +83,20 @@ export class Trainer {
   private lossPoints: [number, number][] = [];
   private valPoints: [number, number][] = [];
 
-  private constructor(readonly o: TrainOptions, readonly data: ImageFolderDataset, readonly events: TrainEvents) {
+  private constructor(
+    readonly o: TrainOptions,
+    readonly data: ImageFolderDataset,
+    readonly events: TrainEvents,
+  ) {
     this.net = new SRFlowNet(o.model, o.train.seed);
     this.net.ctx.training = true;
-    const groups = o.stage === 'rrdb'
-      ? [{ name: 'rrdb', params: this.net.rrdbParameters() }]
-      : [{ name: 'flow', params: this.net.flowParameters().filter(([n]) => !n.startsWith('flowUpsamplerNet.f.')) }, { name: 'rrdb', params: this.net.rrdbParameters() }];
+    const groups =
+      o.stage === 'rrdb'
+        ? [{ name: 'rrdb', params: this.net.rrdbParameters() }]
+        : [
+            { name: 'flow', params: this.net.flowParameters().filter(([n]) => !n.startsWith('flowUpsamplerNet.f.')) },
+            { name: 'rrdb', params: this.net.rrdbParameters() },
+          ];
     this.adam = new Adam(groups, { lr: o.train.lr, beta1: o.train.beta1, beta2: o.train.beta2, eps: o.train.eps });
     this.dataRng = new Rng(o.train.seed * 2 + 1);
     this.noiseRng = new Rng(o.train.seed * 2 + 2);
@@ -97,7 +105,8 @@ export class Trainer {
   static async create(o: TrainOptions, events: TrainEvents = {}, resume: string | null = null): Promise<Trainer> {
     const warn = events.onWarning ?? (() => undefined);
     configureEngine(o.engine);
-    if (o.train.pixelWeight > 0 && o.train.lowMemory) throw new Error('Expected train.pixel_weight 0 with memory: low (the pixel loss needs the stored flow) but received ' + o.train.pixelWeight);
+    if (o.train.pixelWeight > 0 && o.train.lowMemory)
+      throw new Error('Expected train.pixel_weight 0 with memory: low (the pixel loss needs the stored flow) but received ' + o.train.pixelWeight);
     const data = await ImageFolderDataset.open(o.data.trainDirs, {
       scale: o.model.scale,
       patchSize: o.data.patchSize,
@@ -130,13 +139,17 @@ export class Trainer {
         if (taken === 0) throw new Error(`Cannot initialise from ${o.initModel}: none of its tensors matches this configuration (names and shapes)`);
         t.net.markLoaded(); // ActNorms left fresh initialise from the first batch
         t.net.ctx.training = true;
-        events.onInfo?.(`${taken} of ${own.size} tensors initialised from ${o.initModel} (partial); ${fresh.length} fresh${fresh.length ? `, e.g. ${fresh.slice(0, 3).join(', ')}` : ''}`);
+        events.onInfo?.(
+          `${taken} of ${own.size} tensors initialised from ${o.initModel} (partial); ${fresh.length} fresh${fresh.length ? `, e.g. ${fresh.slice(0, 3).join(', ')}` : ''}`,
+        );
         if (o.stage === 'flow' && o.pretrainRrdb) t.loadRrdb(o.pretrainRrdb);
       } else {
         loadStateDict(t.net, params, `model ${o.initModel}`);
         t.net.ctx.training = true;
         t.priorIterations = file ? priorIterationsOf(file.metadata, o.stage) : 0;
-        events.onInfo?.(`all weights initialised from ${o.initModel}${t.priorIterations ? ` (${t.priorIterations} ${o.stage} iterations)` : ''}, with a fresh optimizer and schedule`);
+        events.onInfo?.(
+          `all weights initialised from ${o.initModel}${t.priorIterations ? ` (${t.priorIterations} ${o.stage} iterations)` : ''}, with a fresh optimizer and schedule`,
+        );
       }
     } else if (o.stage === 'flow') {
       if (o.pretrainRrdb) {
@@ -154,7 +167,10 @@ export class Trainer {
     const rrdb = readRrdbWeights(path);
     for (const [n, p] of this.net.rrdbParameters()) {
       const s = rrdb.get(n);
-      if (!s || s.data.length !== p.size) throw new Error(`Pre-trained RRDB ${path} does not match the configuration at ${n}${s ? ` (shape [${s.shape}], expected [${p.shape}])` : ' (missing)'}`);
+      if (!s || s.data.length !== p.size)
+        throw new Error(
+          `Pre-trained RRDB ${path} does not match the configuration at ${n}${s ? ` (shape [${s.shape}], expected [${p.shape}])` : ' (missing)'}`,
+        );
       p.data = Float32Array.from(s.data);
     }
     this.events.onInfo?.(`RRDB initialised from ${path}`);
@@ -242,12 +258,21 @@ export class Trainer {
         // A patch whose τ = 0 inverse explodes (values outside [−1, 2] or non-finite: synthetic
         // content early on) is left out of the pixel term, and the decode is redone without it:
         // back-propagating through the explosion would overflow (0 · ∞). The NLL still sees it.
-        const pick = (t: Tensor, idx: number[]) => (idx.length === t.shape[0] ? t : T.concat(idx.map((b) => T.slice(t, 0, b, b + 1)), 0));
+        const pick = (t: Tensor, idx: number[]) =>
+          idx.length === t.shape[0]
+            ? t
+            : T.concat(
+                idx.map((b) => T.slice(t, 0, b, b + 1)),
+                0,
+              );
         let idx = Array.from({ length: nb }, (_, b) => b);
         let sr0: Tensor | null = null;
         for (let attempt = 0; attempt < 2 && idx.length; attempt++) {
           const zeros = this.net.latentShapes([idx.length, ...lrT.shape.slice(1)]).map((sh) => Tensor.zeros(sh));
-          const out = this.net.decodeWith(zeros, conds.map((c) => pick(c, idx))).sr;
+          const out = this.net.decodeWith(
+            zeros,
+            conds.map((c) => pick(c, idx)),
+          ).sr;
           const per = out.size / idx.length;
           const good = idx.filter((_, k) => {
             for (let i = k * per; i < (k + 1) * per; i++) if (!(out.data[i] >= -1 && out.data[i] <= 2)) return false;
@@ -395,7 +420,10 @@ export class Trainer {
       const lr = tensorOf(lrP);
       const cache = this.net.prepareConditioning(lr);
       const outs: Planar[] = [];
-      for (const [t, seed] of [[0, 0], [0.8, 7]]) {
+      for (const [t, seed] of [
+        [0, 0],
+        [0.8, 7],
+      ]) {
         const raw = planarOf(this.net.decodeCached(this.net.drawLatents(lr.shape, t, new Rng(seed)), cache).sr);
         for (const x of raw.data) if (!(x >= -1 && x <= 2)) bad++;
         total += raw.data.length;
@@ -433,7 +461,9 @@ export class Trainer {
         log(entry);
         this.events.onWarning?.(`iteration ${this.iter}: ${r.skipped}; update skipped (${this.nonFiniteRun} in a row)`);
         if (this.nonFiniteRun >= o.train.maxNonFinite) {
-          this.events.onWarning?.(`stopping: ${this.nonFiniteRun} consecutive non-finite steps. The last good checkpoint (${join(o.outDir, 'latest.safetensors')}) is intact; lower train.lr_G or check the data.`);
+          this.events.onWarning?.(
+            `stopping: ${this.nonFiniteRun} consecutive non-finite steps. The last good checkpoint (${join(o.outDir, 'latest.safetensors')}) is intact; lower train.lr_G or check the data.`,
+          );
           return { reason: 'nonfinite' };
         }
       } else {
@@ -519,7 +549,8 @@ function clip(p: Planar): Planar {
 
 function cropPlanar(p: Planar, h: number, w: number): Planar {
   const d = new Float32Array(p.channels * h * w);
-  for (let c = 0; c < p.channels; c++) for (let y = 0; y < h; y++) d.set(p.data.subarray((c * p.height + y) * p.width, (c * p.height + y) * p.width + w), (c * h + y) * w);
+  for (let c = 0; c < p.channels; c++)
+    for (let y = 0; y < h; y++) d.set(p.data.subarray((c * p.height + y) * p.width, (c * p.height + y) * p.width + w), (c * h + y) * w);
   return { data: d, channels: p.channels, height: h, width: w };
 }
 

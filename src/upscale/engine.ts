@@ -163,7 +163,8 @@ export function checkSuperResolveOptions(o: SuperResolveOptions): void {
     if (!Number.isSafeInteger(d.seed)) throw new Error(`Expected an integer for seed but received ${d.seed}`);
   }
   if (o.tile !== undefined && !(Number.isInteger(o.tile) && o.tile >= 1)) throw new Error(`Expected an integer ≥ 1 for tile but received ${o.tile}`);
-  if (o.overlap !== undefined && !(Number.isInteger(o.overlap) && o.overlap >= 0)) throw new Error(`Expected an integer ≥ 0 for overlap but received ${o.overlap}`);
+  if (o.overlap !== undefined && !(Number.isInteger(o.overlap) && o.overlap >= 0))
+    throw new Error(`Expected an integer ≥ 0 for overlap but received ${o.overlap}`);
   if (o.maxMemoryMB !== undefined && !(typeof o.maxMemoryMB === 'number' && Number.isFinite(o.maxMemoryMB) && o.maxMemoryMB > 0)) {
     throw new Error(`Expected a positive number of MB for maxMemoryMB but received ${o.maxMemoryMB}`);
   }
@@ -191,9 +192,11 @@ export async function superResolve(model: SRFlowModel, lr: Planar, opts: SuperRe
   const lrP = padReflect(lr, Hp, Wp);
   if (opts.backend !== undefined && opts.backend !== 'webgpu') setBackend(opts.backend);
   const gpu = (opts.backend ?? requestedBackend()) === 'webgpu' ? await webGpuRunner(model.net) : null;
-  if (gpu && opts.guard === true) throw new Error('Expected a CPU backend for guard: true: the sampling guard does not run on webgpu (pass guard: false, or a CPU backend)');
+  if (gpu && opts.guard === true)
+    throw new Error('Expected a CPU backend for guard: true: the sampling guard does not run on webgpu (pass guard: false, or a CPU backend)');
   const guard = !gpu && opts.guard !== false && model.net.guard !== null;
-  if (opts.guard === true && !guard) throw new Error('Expected a model with a sampling-guard calibration for guard: true but this model carries none (published checkpoints never do)');
+  if (opts.guard === true && !guard)
+    throw new Error('Expected a model with a sampling-guard calibration for guard: true but this model carries none (published checkpoints never do)');
   const guardTouched = draws.map(() => 0);
 
   // tile layout

@@ -70,7 +70,7 @@ export interface UpscaleOptions {
   tileOverlap?: number;
   /** Memory budget in MB (default 2048). */
   maxMemoryMB?: number;
-  /** 'exact': every sample's bicubic downscale equals the input (LR-PSNR ≥ 60 dB). Default 'none'. */
+  /** 'exact': every sample's bicubic downscale equals the input (LR-PSNR ≥ 60 dB). Default: the model's (`model.net.defaultConsistency`: 'exact' for the shipped 8x model, else 'none'). */
   consistency?: 'none' | 'exact';
   /**
    * Spatially varying temperature: a grayscale image (file path, encoded bytes or raw pixels; any
@@ -158,7 +158,8 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
     throw new Error(`Expected 'raw', 'png', 'jpg' or 'webp' for output but received ${JSON.stringify(o.output)}`);
   }
   if (o.scale !== undefined) checkScale(o.scale);
-  if (o.modelsDir !== undefined && (typeof o.modelsDir !== 'string' || !o.modelsDir)) throw new Error(`Expected a folder path for modelsDir but received ${JSON.stringify(o.modelsDir)}`);
+  if (o.modelsDir !== undefined && (typeof o.modelsDir !== 'string' || !o.modelsDir))
+    throw new Error(`Expected a folder path for modelsDir but received ${JSON.stringify(o.modelsDir)}`);
   if (o.uncertainty && samples < 2) throw new Error(`Expected samples ≥ 2 for an uncertainty map but received ${samples}`);
   if (o.quality !== undefined && !(Number.isInteger(o.quality) && o.quality >= 1 && o.quality <= 100)) {
     throw new Error(`Expected an integer from 1 to 100 for quality but received ${o.quality}`);
@@ -170,7 +171,16 @@ export function normaliseOptions(o: UpscaleOptions): NormalisedOptions {
     if (!ok) throw new Error('Expected an image (file path, Buffer or raw pixels) for temperatureMap');
   }
   const draws = makeDraws(temps, samples, seed);
-  checkSuperResolveOptions({ draws, tile: o.tile, overlap: o.tileOverlap, maxMemoryMB: o.maxMemoryMB, consistency: o.consistency, onProgress: o.onProgress, backend: o.backend, guard: o.guard });
+  checkSuperResolveOptions({
+    draws,
+    tile: o.tile,
+    overlap: o.tileOverlap,
+    maxMemoryMB: o.maxMemoryMB,
+    consistency: o.consistency,
+    onProgress: o.onProgress,
+    backend: o.backend,
+    guard: o.guard,
+  });
   return { temperatures: temps, samples, seed, draws };
 }
 
@@ -203,14 +213,17 @@ export interface UpscaledImage {
 export async function upscaleLoaded(
   model: SRFlowModel,
   img: LoadedImage,
-  opts: { draws: Draw[]; temperatureMap?: Map1 } & Omit<UpscaleOptions, 'model' | 'scale' | 'modelsDir' | 'temperature' | 'samples' | 'seed' | 'output' | 'uncertainty' | 'quality' | 'config' | 'temperatureMap'>,
+  opts: { draws: Draw[]; temperatureMap?: Map1 } & Omit<
+    UpscaleOptions,
+    'model' | 'scale' | 'modelsDir' | 'temperature' | 'samples' | 'seed' | 'output' | 'uncertainty' | 'quality' | 'config' | 'temperatureMap'
+  >,
 ): Promise<UpscaledImage> {
   const engine = await superResolve(model, img.rgb, {
     draws: opts.draws,
     tile: opts.tile,
     overlap: opts.tileOverlap,
     maxMemoryMB: opts.maxMemoryMB,
-    consistency: opts.consistency,
+    consistency: opts.consistency ?? model.net.defaultConsistency,
     temperatureMap: opts.temperatureMap,
     onProgress: opts.onProgress,
     signal: opts.signal,
@@ -263,7 +276,8 @@ export async function upscale(input: string | Buffer | Uint8Array | RawPixels, o
   const t2 = performance.now();
   const writable = new Set(['png', 'jpeg', 'webp']);
   const form: OutputForm =
-    options.output ?? (isRaw || typeof input === 'string' ? 'raw' : writable.has(img.format) ? (img.format === 'jpeg' ? 'jpg' : (img.format as OutputForm)) : 'png');
+    options.output ??
+    (isRaw || typeof input === 'string' ? 'raw' : writable.has(img.format) ? (img.format === 'jpeg' ? 'jpg' : (img.format as OutputForm)) : 'png');
   const name = typeof input === 'string' ? input : isRaw ? 'raw pixels' : '<buffer>';
   checkOutputSize(name, img.width, img.height, model.scale, form);
   const up = await upscaleLoaded(model, img, { ...options, draws: norm.draws, temperatureMap: tmap });
@@ -287,7 +301,11 @@ export async function upscale(input: string | Buffer | Uint8Array | RawPixels, o
       const u = uncertaintyMap(group);
       const rgb = { data: new Float32Array(3 * u.map.data.length), channels: 3, height: u.map.height, width: u.map.width };
       for (let c = 0; c < 3; c++) rgb.data.set(u.map.data, c * u.map.data.length);
-      unc.push(form === 'raw' ? toRawPixels({ rgb, grayscale: true, bitDepth: 8 }) : await encodeImage({ rgb, grayscale: true }, { format: form === 'jpg' ? 'jpg' : form }));
+      unc.push(
+        form === 'raw'
+          ? toRawPixels({ rgb, grayscale: true, bitDepth: 8 })
+          : await encodeImage({ rgb, grayscale: true }, { format: form === 'jpg' ? 'jpg' : form }),
+      );
     }
   }
   const t4 = performance.now();

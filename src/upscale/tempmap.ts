@@ -138,7 +138,11 @@ export function poolMap(map: Map1, f: number): Map1 {
  * image whose output is `paddedHeight` × `paddedWidth`; the map covers the unpadded output
  * `height` × `width` (the top-left part), the rest is reflected.
  */
-export function levelMaps(map: Map1, shapes: readonly (readonly number[])[], out: { height: number; width: number; paddedHeight?: number; paddedWidth?: number }): Map1[] {
+export function levelMaps(
+  map: Map1,
+  shapes: readonly (readonly number[])[],
+  out: { height: number; width: number; paddedHeight?: number; paddedWidth?: number },
+): Map1[] {
   const HS = out.paddedHeight ?? out.height;
   const WS = out.paddedWidth ?? out.width;
   const full = padReflect(resizeMap(map, out.height, out.width), HS, WS);

@@ -44,7 +44,12 @@ function pngHeader(width: number, height: number): Buffer {
     crc.writeUInt32BE(crc32(td));
     return Buffer.concat([len, td, crc]);
   };
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.alloc(64))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 before(async () => {
@@ -54,8 +59,12 @@ before(async () => {
   const m = createModel(makeOpt({ scale: 4, nb: 1, K: 1, L: 3, blocks: [0], hidden: 8, nf: 8 }), 1);
   await m.save(f('tiny.safetensors'));
   const raw = Buffer.alloc(16 * 12 * 3, 128);
-  await sharp(raw, { raw: { width: 16, height: 12, channels: 3 } }).png().toFile(f('good.png'));
-  await sharp(raw, { raw: { width: 16, height: 12, channels: 3 } }).png().toFile(f('good2.png'));
+  await sharp(raw, { raw: { width: 16, height: 12, channels: 3 } })
+    .png()
+    .toFile(f('good.png'));
+  await sharp(raw, { raw: { width: 16, height: 12, channels: 3 } })
+    .png()
+    .toFile(f('good2.png'));
   writeFileSync(f('empty.png'), '');
   const good = readFileSync(f('good.png'));
   writeFileSync(f('truncated.png'), good.subarray(0, Math.floor(good.length / 2)));
@@ -63,7 +72,9 @@ before(async () => {
   writeFileSync(f('vector.svg'), '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
   writeFileSync(f('huge.png'), pngHeader(100000, 100000));
   writeFileSync(f('long.png'), pngHeader(70000, 10));
-  await sharp(Buffer.alloc(20000 * 2 * 3, 90), { raw: { width: 20000, height: 2, channels: 3 } }).png().toFile(f('wide.png'));
+  await sharp(Buffer.alloc(20000 * 2 * 3, 90), { raw: { width: 20000, height: 2, channels: 3 } })
+    .png()
+    .toFile(f('wide.png'));
   const model = readFileSync(f('tiny.safetensors'));
   writeFileSync(f('truncated.safetensors'), model.subarray(0, Math.floor(model.length / 2)));
   writeFileSync(f('garbage.safetensors'), Buffer.from(Array.from({ length: 4000 }, (_, i) => (i * 7919) % 251)));
@@ -77,7 +88,12 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const M = () => ['--model', f('tiny.safetensors')];
 
 const cases: { name: string; args: () => string[]; code: 1 | 2; match: RegExp; env?: () => Record<string, string> }[] = [
-  { name: 'missing input file', args: () => ['upscale', f('nope.png'), ...M(), '--out-dir', out], code: 1, match: /Cannot read image .*nope\.png: file not found/ },
+  {
+    name: 'missing input file',
+    args: () => ['upscale', f('nope.png'), ...M(), '--out-dir', out],
+    code: 1,
+    match: /Cannot read image .*nope\.png: file not found/,
+  },
   { name: 'empty input file', args: () => ['upscale', f('empty.png'), ...M(), '--out-dir', out], code: 1, match: /empty/ },
   { name: 'truncated input file', args: () => ['upscale', f('truncated.png'), ...M(), '--out-dir', out], code: 1, match: /Cannot read image .*truncated\.png/ },
   { name: 'non-image input file', args: () => ['upscale', f('text.png'), ...M(), '--out-dir', out], code: 1, match: /not an image/ },
@@ -85,11 +101,36 @@ const cases: { name: string; args: () => string[]; code: 1 | 2; match: RegExp; e
   { name: 'absurd dimensions', args: () => ['upscale', f('huge.png'), ...M(), '--out-dir', out], code: 1, match: /more than 268402689 pixels/ },
   { name: 'absurd side', args: () => ['upscale', f('long.png'), ...M(), '--out-dir', out], code: 1, match: /absurd dimensions 70000×10/ },
   { name: 'output too large', args: () => ['upscale', f('wide.png'), ...M(), '--out-dir', out], code: 1, match: /80000×8, beyond the limits/ },
-  { name: 'a good input then a bad one: nothing written', args: () => ['upscale', f('good.png'), f('text.png'), ...M(), '--out-dir', out], code: 1, match: /text\.png/ },
-  { name: 'missing model file', args: () => ['upscale', f('good.png'), '--model', f('none.safetensors'), '--out-dir', out], code: 1, match: /Cannot read model .*file not found/ },
-  { name: 'truncated model file', args: () => ['upscale', f('good.png'), '--model', f('truncated.safetensors'), '--out-dir', out], code: 1, match: /Cannot read model/ },
-  { name: 'corrupt model file', args: () => ['upscale', f('good.png'), '--model', f('garbage.safetensors'), '--out-dir', out], code: 1, match: /Cannot read model|not a PyTorch checkpoint/ },
-  { name: 'mismatched model file', args: () => ['upscale', f('good.png'), '--model', f('mismatched.safetensors'), '--out-dir', out], code: 1, match: /mismatched\.safetensors/ },
+  {
+    name: 'a good input then a bad one: nothing written',
+    args: () => ['upscale', f('good.png'), f('text.png'), ...M(), '--out-dir', out],
+    code: 1,
+    match: /text\.png/,
+  },
+  {
+    name: 'missing model file',
+    args: () => ['upscale', f('good.png'), '--model', f('none.safetensors'), '--out-dir', out],
+    code: 1,
+    match: /Cannot read model .*file not found/,
+  },
+  {
+    name: 'truncated model file',
+    args: () => ['upscale', f('good.png'), '--model', f('truncated.safetensors'), '--out-dir', out],
+    code: 1,
+    match: /Cannot read model/,
+  },
+  {
+    name: 'corrupt model file',
+    args: () => ['upscale', f('good.png'), '--model', f('garbage.safetensors'), '--out-dir', out],
+    code: 1,
+    match: /Cannot read model|not a PyTorch checkpoint/,
+  },
+  {
+    name: 'mismatched model file',
+    args: () => ['upscale', f('good.png'), '--model', f('mismatched.safetensors'), '--out-dir', out],
+    code: 1,
+    match: /mismatched\.safetensors/,
+  },
   { name: 'an image as the model', args: () => ['upscale', f('good.png'), '--model', f('good.png'), '--out-dir', out], code: 1, match: /Cannot read model/ },
   {
     name: 'default model not installed',
@@ -99,19 +140,49 @@ const cases: { name: string; args: () => string[]; code: 1 | 2; match: RegExp; e
     match: /default model is not installed.*--model/,
   },
   { name: 'negative temperature', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--temperature', '-0.5'], code: 2, match: /--temperature/ },
-  { name: 'NaN temperature', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--temperature', 'NaN'], code: 2, match: /--temperature but received "NaN"/ },
-  { name: 'empty temperature in a list', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--temperature', '0.4,,0.8'], code: 2, match: /--temperature/ },
+  {
+    name: 'NaN temperature',
+    args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--temperature', 'NaN'],
+    code: 2,
+    match: /--temperature but received "NaN"/,
+  },
+  {
+    name: 'empty temperature in a list',
+    args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--temperature', '0.4,,0.8'],
+    code: 2,
+    match: /--temperature/,
+  },
   { name: 'zero samples', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--samples', '0'], code: 2, match: /--samples/ },
   { name: 'non-integer seed', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--seed', '1.5'], code: 2, match: /--seed/ },
   { name: 'unknown flag', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--sharpen'], code: 2, match: /unknown option '--sharpen'/ },
   { name: 'missing inputs', args: () => ['upscale', ...M()], code: 2, match: /missing required argument/ },
-  { name: '-o with several inputs', args: () => ['upscale', f('good.png'), f('good2.png'), ...M(), '-o', join(out, 'x.png')], code: 2, match: /one input with -o/ },
-  { name: '-o with several outputs', args: () => ['upscale', f('good.png'), ...M(), '-o', join(out, 'x.png'), '--samples', '2'], code: 2, match: /one output with -o/ },
+  {
+    name: '-o with several inputs',
+    args: () => ['upscale', f('good.png'), f('good2.png'), ...M(), '-o', join(out, 'x.png')],
+    code: 2,
+    match: /one input with -o/,
+  },
+  {
+    name: '-o with several outputs',
+    args: () => ['upscale', f('good.png'), ...M(), '-o', join(out, 'x.png'), '--samples', '2'],
+    code: 2,
+    match: /one output with -o/,
+  },
   { name: '-o onto the input', args: () => ['upscale', f('good.png'), ...M(), '-o', f('good.png')], code: 2, match: /overwrite the input/ },
   { name: '-o with an unknown extension', args: () => ['upscale', f('good.png'), ...M(), '-o', join(out, 'x.bmp')], code: 2, match: /\.png, \.jpg/ },
   { name: '-o into a missing folder', args: () => ['upscale', f('good.png'), ...M(), '-o', join(out, 'no', 'x.png')], code: 2, match: /does not exist/ },
-  { name: '-o and --out-dir', args: () => ['upscale', f('good.png'), ...M(), '-o', join(out, 'x.png'), '--out-dir', out], code: 2, match: /either -o or --out-dir/ },
-  { name: '--uncertainty with one sample', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--uncertainty', join(out, 'u.png')], code: 2, match: /--samples ≥ 2/ },
+  {
+    name: '-o and --out-dir',
+    args: () => ['upscale', f('good.png'), ...M(), '-o', join(out, 'x.png'), '--out-dir', out],
+    code: 2,
+    match: /either -o or --out-dir/,
+  },
+  {
+    name: '--uncertainty with one sample',
+    args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--uncertainty', join(out, 'u.png')],
+    code: 2,
+    match: /--samples ≥ 2/,
+  },
   { name: 'bad --consistency', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--consistency', 'strict'], code: 2, match: /none or exact/ },
   { name: 'bad --format', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--format', 'bmp'], code: 2, match: /png, jpg or webp/ },
   { name: 'bad --tile', args: () => ['upscale', f('good.png'), ...M(), '--out-dir', out, '--tile', 'big'], code: 2, match: /--tile/ },
@@ -121,11 +192,36 @@ const cases: { name: string; args: () => string[]; code: 1 | 2; match: RegExp; e
   { name: 'eval: zero samples', args: () => ['eval', '--hr', dir, ...M(), '--samples', '0'], code: 2, match: /--samples/ },
   { name: 'eval: no --hr', args: () => ['eval', ...M()], code: 2, match: /--hr/ },
   { name: 'eval: bad temperatures', args: () => ['eval', '--hr', dir, ...M(), '--temperatures', '0,-1'], code: 2, match: /--temperatures/ },
-  { name: 'encode: missing HR image', args: () => ['encode', ...M(), '--hr', f('nope.png'), '-o', join(out, 'z.safetensors')], code: 1, match: /nope\.png: file not found/ },
-  { name: 'encode: HR and LR sizes disagree', args: () => ['encode', ...M(), '--hr', f('good.png'), '--lr', f('good2.png'), '-o', join(out, 'z.safetensors')], code: 1, match: /4× the LR/ },
-  { name: 'decode: a model file as latents', args: () => ['decode', ...M(), '--lr', f('good.png'), '--latents', f('tiny.safetensors'), '-o', join(out, 'd.png')], code: 1, match: /not srflow-latents/ },
-  { name: 'decode: missing latents', args: () => ['decode', ...M(), '--lr', f('good.png'), '--latents', f('none.safetensors'), '-o', join(out, 'd.png')], code: 1, match: /Cannot read latents/ },
-  { name: 'decode: negative temperature', args: () => ['decode', ...M(), '--lr', f('good.png'), '--latents', f('none.safetensors'), '-o', join(out, 'd.png'), '--temperature', '-1'], code: 2, match: /--temperature/ },
+  {
+    name: 'encode: missing HR image',
+    args: () => ['encode', ...M(), '--hr', f('nope.png'), '-o', join(out, 'z.safetensors')],
+    code: 1,
+    match: /nope\.png: file not found/,
+  },
+  {
+    name: 'encode: HR and LR sizes disagree',
+    args: () => ['encode', ...M(), '--hr', f('good.png'), '--lr', f('good2.png'), '-o', join(out, 'z.safetensors')],
+    code: 1,
+    match: /4× the LR/,
+  },
+  {
+    name: 'decode: a model file as latents',
+    args: () => ['decode', ...M(), '--lr', f('good.png'), '--latents', f('tiny.safetensors'), '-o', join(out, 'd.png')],
+    code: 1,
+    match: /not srflow-latents/,
+  },
+  {
+    name: 'decode: missing latents',
+    args: () => ['decode', ...M(), '--lr', f('good.png'), '--latents', f('none.safetensors'), '-o', join(out, 'd.png')],
+    code: 1,
+    match: /Cannot read latents/,
+  },
+  {
+    name: 'decode: negative temperature',
+    args: () => ['decode', ...M(), '--lr', f('good.png'), '--latents', f('none.safetensors'), '-o', join(out, 'd.png'), '--temperature', '-1'],
+    code: 2,
+    match: /--temperature/,
+  },
 ];
 
 function listing(): string[] {

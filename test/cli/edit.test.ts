@@ -20,13 +20,16 @@ const run = runCli;
 
 function pattern(w: number, h: number, f: (x: number, y: number, c: number) => number, channels = 3): Buffer {
   const out = Buffer.alloc(w * h * channels);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < channels; c++) out[(y * w + x) * channels + c] = Math.round(255 * Math.min(1, Math.max(0, f(x, y, c))));
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) for (let c = 0; c < channels; c++) out[(y * w + x) * channels + c] = Math.round(255 * Math.min(1, Math.max(0, f(x, y, c))));
   return out;
 }
 
 async function png(name: string, w: number, h: number, f: (x: number, y: number, c: number) => number, channels: 1 | 3 = 3): Promise<string> {
   const p = join(dir, name);
-  await sharp(pattern(w, h, f, channels), { raw: { width: w, height: h, channels } }).png().toFile(p);
+  await sharp(pattern(w, h, f, channels), { raw: { width: w, height: h, channels } })
+    .png()
+    .toFile(p);
   return p;
 }
 
@@ -67,7 +70,21 @@ test('upscale --temperature-map: left half black, right half white: two seeds ag
   const outs: Planar[] = [];
   for (const seed of ['1', '2']) {
     const out = join(dir, `tm${seed}.png`);
-    const r = await run(['upscale', join(dir, 'in.png'), '--model', model, '-o', out, '--temperature', '0.9', '--seed', seed, '--temperature-map', join(dir, 'halves.png'), '--json']);
+    const r = await run([
+      'upscale',
+      join(dir, 'in.png'),
+      '--model',
+      model,
+      '-o',
+      out,
+      '--temperature',
+      '0.9',
+      '--seed',
+      seed,
+      '--temperature-map',
+      join(dir, 'halves.png'),
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).temperatureMap, join(dir, 'halves.png'));
     outs.push((await loadImage(out)).rgb);
@@ -85,9 +102,22 @@ test('upscale --temperature-map: left half black, right half white: two seeds ag
   assert.ok(!existsSync(bad));
 });
 
-test('transfer: outside stays the target, inside moves toward the source, the LR stays the target\'s; --json', async () => {
+test("transfer: outside stays the target, inside moves toward the source, the LR stays the target's; --json", async () => {
   const out = join(dir, 'transfer.png');
-  const r = await run(['transfer', '--target', join(dir, 'target.png'), '--source', join(dir, 'source.png'), '--mask', join(dir, 'mask.png'), '-o', out, '--model', model, '--json']);
+  const r = await run([
+    'transfer',
+    '--target',
+    join(dir, 'target.png'),
+    '--source',
+    join(dir, 'source.png'),
+    '--mask',
+    join(dir, 'mask.png'),
+    '-o',
+    out,
+    '--model',
+    model,
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.ok(Math.abs(j.maskFraction - 256 / 2304) < 1e-6);
@@ -105,13 +135,35 @@ test('transfer: outside stays the target, inside moves toward the source, the LR
 test('transfer: size mismatch, empty mask, a mask that is no image: one line, exit 1, no output', async () => {
   const out = join(dir, 'never.png');
   const base = ['transfer', '--target', join(dir, 'target.png'), '-o', out, '--model', model];
-  oneLine(await run([...base, '--source', join(dir, 'small.png'), '--mask', join(dir, 'mask.png')]), 1, /source .*small\.png to be the target's size \(48×48\) but it is 40×48/);
+  oneLine(
+    await run([...base, '--source', join(dir, 'small.png'), '--mask', join(dir, 'mask.png')]),
+    1,
+    /source .*small\.png to be the target's size \(48×48\) but it is 40×48/,
+  );
   oneLine(await run([...base, '--source', join(dir, 'source.png'), '--mask', join(dir, 'black.png')]), 1, /mask .*black\.png is empty/);
   oneLine(await run([...base, '--source', join(dir, 'source.png'), '--mask', join(dir, 'notimage.png')]), 1, /Cannot read the mask .*notimage\.png/);
   oneLine(await run([...base, '--source', join(dir, 'source.png'), '--mask', join(dir, 'halves.png')]), 1, /mask .* to be the target's size/);
-  oneLine(await run(['transfer', '--target', join(dir, 'target.png'), '--source', join(dir, 'source.png'), '--mask', join(dir, 'mask.png'), '-o', join(dir, 'x.bmp')]), 2, /\.png, \.jpg/);
+  oneLine(
+    await run([
+      'transfer',
+      '--target',
+      join(dir, 'target.png'),
+      '--source',
+      join(dir, 'source.png'),
+      '--mask',
+      join(dir, 'mask.png'),
+      '-o',
+      join(dir, 'x.bmp'),
+    ]),
+    2,
+    /\.png, \.jpg/,
+  );
   assert.ok(!existsSync(out));
-  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temporary files left');
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith('.')),
+    [],
+    'no temporary files left',
+  );
 });
 
 test('restore: writes a restored image of the same size, --json reports the method; bad input leaves nothing', async () => {
@@ -127,7 +179,9 @@ test('restore: writes a restored image of the same size, --json reports the meth
   assert.deepEqual([meta.width, meta.height], [48, 48]);
   // a JPEG input: its quantisation table constrains the luma
   const jpg = join(dir, 'in.jpg');
-  await sharp(pattern(48, 48, stripes), { raw: { width: 48, height: 48, channels: 3 } }).jpeg({ quality: 20 }).toFile(jpg);
+  await sharp(pattern(48, 48, stripes), { raw: { width: 48, height: 48, channels: 3 } })
+    .jpeg({ quality: 20 })
+    .toFile(jpg);
   const rj = await run(['restore', jpg, '-o', join(dir, 'restored-jpg.png'), '--model', model, '--passes', '1', '--json']);
   assert.equal(rj.code, 0, rj.stderr);
   assert.equal(JSON.parse(rj.stdout).jpegConstraint, true);

@@ -40,10 +40,16 @@ before(async () => {
   model = join(dir, 'tiny.safetensors');
   await m.save(model);
   mkdirSync(join(dir, 'hr'));
-  await sharp(smooth(40, 36, 0), { raw: { width: 40, height: 36, channels: 3 } }).png().toFile(join(dir, 'hr', 'a.png'));
-  await sharp(smooth(34, 30, 1), { raw: { width: 34, height: 30, channels: 3 } }).png().toFile(join(dir, 'hr', 'b.png'));
+  await sharp(smooth(40, 36, 0), { raw: { width: 40, height: 36, channels: 3 } })
+    .png()
+    .toFile(join(dir, 'hr', 'a.png'));
+  await sharp(smooth(34, 30, 1), { raw: { width: 34, height: 30, channels: 3 } })
+    .png()
+    .toFile(join(dir, 'hr', 'b.png'));
   writeFileSync(join(dir, 'hr', 'broken.png'), 'not an image');
-  await sharp(smooth(48, 40, 2), { raw: { width: 48, height: 40, channels: 3 } }).png().toFile(join(dir, 'photo.png'));
+  await sharp(smooth(48, 40, 2), { raw: { width: 48, height: 40, channels: 3 } })
+    .png()
+    .toFile(join(dir, 'photo.png'));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -61,7 +67,10 @@ test('eval --json: per image and mean PSNR, SSIM, LR-PSNR, diversity, NLL, bicub
   assert.equal(a.height, 36);
   assert.ok(Number.isFinite(a.nllBitsPerDim), `nll ${a.nllBitsPerDim}`);
   assert.ok(a.bicubic.psnr > 20 && a.bicubic.ssim > 0.5, JSON.stringify(a.bicubic));
-  assert.deepEqual(a.results.map((x: { temperature: number }) => x.temperature), [0, 0.8]);
+  assert.deepEqual(
+    a.results.map((x: { temperature: number }) => x.temperature),
+    [0, 0.8],
+  );
   assert.equal(a.results[0].diversity, 0);
   assert.ok(a.results[1].diversity > 0, 'τ = 0.8 samples differ');
   for (const x of a.results) assert.ok(Number.isFinite(x.psnr) && Number.isFinite(x.ssim) && Number.isFinite(x.lrPsnr), JSON.stringify(x));

@@ -28,7 +28,9 @@ const run = (args: string[]) => runCli(args, { SRFLOW_HOME: join(dir, 'home') })
 async function png(path: string, w: number, h: number, seed: number): Promise<void> {
   const buf = Buffer.alloc(w * h * 3);
   for (let i = 0; i < buf.length; i++) buf[i] = Math.round(127 + 90 * Math.sin(i * 0.37 + seed) * Math.cos(i * 0.011));
-  await sharp(buf, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path);
+  await sharp(buf, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(path);
 }
 
 before(() => {
@@ -86,10 +88,11 @@ test('upscale with an RRDB_*.pth gives the RRDB output (8-bit rounded); encode s
   const sr = await sharp(join(dir, 'rrdb_sr.png')).raw().toBuffer({ resolveWithObject: true });
   assert.deepEqual([sr.info.width, sr.info.height], [52, 36]);
   let worst = 0;
-  for (let c = 0; c < 3; c++) for (let i = 0; i < 52 * 36; i++) {
-    const want = Math.round(Math.min(1, Math.max(0, out.data[c * 52 * 36 + i])) * 255);
-    worst = Math.max(worst, Math.abs(sr.data[i * 3 + c] - want));
-  }
+  for (let c = 0; c < 3; c++)
+    for (let i = 0; i < 52 * 36; i++) {
+      const want = Math.round(Math.min(1, Math.max(0, out.data[c * 52 * 36 + i])) * 255);
+      worst = Math.max(worst, Math.abs(sr.data[i * 3 + c] - want));
+    }
   assert.ok(worst <= 1, `max 8-bit difference ${worst}`);
   const e = await run(['encode', '--model', file, '--hr', join(dir, 'rrdb_sr.png'), '--lr', lrPath, '-o', join(dir, 'z2.safetensors')]);
   assert.equal(e.code, 1);

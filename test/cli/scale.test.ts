@@ -27,15 +27,21 @@ before(async () => {
   mkdirSync(shipped);
   mkdirSync(empty);
   for (const scale of [4, 8] as const) {
-    await createModel(makeOpt({ scale, nb: 1, K: 1, L: scale === 8 ? 4 : 3, blocks: [0], hidden: 8, nf: 8 }), 1).save(join(shipped, `srflow-${scale}x.safetensors`));
+    await createModel(makeOpt({ scale, nb: 1, K: 1, L: scale === 8 ? 4 : 3, blocks: [0], hidden: 8, nf: 8 }), 1).save(
+      join(shipped, `srflow-${scale}x.safetensors`),
+    );
   }
   const raw = Buffer.alloc(7 * 5 * 3);
   for (let i = 0; i < raw.length; i++) raw[i] = 60 + ((i * 37) % 140);
-  await sharp(raw, { raw: { width: 7, height: 5, channels: 3 } }).png().toFile(f('in.png'));
+  await sharp(raw, { raw: { width: 7, height: 5, channels: 3 } })
+    .png()
+    .toFile(f('in.png'));
   mkdirSync(f('hr'));
   const hr = Buffer.alloc(32 * 32 * 3);
   for (let i = 0; i < hr.length; i++) hr[i] = 50 + ((i * 13) % 150);
-  await sharp(hr, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(f('hr'), 'a.png'));
+  await sharp(hr, { raw: { width: 32, height: 32, channels: 3 } })
+    .png()
+    .toFile(join(f('hr'), 'a.png'));
 });
 
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,7 +67,10 @@ test('srflow upscale: --scale that disagrees with --model is a usage error; a mi
   const out = f('bad');
   const r = await runCli(['upscale', f('in.png'), '--model', join(shipped, 'srflow-4x.safetensors'), '--scale', '8', '--out-dir', out], env(shipped));
   assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, /^srflow: --scale 8 does not match the model .*srflow-4x\.safetensors, which upscales 4×: leave --scale out, or pass a model of scale 8\n$/);
+  assert.match(
+    r.stderr,
+    /^srflow: --scale 8 does not match the model .*srflow-4x\.safetensors, which upscales 4×: leave --scale out, or pass a model of scale 8\n$/,
+  );
   const m = await runCli(['upscale', f('in.png'), '--scale', '8', '--out-dir', out], env(empty));
   assert.equal(m.code, 1, m.stderr);
   assert.ok(m.stderr.includes(`srflow: The shipped 8x model is not installed (${join(empty, 'srflow-8x.safetensors')} is missing)`), m.stderr);
@@ -72,7 +81,9 @@ test('srflow upscale: --scale that disagrees with --model is a usage error; a mi
 });
 
 test('srflow upscale --help documents --scale and the 8x model', () => {
-  const help = buildProgram().commands.find((c) => c.name() === 'upscale')!.helpInformation();
+  const help = buildProgram()
+    .commands.find((c) => c.name() === 'upscale')!
+    .helpInformation();
   assert.match(help, /--scale <n>/);
   assert.match(help, /models\/srflow-8x\.safetensors/);
 });
@@ -81,7 +92,17 @@ test('srflow eval and srflow encode take --scale too', async () => {
   const e = await runCli(['eval', '--hr', f('hr'), '--scale', '8', '--temperatures', '0', '--json'], env(shipped));
   assert.equal(e.code, 0, e.stderr);
   assert.equal(JSON.parse(e.stdout).scale, 8);
-  const enc = await runCli(['encode', '--model', join(shipped, 'srflow-8x.safetensors'), '--scale', '4', '--hr', join(f('hr'), 'a.png'), '-o', f('z.safetensors')]);
+  const enc = await runCli([
+    'encode',
+    '--model',
+    join(shipped, 'srflow-8x.safetensors'),
+    '--scale',
+    '4',
+    '--hr',
+    join(f('hr'), 'a.png'),
+    '-o',
+    f('z.safetensors'),
+  ]);
   assert.equal(enc.code, 2, enc.stderr);
   assert.match(enc.stderr, /--scale 4 does not match the model .*srflow-8x\.safetensors, which upscales 8×/);
 });

@@ -32,16 +32,29 @@ before(async () => {
   const m = createModel(makeOpt({ scale: 4, nb: 1, K: 1, L: 3, blocks: [0], hidden: 8, nf: 8 }), 1);
   const r = new Rng(7);
   for (const [name, p] of m.parameters()) {
-    if (/\.4\.(weight|bias)$|conv\.(weight|bias)$|logs$/.test(name) && !name.startsWith('RRDB.')) for (let i = 0; i < p.size; i++) p.data[i] = 0.01 * r.normal();
+    if (/\.4\.(weight|bias)$|conv\.(weight|bias)$|logs$/.test(name) && !name.startsWith('RRDB.'))
+      for (let i = 0; i < p.size; i++) p.data[i] = 0.01 * r.normal();
   }
   model = join(dir, 'tiny.safetensors');
   await m.save(model);
-  await sharp(smooth(13, 11), { raw: { width: 13, height: 11, channels: 3 } }).png().toFile(join(dir, 'rgb.png'));
-  await sharp(smooth(10, 8, 1), { raw: { width: 10, height: 8, channels: 1 } }).toColourspace('b-w').png().toFile(join(dir, 'gray.png'));
-  await sharp(smooth(9, 7, 4), { raw: { width: 9, height: 7, channels: 4 } }).png().toFile(join(dir, 'rgba.png'));
+  await sharp(smooth(13, 11), { raw: { width: 13, height: 11, channels: 3 } })
+    .png()
+    .toFile(join(dir, 'rgb.png'));
+  await sharp(smooth(10, 8, 1), { raw: { width: 10, height: 8, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(join(dir, 'gray.png'));
+  await sharp(smooth(9, 7, 4), { raw: { width: 9, height: 7, channels: 4 } })
+    .png()
+    .toFile(join(dir, 'rgba.png'));
   const u16 = Uint16Array.from(smooth(8, 6), (v) => v * 257);
-  await sharp(Buffer.from(u16.buffer), { raw: { width: 8, height: 6, channels: 3 } }).toColourspace('rgb16').png().toFile(join(dir, 'deep.png'));
-  await sharp(smooth(30, 28), { raw: { width: 30, height: 28, channels: 3 } }).jpeg().toFile(join(dir, 'photo.jpg'));
+  await sharp(Buffer.from(u16.buffer), { raw: { width: 8, height: 6, channels: 3 } })
+    .toColourspace('rgb16')
+    .png()
+    .toFile(join(dir, 'deep.png'));
+  await sharp(smooth(30, 28), { raw: { width: 30, height: 28, channels: 3 } })
+    .jpeg()
+    .toFile(join(dir, 'photo.jpg'));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -55,7 +68,9 @@ test('one input, -o FILE: 4× output, path printed; default name next to the inp
   assert.equal(meta.height, 44);
   const d = join(dir, 'nextto');
   mkdirSync(d);
-  await sharp(smooth(6, 6), { raw: { width: 6, height: 6, channels: 3 } }).png().toFile(join(d, 'pic.png'));
+  await sharp(smooth(6, 6), { raw: { width: 6, height: 6, channels: 3 } })
+    .png()
+    .toFile(join(d, 'pic.png'));
   const r2 = await run(['upscale', join(d, 'pic.png'), '--model', model, '--quiet']);
   assert.equal(r2.code, 0, r2.stderr);
   assert.equal(r2.stdout, '');
@@ -65,7 +80,22 @@ test('one input, -o FILE: 4× output, path printed; default name next to the inp
 
 test('several temperatures × samples into --out-dir (created), numbered names, --json', async () => {
   const outDir = join(dir, 'many');
-  const r = await run(['upscale', join(dir, 'rgb.png'), join(dir, 'photo.jpg'), '--model', model, '--out-dir', outDir, '--temperature', '0,0.8', '--samples', '2', '--seed', '3', '--json']);
+  const r = await run([
+    'upscale',
+    join(dir, 'rgb.png'),
+    join(dir, 'photo.jpg'),
+    '--model',
+    model,
+    '--out-dir',
+    outDir,
+    '--temperature',
+    '0,0.8',
+    '--samples',
+    '2',
+    '--seed',
+    '3',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.equal(j.scale, 4);
@@ -73,15 +103,29 @@ test('several temperatures × samples into --out-dir (created), numbered names, 
   assert.equal(j.images.length, 2);
   const names = readdirSync(outDir).sort();
   assert.deepEqual(names, [
-    'photo_x4_t0.8_s1.png', 'photo_x4_t0.8_s2.png', 'photo_x4_t0_s1.png', 'photo_x4_t0_s2.png',
-    'rgb_x4_t0.8_s1.png', 'rgb_x4_t0.8_s2.png', 'rgb_x4_t0_s1.png', 'rgb_x4_t0_s2.png',
+    'photo_x4_t0.8_s1.png',
+    'photo_x4_t0.8_s2.png',
+    'photo_x4_t0_s1.png',
+    'photo_x4_t0_s2.png',
+    'rgb_x4_t0.8_s1.png',
+    'rgb_x4_t0.8_s2.png',
+    'rgb_x4_t0_s1.png',
+    'rgb_x4_t0_s2.png',
   ]);
   const img = j.images[1];
   assert.equal(img.inputWidth, 30);
   assert.equal(img.width, 120);
   assert.equal(img.height, 112);
   assert.equal(img.outputs.length, 4);
-  assert.deepEqual(img.outputs.map((o: { temperature: number; seed: number; sample: number }) => [o.temperature, o.seed, o.sample]), [[0, 3, 1], [0, 4, 2], [0.8, 3, 1], [0.8, 4, 2]]);
+  assert.deepEqual(
+    img.outputs.map((o: { temperature: number; seed: number; sample: number }) => [o.temperature, o.seed, o.sample]),
+    [
+      [0, 3, 1],
+      [0, 4, 2],
+      [0.8, 3, 1],
+      [0.8, 4, 2],
+    ],
+  );
   assert.equal(typeof img.seconds.infer, 'number');
   assert.equal(typeof j.seconds.total, 'number');
 });
@@ -106,7 +150,25 @@ test('grayscale stays grayscale, 16-bit stays 16-bit, alpha is kept, --format jp
 test('--uncertainty writes a grayscale map; --consistency exact reaches 60 dB; --tile forces tiles', async () => {
   const outDir = join(dir, 'extras');
   const u = join(dir, 'unc.png');
-  const r = await run(['upscale', join(dir, 'photo.jpg'), '--model', model, '--out-dir', outDir, '--samples', '3', '--uncertainty', u, '--consistency', 'exact', '--tile', '12', '--tile-overlap', '4', '--json']);
+  const r = await run([
+    'upscale',
+    join(dir, 'photo.jpg'),
+    '--model',
+    model,
+    '--out-dir',
+    outDir,
+    '--samples',
+    '3',
+    '--uncertainty',
+    u,
+    '--consistency',
+    'exact',
+    '--tile',
+    '12',
+    '--tile-overlap',
+    '4',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   const img = j.images[0];

@@ -2,16 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import {
-  imresize,
-  downscale,
-  upscaleBicubic,
-  imresizeBatch,
-  downscaleBatch,
-  cubic,
-  contributions,
-  roundHalfEven,
-} from '../../src/data/bicubic.js';
+import { imresize, downscale, upscaleBicubic, imresizeBatch, downscaleBatch, cubic, contributions, roundHalfEven } from '../../src/data/bicubic.js';
 import type { Planar } from '../../src/io/image.js';
 
 const FIXTURE = '/work/shared/fixtures/parity-4x/tensors.safetensors';
@@ -185,9 +176,10 @@ test('separable float path: transposing the image transposes the result', () => 
   for (let y = 0; y < 20; y++) for (let x = 0; x < 12; x++) t[x * 20 + y] = img.data[y * 12 + x];
   const a = imresize(img, 1 / 4);
   const b = imresize({ data: t, channels: 1, height: 12, width: 20 }, 1 / 4);
-  for (let y = 0; y < a.height; y++) for (let x = 0; x < a.width; x++) {
-    assert.ok(Math.abs(a.data[y * a.width + x] - b.data[x * b.width + y]) < 1e-6);
-  }
+  for (let y = 0; y < a.height; y++)
+    for (let x = 0; x < a.width; x++) {
+      assert.ok(Math.abs(a.data[y * a.width + x] - b.data[x * b.width + y]) < 1e-6);
+    }
 });
 
 test('batch helper matches per-image resizing', () => {

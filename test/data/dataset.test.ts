@@ -20,7 +20,11 @@ function randomU8(n: number, seed: number): Uint8Array {
 
 async function writeRaw(path: string, raw: Uint8Array, w: number, h: number): Promise<void> {
   const s = sharp(raw, { raw: { width: w, height: h, channels: 3 } });
-  const buf = path.endsWith('.webp') ? await s.webp({ lossless: true }).toBuffer() : path.endsWith('.jpg') ? await s.jpeg().toBuffer() : await s.png().toBuffer();
+  const buf = path.endsWith('.webp')
+    ? await s.webp({ lossless: true }).toBuffer()
+    : path.endsWith('.jpg')
+      ? await s.jpeg().toBuffer()
+      : await s.png().toBuffer();
   writeFileSync(path, buf);
 }
 
@@ -126,7 +130,10 @@ test('flips and rotations preserve content and reach all 8 orientations', async 
   // Without augmentation the patch is the image itself.
   const plain = await ImageFolderDataset.open(dir, { scale: 2, patchSize: 16 });
   const pb = plain.sampleBatch(1, mulberry32(1));
-  assert.deepEqual(Array.from(pb.hr.data, (v) => Math.round(v * 255)), orig.map((v) => Math.round(v * 255)));
+  assert.deepEqual(
+    Array.from(pb.hr.data, (v) => Math.round(v * 255)),
+    orig.map((v) => Math.round(v * 255)),
+  );
 });
 
 test('paired LR folder: crops aligned to the scale, same augmentation on both', async () => {
@@ -144,22 +151,26 @@ test('paired LR folder: crops aligned to the scale, same augmentation on both', 
   const lw = W / s;
   const lh = H / s;
   const lr = new Uint8Array(lw * lh * 3);
-  for (let y = 0; y < lh; y++) for (let x = 0; x < lw; x++) for (let c = 0; c < 3; c++) {
-    let sum = 0;
-    for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) sum += raw[((y * s + i) * W + x * s + j) * 3 + c];
-    lr[(y * lw + x) * 3 + c] = Math.round(sum / 16);
-  }
+  for (let y = 0; y < lh; y++)
+    for (let x = 0; x < lw; x++)
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) sum += raw[((y * s + i) * W + x * s + j) * 3 + c];
+        lr[(y * lw + x) * 3 + c] = Math.round(sum / 16);
+      }
   await writeRaw(join(lrDir, 'px4.png'), lr, lw, lh);
   const ds = await ImageFolderDataset.open(hrDir, { scale: s, patchSize: 16, lrDir, augment: { flip: true, rot90: true } });
   const b = ds.sampleBatch(20, new Rng(3).next);
   for (let n = 0; n < 20; n++) {
     const hp = patch(b.hr, n);
     const lp = patch(b.lr, n);
-    for (let c = 0; c < 3; c++) for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) {
-      let sum = 0;
-      for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) sum += Math.round(hp.data[(c * 16 + y * s + i) * 16 + x * s + j] * 255);
-      assert.equal(Math.round(lp.data[(c * 4 + y) * 4 + x] * 255), Math.round(sum / 16));
-    }
+    for (let c = 0; c < 3; c++)
+      for (let y = 0; y < 4; y++)
+        for (let x = 0; x < 4; x++) {
+          let sum = 0;
+          for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) sum += Math.round(hp.data[(c * 16 + y * s + i) * 16 + x * s + j] * 255);
+          assert.equal(Math.round(lp.data[(c * 4 + y) * 4 + x] * 255), Math.round(sum / 16));
+        }
   }
   // A missing pair is skipped with a warning.
   await writeRaw(join(hrDir, 'q.png'), randomU8(W * H * 3, 22), W, H);
@@ -204,15 +215,20 @@ test('loadValidationSet: centre crops, modcrop, LR by 8-bit MATLAB bicubic', asy
   await writeRaw(join(dir, 'v1.png'), raw, W, H);
   await writeRaw(join(dir, 'v2.png'), randomU8(40 * 40 * 3, 32), 40, 40);
   const set = await loadValidationSet(dir, { scale: 4, crop: 16 });
-  assert.deepEqual(set.map((v) => v.name), ['v1', 'v2']);
+  assert.deepEqual(
+    set.map((v) => v.name),
+    ['v1', 'v2'],
+  );
   const v1 = set[0];
   assert.equal(v1.hr.width, 16);
   assert.equal(v1.hr.height, 16);
   const top = 3;
   const left = 7;
-  for (let c = 0; c < 3; c++) for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) {
-    assert.equal(Math.round(v1.hr.data[(c * 16 + y) * 16 + x] * 255), raw[((top + y) * W + left + x) * 3 + c]);
-  }
+  for (let c = 0; c < 3; c++)
+    for (let y = 0; y < 16; y++)
+      for (let x = 0; x < 16; x++) {
+        assert.equal(Math.round(v1.hr.data[(c * 16 + y) * 16 + x] * 255), raw[((top + y) * W + left + x) * 3 + c]);
+      }
   assert.deepEqual(v1.lr.data, imresize(v1.hr, 1 / 4, { uint8: true }).data);
   const mod = await loadValidationSet(dir, { scale: 4 });
   assert.equal(mod[0].hr.width, 28);
@@ -261,7 +277,8 @@ test('open: several folders are pooled; synthetic patches replace a fraction, wi
       const x = k % 32;
       return v === lr.data[(c * 8 + Math.floor(y / 4)) * 8 + Math.floor(x / 4)];
     });
-    if (enlarged) crisp++; // drawn crisp at LR size: HR = nearest enlargement of the LR
+    if (enlarged)
+      crisp++; // drawn crisp at LR size: HR = nearest enlargement of the LR
     else {
       assert.deepEqual(lr.data, imresize(hr, 1 / 4, { uint8: true }).data, `LR of patch ${i} is the bicubic of its HR`);
       bicubic++;

@@ -17,9 +17,15 @@ test('drawSynthetic: seeded, 8-bit values in [0, 1], every kind drawn, flat and 
   };
   const a = draw(5, 200);
   const b = draw(5, 200);
-  assert.deepEqual(a.map((x) => x.kind), b.map((x) => x.kind));
+  assert.deepEqual(
+    a.map((x) => x.kind),
+    b.map((x) => x.kind),
+  );
   for (let k = 0; k < a.length; k++) assert.deepEqual(a[k].data, b[k].data, `patch ${k} is reproducible`);
-  assert.notDeepEqual(draw(6, 5).map((x) => Array.from(x.data.slice(0, 50))), a.slice(0, 5).map((x) => Array.from(x.data.slice(0, 50))));
+  assert.notDeepEqual(
+    draw(6, 5).map((x) => Array.from(x.data.slice(0, 50))),
+    a.slice(0, 5).map((x) => Array.from(x.data.slice(0, 50))),
+  );
   const kinds = new Set(a.map((x) => x.kind));
   for (const kd of SYNTHETIC_KINDS) assert.ok(kinds.has(kd), `kind ${kd} drawn`);
   let saturated = 0;

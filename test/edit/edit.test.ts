@@ -25,14 +25,16 @@ function tinyModel(seed = 1): SRFlowModel {
 
 function smooth(h: number, w: number, phase = 0): Planar {
   const data = new Float32Array(3 * h * w);
-  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 0.5 + 0.25 * Math.sin(x / 3 + c + phase) * Math.cos(y / 4 - phase);
+  for (let c = 0; c < 3; c++)
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 0.5 + 0.25 * Math.sin(x / 3 + c + phase) * Math.cos(y / 4 - phase);
   return { data, channels: 3, height: h, width: w };
 }
 
 /** Fine stripes: strong high-frequency content. */
 function stripes(h: number, w: number): Planar {
   const data = new Float32Array(3 * h * w);
-  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 0.5 + 0.3 * ((x + y + c) % 2 ? 1 : -1) * (0.5 + 0.5 * Math.sin(y / 5));
+  for (let c = 0; c < 3; c++)
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 0.5 + 0.3 * ((x + y + c) % 2 ? 1 : -1) * (0.5 + 0.5 * Math.sin(y / 5));
   return { data, channels: 3, height: h, width: w };
 }
 
@@ -64,8 +66,14 @@ test('latent helpers: scale, mix, mask and normalise act per level and position;
   const a0 = a.map((z) => Float32Array.from(z.data));
   const half = scaleLatents(a, 0.5);
   half.forEach((z, i) => z.data.forEach((v, j) => assert.equal(v, Math.fround(a[i].data[j] * 0.5))));
-  assert.deepEqual(mixLatents(a, b, 0).map((z) => Array.from(z.data)), a.map((z) => Array.from(z.data)));
-  assert.deepEqual(mixLatents(a, b, 1).map((z) => Array.from(z.data)), b.map((z) => Array.from(z.data)));
+  assert.deepEqual(
+    mixLatents(a, b, 0).map((z) => Array.from(z.data)),
+    a.map((z) => Array.from(z.data)),
+  );
+  assert.deepEqual(
+    mixLatents(a, b, 1).map((z) => Array.from(z.data)),
+    b.map((z) => Array.from(z.data)),
+  );
   // a left-black/right-white map: the left columns come from a, the right ones from b, per level
   const map: Map1 = { data: Float32Array.from([0, 0, 1, 1]), channels: 1, height: 1, width: 4 };
   const m = mixLatents(a, b, map);
@@ -78,14 +86,24 @@ test('latent helpers: scale, mix, mask and normalise act per level and position;
   assert.equal(masked[0].data[3], a[0].data[3]);
   a.forEach((z, i) => assert.deepEqual(z.data, a0[i]));
   // normalisation: every channel's rms becomes τ (exact) or at most τ (shrink)
-  const big = [new Tensor(Float32Array.from(a[0].data, (v) => v * 5), a[0].shape)];
+  const big = [
+    new Tensor(
+      Float32Array.from(a[0].data, (v) => v * 5),
+      a[0].shape,
+    ),
+  ];
   const ex = normaliseLatents(big, 0.7, { mode: 'exact' })[0];
   for (let c = 0; c < 2; c++) {
     let s = 0;
     for (let p = 0; p < 16; p++) s += ex.data[c * 16 + p] ** 2;
     assert.ok(Math.abs(Math.sqrt(s / 16) - 0.7) < 1e-5);
   }
-  const small = [new Tensor(Float32Array.from(a[0].data, (v) => v * 0.01), a[0].shape)];
+  const small = [
+    new Tensor(
+      Float32Array.from(a[0].data, (v) => v * 0.01),
+      a[0].shape,
+    ),
+  ];
   assert.deepEqual(normaliseLatents(small, 0.7)[0].data, small[0].data, 'shrink leaves quiet channels alone');
   assert.ok(Math.abs(latentRms(scaleLatents(big, 0))[0]) === 0);
   assert.throws(() => mixLatents(a, [b[0]], 0.5), /same length/);
@@ -108,7 +126,7 @@ test('encode → edit → decode: the unedited latents give the image back; scal
   assert.ok(psnr(asImg(mean), asImg(tau0), { quantize: false }) > 80);
 });
 
-test('transfer: outside the mask stays the target, inside takes the source\'s detail, the LR stays the target\'s', () => {
+test("transfer: outside the mask stays the target, inside takes the source's detail, the LR stays the target's", () => {
   const model = tinyModel(3);
   const target = smooth(48, 48);
   const source = stripes(48, 48);
@@ -182,23 +200,33 @@ test('chroma filter: luma unchanged, noisy chroma over a flat-coloured image get
   assert.deepEqual(Array.from(boxMean(Float32Array.from([1, 2, 3, 4]), 2, 2, 1)), [2.5, 2.5, 2.5, 2.5]);
 });
 
-test('restore with the shipped model on a real photo crop: JPEG q10 and noise σ = 15/255 improve', { skip: !existsSync('models/srflow-4x.safetensors') || !existsSync('/work/shared/data/val/coffee.png') }, async () => {
-  // one small crop: the quality bars are measured by scripts/restore-eval.ts (docs/EDITING.md)
-  const { loadModel } = await import('../../src/models/api.js');
-  const sharp = (await import('sharp')).default;
-  const { Rng } = await import('../../src/tensor/random.js');
-  const model = await loadModel('models/srflow-4x.safetensors');
-  const gt = crop((await loadImage('/work/shared/data/val/coffee.png')).rgb, 120, 200, 128, 128);
-  const u8 = Buffer.alloc(3 * 128 * 128);
-  for (let i = 0; i < 128 * 128; i++) for (let c = 0; c < 3; c++) u8[3 * i + c] = Math.round(gt.data[c * 128 * 128 + i] * 255);
-  const jpg = (await loadImage(await sharp(u8, { raw: { width: 128, height: 128, channels: 3 } }).jpeg({ quality: 10 }).toBuffer())).rgb;
-  const rng = new Rng(1);
-  const noisy = { ...gt, data: Float32Array.from(gt.data, (v) => Math.round(Math.min(1, Math.max(0, v + (15 / 255) * rng.normal())) * 255) / 255) };
-  const rj = await restoreImage(model, jpg);
-  const rn = await restoreImage(model, noisy);
-  assert.ok(psnr(rj.image, gt) > psnr(jpg, gt), `JPEG: ${psnr(jpg, gt)} → ${psnr(rj.image, gt)} dB`);
-  assert.ok(psnr(rn.image, gt) > psnr(noisy, gt) + 1, `noise: ${psnr(noisy, gt)} → ${psnr(rn.image, gt)} dB`);
-});
+test(
+  'restore with the shipped model on a real photo crop: JPEG q10 and noise σ = 15/255 improve',
+  { skip: !existsSync('models/srflow-4x.safetensors') || !existsSync('/work/shared/data/val/coffee.png') },
+  async () => {
+    // one small crop: the quality bars are measured by scripts/restore-eval.ts (docs/EDITING.md)
+    const { loadModel } = await import('../../src/models/api.js');
+    const sharp = (await import('sharp')).default;
+    const { Rng } = await import('../../src/tensor/random.js');
+    const model = await loadModel('models/srflow-4x.safetensors');
+    const gt = crop((await loadImage('/work/shared/data/val/coffee.png')).rgb, 120, 200, 128, 128);
+    const u8 = Buffer.alloc(3 * 128 * 128);
+    for (let i = 0; i < 128 * 128; i++) for (let c = 0; c < 3; c++) u8[3 * i + c] = Math.round(gt.data[c * 128 * 128 + i] * 255);
+    const jpg = (
+      await loadImage(
+        await sharp(u8, { raw: { width: 128, height: 128, channels: 3 } })
+          .jpeg({ quality: 10 })
+          .toBuffer(),
+      )
+    ).rgb;
+    const rng = new Rng(1);
+    const noisy = { ...gt, data: Float32Array.from(gt.data, (v) => Math.round(Math.min(1, Math.max(0, v + (15 / 255) * rng.normal())) * 255) / 255) };
+    const rj = await restoreImage(model, jpg);
+    const rn = await restoreImage(model, noisy);
+    assert.ok(psnr(rj.image, gt) > psnr(jpg, gt), `JPEG: ${psnr(jpg, gt)} → ${psnr(rj.image, gt)} dB`);
+    assert.ok(psnr(rn.image, gt) > psnr(noisy, gt) + 1, `noise: ${psnr(noisy, gt)} → ${psnr(rn.image, gt)} dB`);
+  },
+);
 
 test('JPEG tables and the quantisation constraint: the decoded JPEG is inside, a flat estimate moves toward the truth', async () => {
   const { readJpegTables, projectJpegLuma } = await import('../../src/edit/jpeg.js');
@@ -207,12 +235,21 @@ test('JPEG tables and the quantisation constraint: the decoded JPEG is inside, a
   const gt = smooth(W, W);
   const u8 = Buffer.alloc(3 * W * W);
   for (let i = 0; i < W * W; i++) for (let c = 0; c < 3; c++) u8[3 * i + c] = Math.round(gt.data[c * W * W + i] * 255);
-  const buf = await sharp(u8, { raw: { width: W, height: W, channels: 3 } }).jpeg({ quality: 10 }).toBuffer();
+  const buf = await sharp(u8, { raw: { width: W, height: W, channels: 3 } })
+    .jpeg({ quality: 10 })
+    .toBuffer();
   const t = readJpegTables(buf);
   assert.ok(t);
   assert.deepEqual([t.width, t.height, t.components], [W, W, 3]);
   assert.equal(t.luma[0], 80); // libjpeg's luma table (16) scaled for quality 10 (×5)
-  assert.equal(readJpegTables(await sharp(u8, { raw: { width: W, height: W, channels: 3 } }).png().toBuffer()), null);
+  assert.equal(
+    readJpegTables(
+      await sharp(u8, { raw: { width: W, height: W, channels: 3 } })
+        .png()
+        .toBuffer(),
+    ),
+    null,
+  );
   assert.equal(readJpegTables(new Uint8Array([0xff, 0xd8, 0xff])), null);
   const dec = (await loadImage(buf)).rgb;
   assert.equal(projectJpegLuma(dec, dec, t.luma).moved, 0);

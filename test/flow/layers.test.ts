@@ -31,7 +31,7 @@ function randT(shape: number[], std = 1, dtype: 'float32' | 'float64' = 'float64
 function randomise(layer: { parameters(): [string, Tensor][] }, std = 0.3): void {
   for (const [name, p] of layer.parameters()) {
     const d = new Float64Array(p.size);
-    if (name.endsWith('invconv.weight') || name === 'weight' && p.ndim === 2) {
+    if (name.endsWith('invconv.weight') || (name === 'weight' && p.ndim === 2)) {
       const n = p.shape[0];
       for (let i = 0; i < d.length; i++) d[i] = p.data[i] + 0.2 * rng.normal(); // orthogonal + noise
       void n;
@@ -66,11 +66,18 @@ function checkLayer(name: string, layer: FlowLayer, x: Tensor, cond: Tensor | nu
   }
   const shapes: number[][] = [];
   assert.deepEqual(layer.forwardShape(x.shape, shapes), fwd.y.shape, `${name}: forwardShape`);
-  assert.deepEqual(shapes, pushed.map((z) => z.shape), `${name}: forwardShape's latents`);
+  assert.deepEqual(
+    shapes,
+    pushed.map((z) => z.shape),
+    `${name}: forwardShape's latents`,
+  );
   const quiet = layer.inverse(fwd.y, flowContext({ cond, cache: opts.cache ?? null, latents: pushed.slice(), needLogdet: false }));
   assert.deepEqual(Array.from(quiet.x.data), Array.from(inv.x.data), `${name}: the same x without the log-det`);
   assert.deepEqual(quiet.logdet.shape, [B]);
-  assert.ok(quiet.logdet.data.every((v) => v === 0), `${name}: zeros without the log-det`);
+  assert.ok(
+    quiet.logdet.data.every((v) => v === 0),
+    `${name}: zeros without the log-det`,
+  );
   if (!opts.jacobian) return;
   // brute-force Jacobian of sample 0 of x → (y, pushed latents)
   const per = x.size / B;
@@ -184,12 +191,13 @@ test('ActNorm initialises from the first training batch (zero mean, unit varianc
     let s = 0;
     let s2 = 0;
     let n = 0;
-    for (let b = 0; b < 4; b++) for (let i = 0; i < 25; i++) {
-      const v = y.data[(b * 3 + ch) * 25 + i];
-      s += v;
-      s2 += v * v;
-      n++;
-    }
+    for (let b = 0; b < 4; b++)
+      for (let i = 0; i < 25; i++) {
+        const v = y.data[(b * 3 + ch) * 25 + i];
+        s += v;
+        s2 += v * v;
+        n++;
+      }
     assert.ok(Math.abs(s / n) < 1e-5);
     assert.ok(Math.abs(s2 / n - 1) < 1e-4);
   }

@@ -33,22 +33,42 @@ export class PickleBuilder {
   proto(): this {
     return this.byte(0x80, this.protocol);
   }
-  mark(): this { return this.byte(0x28); }
-  stop(): this { return this.byte(0x2e); }
-  emptyDict(): this { return this.byte(0x7d); }
-  emptyTuple(): this { return this.byte(0x29); }
+  mark(): this {
+    return this.byte(0x28);
+  }
+  stop(): this {
+    return this.byte(0x2e);
+  }
+  emptyDict(): this {
+    return this.byte(0x7d);
+  }
+  emptyTuple(): this {
+    return this.byte(0x29);
+  }
   tuple(n?: number): this {
     if (n === 1) return this.byte(0x85);
     if (n === 2) return this.byte(0x86);
     if (n === 3) return this.byte(0x87);
     return this.byte(0x74); // TUPLE (needs a MARK)
   }
-  setitems(): this { return this.byte(0x75); }
-  reduce(): this { return this.byte(0x52); }
-  build(): this { return this.byte(0x62); }
-  binpersid(): this { return this.byte(0x51); }
-  bool(v: boolean): this { return this.byte(v ? 0x88 : 0x89); }
-  none(): this { return this.byte(0x4e); }
+  setitems(): this {
+    return this.byte(0x75);
+  }
+  reduce(): this {
+    return this.byte(0x52);
+  }
+  build(): this {
+    return this.byte(0x62);
+  }
+  binpersid(): this {
+    return this.byte(0x51);
+  }
+  bool(v: boolean): this {
+    return this.byte(v ? 0x88 : 0x89);
+  }
+  none(): this {
+    return this.byte(0x4e);
+  }
   str(s: string): this {
     const b = Buffer.from(s, 'utf8');
     if (this.protocol >= 4 && b.length < 256) return this.byte(0x8c, b.length).raw(b);
@@ -105,8 +125,14 @@ export class PickleBuilder {
 
 export type PthDtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
 const STORAGE_NAME: Record<PthDtype, string> = {
-  float32: 'FloatStorage', float64: 'DoubleStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage',
-  int64: 'LongStorage', int32: 'IntStorage', uint8: 'ByteStorage', bool: 'BoolStorage',
+  float32: 'FloatStorage',
+  float64: 'DoubleStorage',
+  float16: 'HalfStorage',
+  bfloat16: 'BFloat16Storage',
+  int64: 'LongStorage',
+  int32: 'IntStorage',
+  uint8: 'ByteStorage',
+  bool: 'BoolStorage',
 };
 const DTYPE_SIZE: Record<PthDtype, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, uint8: 1, bool: 1 };
 
@@ -160,7 +186,12 @@ export function stateDictPickle(storages: Map<string, PthStorage>, tensors: Map<
   if (opts.wrap !== undefined) p.emptyDict().put().str(opts.wrap);
   let odIdx = -1;
   if (opts.plainDict) p.emptyDict().put();
-  else p.global('collections', 'OrderedDict').put((i) => (odIdx = i)).emptyTuple().reduce().put();
+  else
+    p.global('collections', 'OrderedDict')
+      .put((i) => (odIdx = i))
+      .emptyTuple()
+      .reduce()
+      .put();
   let rebuildIdx = -1;
   const storageTypeIdx = new Map<string, number>();
   p.mark();
@@ -177,7 +208,11 @@ export function stateDictPickle(storages: Map<string, PthStorage>, tensors: Map<
     const si = storageTypeIdx.get(st);
     if (si === undefined) p.global('torch', st).put((i) => storageTypeIdx.set(st, i));
     else p.get(si);
-    p.str(t.storage).put().str('cpu').put().int(s.bytes.byteLength / DTYPE_SIZE[s.dtype]);
+    p.str(t.storage)
+      .put()
+      .str('cpu')
+      .put()
+      .int(s.bytes.byteLength / DTYPE_SIZE[s.dtype]);
     if (opts.legacy) p.none();
     p.tuple().put().binpersid();
     p.int(t.offset);
@@ -410,7 +445,12 @@ export function buildLegacyPth(tensors: Map<string, RawTensor>): Uint8Array {
     storages.set(key, { dtype: 'float32', bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
     refs.set(name, { storage: key, offset: 0, shape: t.shape, stride: contiguousStride(t.shape) });
   }
-  const magic = new PickleBuilder(2).proto().byte(0x8a, 10).raw(new Uint8Array([0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19])).stop().bytes();
+  const magic = new PickleBuilder(2)
+    .proto()
+    .byte(0x8a, 10)
+    .raw(new Uint8Array([0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]))
+    .stop()
+    .bytes();
   const version = new PickleBuilder(2).proto().int(1001).stop().bytes();
   const sys = new PickleBuilder(2).proto().emptyDict().mark().str('protocol_version').int(1001).str('little_endian').bool(true).setitems().stop().bytes();
   const main = stateDictPickle(storages, refs, { legacy: true });

@@ -107,7 +107,11 @@ test('grayscale stays grayscale (8 and 16 bit), expanded to RGB in memory', asyn
   const h = 5;
   const g = randomU8(w * h, 3);
   const p = join(dir, 'gray.png');
-  await sharp(Buffer.from(g), { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w').png().toBuffer().then((b) => writeFileSync(p, b));
+  await sharp(Buffer.from(g), { raw: { width: w, height: h, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer()
+    .then((b) => writeFileSync(p, b));
   const img = await loadImage(p);
   assert.equal(img.grayscale, true);
   assert.equal(img.rgb.channels, 3);
@@ -130,7 +134,10 @@ test('grayscale stays grayscale (8 and 16 bit), expanded to RGB in memory', asyn
   const b16 = await loadImage(p16);
   assert.equal(b16.grayscale, true);
   assert.equal(b16.bitDepth, 16);
-  assert.deepEqual(Array.from(b16.rgb.data.subarray(0, w * h), (v) => Math.round(v * 65535)), Array.from(g16));
+  assert.deepEqual(
+    Array.from(b16.rgb.data.subarray(0, w * h), (v) => Math.round(v * 65535)),
+    Array.from(g16),
+  );
 });
 
 test('RGBA and gray+alpha PNG keep their alpha', async () => {
@@ -164,13 +171,20 @@ test('EXIF orientation 6 is applied (JPEG comes back rotated 90° clockwise)', a
   const w = 32;
   const h = 16;
   const raw = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = (y * w + x) * 3;
-    if (x < w / 2) raw[i] = 255;
-    else raw[i + 2] = 255;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      if (x < w / 2) raw[i] = 255;
+      else raw[i + 2] = 255;
+    }
   const p = join(dir, 'exif.jpg');
-  writeFileSync(p, await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toBuffer());
+  writeFileSync(
+    p,
+    await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+      .jpeg({ quality: 100 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer(),
+  );
   assert.equal((await sharp(p).metadata()).orientation, 6);
   const img = await loadImage(p);
   assert.equal(img.width, 16);
@@ -234,7 +248,9 @@ test('read errors name the file and the problem', async () => {
   await assert.rejects(loadImage(empty), /Cannot read image .*empty\.png: the file is empty/);
   await assert.rejects(loadImage(Buffer.alloc(0)), /Cannot read image <buffer>: the data is empty/);
 
-  const good = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#336699' } }).png({ compressionLevel: 0 }).toBuffer();
+  const good = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#336699' } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
   const trunc = join(dir, 'truncated.png');
   writeFileSync(trunc, good.subarray(0, Math.floor(good.length / 2)));
   await assert.rejects(loadImage(trunc), /Cannot read image .*truncated\.png: corrupt or truncated image data/);
@@ -259,7 +275,10 @@ test('a failed save leaves no file behind', async () => {
   mkdirSync(sub);
   // Unsupported format.
   await assert.rejects(saveImage(join(sub, 'out.bmp'), { rgb }), /Expected a file name ending in \.png, \.jpg, \.jpeg or \.webp/);
-  await assert.rejects(saveImage(join(sub, 'out.png'), { rgb }, { format: 'gif' as 'png' }), /Expected one of png, jpg, jpeg, webp for format but received 'gif'/);
+  await assert.rejects(
+    saveImage(join(sub, 'out.png'), { rgb }, { format: 'gif' as 'png' }),
+    /Expected one of png, jpg, jpeg, webp for format but received 'gif'/,
+  );
   // Bad image data (encoding fails before anything is written).
   await assert.rejects(saveImage(join(sub, 'bad.png'), { rgb: { ...rgb, data: new Float32Array(7) } }), /Expected 48 values/);
   // Missing folder.

@@ -91,7 +91,11 @@ it('fixture: loads with the published keys, shapes and values', { skip: !hasFixt
   assert.deepEqual([...m.get('RRDB.conv_first.weight')!.data.subarray(0, 3)], [-0.1812959760427475, -0.03775925934314728, -0.09243601560592651]);
   let total = 0;
   for (const [k, t] of m) {
-    assert.equal(t.data.length, t.shape.reduce((a, b) => a * b, 1), k);
+    assert.equal(
+      t.data.length,
+      t.shape.reduce((a, b) => a * b, 1),
+      k,
+    );
     for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) assert.fail(`${k}[${i}] is ${t.data[i]}`);
     total += t.data.length;
   }
@@ -223,14 +227,20 @@ it('dtypes: float64, float16, bfloat16 and integer/bool storages become float32'
   ]);
   const t = (storage: string, n: number): PthTensorRef => ({ storage, offset: 0, shape: [n], stride: [1] });
   const tensors = new Map<string, PthTensorRef>([
-    ['d', t('d', 3)], ['h', t('h', 7)], ['b', t('b', 3)], ['bn.num_batches_tracked', { storage: 'l', offset: 1, shape: [], stride: [] }],
-    ['l', t('l', 2)], ['i', t('i', 2)], ['u', t('u', 2)], ['z', t('z', 3)],
+    ['d', t('d', 3)],
+    ['h', t('h', 7)],
+    ['b', t('b', 3)],
+    ['bn.num_batches_tracked', { storage: 'l', offset: 1, shape: [], stride: [] }],
+    ['l', t('l', 2)],
+    ['i', t('i', 2)],
+    ['u', t('u', 2)],
+    ['z', t('z', 3)],
   ]);
   for (const byteorder of ['little', 'big'] as const) {
     const m = parsePth(buildPthRaw(storages, tensors, { byteorder }), 'dtypes.pth');
     const v = (k: string) => [...m.get(k)!.data];
     assert.deepEqual(v('d'), [1.5, -2.25, Math.fround(1e-3)]);
-    assert.deepEqual(v('h'), [1, -2, Math.fround(0x155 / 1024 * 0.25 + 0.25), Infinity, 2 ** -24, 0, -0]);
+    assert.deepEqual(v('h'), [1, -2, Math.fround((0x155 / 1024) * 0.25 + 0.25), Infinity, 2 ** -24, 0, -0]);
     assert.deepEqual(v('b'), [1, -3, 3.140625]);
     assert.deepEqual(v('bn.num_batches_tracked'), [-7]);
     assert.deepEqual(m.get('bn.num_batches_tracked')!.shape, []);
@@ -248,7 +258,9 @@ it('pickle opcodes beyond the usual: non-tensor values are parsed and ignored', 
     p.str('meta').byte(0x5d).mark(); // EMPTY_LIST, MARK
     p.byte(0x47).raw(new Uint8Array([0x3f, 0xf8, 0, 0, 0, 0, 0, 0])); // BINFLOAT 1.5
     p.int(-300000000000); // LONG1
-    p.byte(0x8d).raw(new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0])).raw('x'); // BINUNICODE8
+    p.byte(0x8d)
+      .raw(new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]))
+      .raw('x'); // BINUNICODE8
     p.byte(0x56).raw('caf\\u00e9\n'); // UNICODE
     p.bool(true).none();
     p.byte(0x8f).mark().int(1).int(2).byte(0x90); // EMPTY_SET, ADDITEMS
@@ -296,11 +308,17 @@ it('malicious pickles are refused, naming the global, and nothing runs', () => {
     ];
     for (const [mod, name, protocol] of cases) {
       const p = new PickleBuilder(protocol as 2 | 4).proto().global(mod, name).str(`touch ${marker}`).tuple(1).reduce().stop();
-      assert.throws(() => load(p.bytes()), (e: Error) => {
-        assert.match(e.message, new RegExp(`^Refusing to load evil\\.pth: the pickle references ${mod.replace('.', '\\.')}\\.${name}, which a state_dict never needs`));
-        assert.match(e.message, /nothing is executed/);
-        return true;
-      });
+      assert.throws(
+        () => load(p.bytes()),
+        (e: Error) => {
+          assert.match(
+            e.message,
+            new RegExp(`^Refusing to load evil\\.pth: the pickle references ${mod.replace('.', '\\.')}\\.${name}, which a state_dict never needs`),
+          );
+          assert.match(e.message, /nothing is executed/);
+          return true;
+        },
+      );
     }
     // A forbidden global hidden inside an otherwise normal state_dict (as the storage type).
     const p = new PickleBuilder(2).proto().emptyDict().mark().str('w').global('torch._utils', '_rebuild_tensor_v2');
@@ -309,9 +327,15 @@ it('malicious pickles are refused, naming the global, and nothing runs', () => {
     // Unknown / unsupported opcodes name the byte.
     assert.throws(() => load(new Uint8Array([0x80, 2, 0xff, 0x2e])), /evil\.pth.*opcode 0xff at byte 2/);
     assert.throws(() => load(new Uint8Array(Buffer.from('\x80\x02(ios\nsystem\n.', 'latin1'))), /opcode 0x69 'i' \(INST\) at byte 3/);
-    assert.throws(() => load(new PickleBuilder(2).proto().global('collections', 'OrderedDict').emptyTuple().byte(0x81).stop().bytes()), /opcode 0x81 \(NEWOBJ\)/);
+    assert.throws(
+      () => load(new PickleBuilder(2).proto().global('collections', 'OrderedDict').emptyTuple().byte(0x81).stop().bytes()),
+      /opcode 0x81 \(NEWOBJ\)/,
+    );
     // Allowed globals used in odd ways are still errors, not calls.
-    assert.throws(() => load(new PickleBuilder(2).proto().global('torch', 'FloatStorage').emptyTuple().reduce().stop().bytes()), /unsupported call of torch\.FloatStorage/);
+    assert.throws(
+      () => load(new PickleBuilder(2).proto().global('torch', 'FloatStorage').emptyTuple().reduce().stop().bytes()),
+      /unsupported call of torch\.FloatStorage/,
+    );
     // Structural garbage.
     assert.throws(() => load(new Uint8Array([0x80, 2, 0x7d])), /evil\.pth: malformed pickle.*without STOP/);
     assert.throws(() => load(new Uint8Array([0x80, 2, 0x30, 0x2e])), /stack underflow/);
@@ -353,17 +377,26 @@ it('broken files give clear errors naming the file', { skip: !hasFixture && 'fix
       return p;
     };
     const expectError = (p: string, re: RegExp) =>
-      assert.throws(() => readPth(p), (e: Error) => {
-        assert.ok(e.message.includes(p), `message names the file: ${e.message}`);
-        assert.match(e.message, re);
-        return true;
-      });
+      assert.throws(
+        () => readPth(p),
+        (e: Error) => {
+          assert.ok(e.message.includes(p), `message names the file: ${e.message}`);
+          assert.match(e.message, re);
+          return true;
+        },
+      );
     expectError(write('half.pth', orig.subarray(0, orig.length >> 1)), /truncated/);
     expectError(write('short.pth', orig.subarray(0, orig.length - 10)), /truncated/);
     expectError(write('tiny.pth', orig.subarray(0, 100)), /truncated/);
     expectError(write('empty.pth', new Uint8Array(0)), /is empty/);
     const r = rng(3);
-    expectError(write('random.pth', Uint8Array.from({ length: 4096 }, () => Math.floor(r() * 256))), /not a zip archive/);
+    expectError(
+      write(
+        'random.pth',
+        Uint8Array.from({ length: 4096 }, () => Math.floor(r() * 256)),
+      ),
+      /not a zip archive/,
+    );
     expectError(write('text.pth', 'hello, I am not a checkpoint\n'), /not a zip archive.*text file/);
     expectError(write('image.pth', new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13])), /not a zip archive.*PNG/);
     expectError(write('legacy.pth', new Uint8Array([0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e])), /legacy/);
@@ -385,7 +418,10 @@ it('missing storage entry and tensors larger than their storage', () => {
     ['1', { dtype: 'float16', bytes: new Uint8Array(6) }],
   ]);
   const ok = new Map<string, PthTensorRef>([['a', { storage: '0', offset: 0, shape: [5], stride: [1] }]]);
-  assert.throws(() => parsePth(buildPthRaw(storages, ok, { omitStorages: ['0'] }), 'gone.pth'), /gone\.pth: tensor a needs storage archive\/data\/0, which the archive lacks/);
+  assert.throws(
+    () => parsePth(buildPthRaw(storages, ok, { omitStorages: ['0'] }), 'gone.pth'),
+    /gone\.pth: tensor a needs storage archive\/data\/0, which the archive lacks/,
+  );
   const cases: Array<[PthTensorRef, RegExp]> = [
     [{ storage: '0', offset: 0, shape: [2, 3], stride: [3, 1] }, /tensor big \(shape \[2,3\].*needs 6 elements but its storage data\/0 holds only 5/],
     [{ storage: '0', offset: 3, shape: [3], stride: [1] }, /needs 6 elements/],
@@ -394,10 +430,16 @@ it('missing storage entry and tensors larger than their storage', () => {
   ];
   for (const [ref, re] of cases) {
     const buf = buildPthRaw(storages, new Map([['big', ref]]));
-    assert.throws(() => parsePth(buf, 'small.pth'), (e: Error) => (assert.match(e.message, /^small\.pth: /), assert.match(e.message, re), true));
+    assert.throws(
+      () => parsePth(buf, 'small.pth'),
+      (e: Error) => (assert.match(e.message, /^small\.pth: /), assert.match(e.message, re), true),
+    );
   }
   // A zero-size tensor never needs storage.
-  assert.deepEqual(parsePth(buildPthRaw(storages, new Map([['e', { storage: '0', offset: 99, shape: [0, 4], stride: [4, 1] }]])), 'z.pth').get('e')!.data.length, 0);
+  assert.deepEqual(
+    parsePth(buildPthRaw(storages, new Map([['e', { storage: '0', offset: 99, shape: [0, 4], stride: [4, 1] }]])), 'z.pth').get('e')!.data.length,
+    0,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -411,7 +453,8 @@ function publishedLikeShapes(targetFloats: number): Array<[string, number[]]> {
     if (bias) out.push([`${name}.bias`, [o]]);
   };
   conv('RRDB.conv_first', 64, 3, 3);
-  for (let b = 0; b < 23; b++) for (let r = 1; r <= 3; r++) for (let c = 1; c <= 5; c++) conv(`RRDB.RRDB_trunk.${b}.RDB${r}.conv${c}`, c === 5 ? 64 : 32, 64 + 32 * (c - 1), 3);
+  for (let b = 0; b < 23; b++)
+    for (let r = 1; r <= 3; r++) for (let c = 1; c <= 5; c++) conv(`RRDB.RRDB_trunk.${b}.RDB${r}.conv${c}`, c === 5 ? 64 : 32, 64 + 32 * (c - 1), 3);
   for (const n of ['trunk_conv', 'upconv1', 'upconv2', 'HRconv']) conv(`RRDB.${n}`, 64, 64, 3);
   conv('RRDB.conv_last', 3, 64, 3);
   let total = out.reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
@@ -424,7 +467,10 @@ function publishedLikeShapes(targetFloats: number): Array<[string, number[]]> {
       const L = `flowUpsamplerNet.layers.${layer++}`;
       an(`${L}.actnorm`, C);
       out.push([`${L}.invconv.weight`, [C, C]]);
-      for (const [sub, inC, outC] of [['fAffine', C / 2 + 320, C], ['fFeatures', 320, 2 * C]] as const) {
+      for (const [sub, inC, outC] of [
+        ['fAffine', C / 2 + 320, C],
+        ['fFeatures', 320, 2 * C],
+      ] as const) {
         conv(`${L}.affine.${sub}.0`, 64, inC, 3, false);
         an(`${L}.affine.${sub}.0.actnorm`, 64);
         conv(`${L}.affine.${sub}.2`, 64, 64, 1, false);
@@ -512,4 +558,3 @@ if (CHILD) {
     }
   });
 }
-

@@ -25,8 +25,16 @@ const BAD: [string, (k: Kernels) => void, string][] = [
   ['short x', (k) => k.conv2d(f(31), f(54), null, g, f(48)), 'Expected x of length 32 for conv2d but received length 31'],
   ['long bias', (k) => k.conv2d(f(32), f(54), f(4), g, f(48)), 'Expected bias of length 3 for conv2d but received length 4'],
   ['negative pad', (k) => k.conv2d(f(32), f(54), null, { ...g, pad: -1 }, f(48)), 'Expected pad to be an integer >= 0 for conv2d but received -1'],
-  ['fractional cin', (k) => k.conv2dBackwardData(f(48), f(54), { ...g, cin: 1.5 }, f(32), false), 'Expected cin to be an integer >= 1 for conv2dBackwardData but received 1.5'],
-  ['empty output', (k) => k.conv2d(f(32), f(3 * 2 * 81), null, { ...g, kh: 9, kw: 9, pad: 0 }, f(0)), 'Expected a non-empty output for conv2d but received geometry'],
+  [
+    'fractional cin',
+    (k) => k.conv2dBackwardData(f(48), f(54), { ...g, cin: 1.5 }, f(32), false),
+    'Expected cin to be an integer >= 1 for conv2dBackwardData but received 1.5',
+  ],
+  [
+    'empty output',
+    (k) => k.conv2d(f(32), f(3 * 2 * 81), null, { ...g, kh: 9, kw: 9, pad: 0 }, f(0)),
+    'Expected a non-empty output for conv2d but received geometry',
+  ],
   ['short gw', (k) => k.conv2dBackwardFilter(f(48), f(32), g, f(53), null, false), 'Expected gw of length 54 for conv2dBackwardFilter but received length 53'],
   ['matmul a', (k) => k.matmul(f(5), f(6), 2, 3, 2, false, false, f(4), false), 'Expected a of length 6 for matmul but received length 5'],
   ['matmul m', (k) => k.matmul(f(6), f(6), -2, 3, 2, false, false, f(4), false), 'Expected m to be an integer >= 0 for matmul but received -2'],
@@ -35,7 +43,11 @@ const BAD: [string, (k: Kernels) => void, string][] = [
 for (const [what, call, message] of BAD) {
   test(`withChecks: ${what} gives one message from every backend`, () => {
     for (const [name, k] of backends) {
-      assert.throws(() => call(k), (e: Error) => e.message.startsWith(message), `${name}`);
+      assert.throws(
+        () => call(k),
+        (e: Error) => e.message.startsWith(message),
+        `${name}`,
+      );
     }
   });
 }
@@ -46,12 +58,23 @@ test('withChecks: the element-wise kernels of every backend that has them refuse
   for (const [name, k] of withEw) {
     const ew = k.ew!;
     assert.throws(() => ew.axpy(1, f(4), f(3), f(4)), /^Error: Expected y of length 4 for axpy but received length 3$/, name);
-    assert.throws(() => ew.channelAffine(f(6), 1, 2, 3, f(2), f(1), false, f(6)), /^Error: Expected mul of length 2 for channelAffine but received length 1$/, name);
-    assert.throws(() => ew.sumLogScale(f(12), 1, 2, 0, 1e-4, new Float64Array(1)), /^Error: Expected hw to be an integer >= 1 for sumLogScale but received 0$/, name);
+    assert.throws(
+      () => ew.channelAffine(f(6), 1, 2, 3, f(2), f(1), false, f(6)),
+      /^Error: Expected mul of length 2 for channelAffine but received length 1$/,
+      name,
+    );
+    assert.throws(
+      () => ew.sumLogScale(f(12), 1, 2, 0, 1e-4, new Float64Array(1)),
+      /^Error: Expected hw to be an integer >= 1 for sumLogScale but received 0$/,
+      name,
+    );
     assert.throws(() => ew.channelAffine(f(6), 1, 2, 3, f(2), f(2), false, f(5)), /out of length 6/, name);
     const out = new Float32Array(6).fill(3);
     assert.throws(() => ew.channelAffine(f(6), 1, 2, 3, f(2), f(1), false, out), /mul of length 2/, name);
-    assert.ok(out.every((v) => v === 3), `${name}: nothing written`);
+    assert.ok(
+      out.every((v) => v === 3),
+      `${name}: nothing written`,
+    );
   }
 });
 
@@ -59,11 +82,14 @@ test('withChecks: a refused call leaves its output as it was', () => {
   for (const [name, k] of backends) {
     const out = new Float32Array(48).fill(7);
     assert.throws(() => k.conv2d(f(32), f(53), null, g, out));
-    assert.ok(out.every((v) => v === 7), name);
+    assert.ok(
+      out.every((v) => v === 7),
+      name,
+    );
   }
 });
 
-test('withChecks: float64 calls go to the float64 kernels; the wrapper keeps the backend\'s other members', () => {
+test("withChecks: float64 calls go to the float64 kernels; the wrapper keeps the backend's other members", () => {
   let f32 = 0;
   const spy: Kernels & { extra(): number } = {
     name: 'spy',
@@ -128,7 +154,8 @@ test('reference kernels: the tap loop gives the direct sum (conv2d and both grad
   referenceKernels.conv2d(x, w, b, gg, out);
   referenceKernels.conv2dBackwardData(gy, w, gg, gx, false);
   referenceKernels.conv2dBackwardFilter(gy, x, gg, gw, gb, false);
-  const close = (a: Float64Array, e: Float64Array, what: string) => a.forEach((v, i) => assert.ok(Math.abs(v - e[i]) < 1e-12, `${what}[${i}]: ${v} vs ${e[i]}`));
+  const close = (a: Float64Array, e: Float64Array, what: string) =>
+    a.forEach((v, i) => assert.ok(Math.abs(v - e[i]) < 1e-12, `${what}[${i}]: ${v} vs ${e[i]}`));
   close(out, wantOut, 'out');
   close(gx, wantGx, 'gx');
   close(gw, wantGw, 'gw');

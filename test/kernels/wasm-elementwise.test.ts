@@ -54,7 +54,10 @@ function compare(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[])
 function adamSteps(js: boolean): Float32Array {
   const prev = setElementwiseJs(js);
   try {
-    const p = Tensor.param(new Float32Array(100_003).map((_, i) => Math.sin(i)), [100_003]);
+    const p = Tensor.param(
+      new Float32Array(100_003).map((_, i) => Math.sin(i)),
+      [100_003],
+    );
     const opt = new Adam([{ name: 'g', params: [['p', p]] }], { lr: 1e-3, weightDecay: 0.01 });
     for (let k = 0; k < 3; k++) {
       p.grad = new Float32Array(p.size).map((_, i) => Math.cos(i * (k + 1)));
@@ -69,7 +72,11 @@ function adamSteps(js: boolean): Float32Array {
 function checkAll(K: WasmKernels): void {
   setKernels(K);
   assert.equal(ew(new Float32Array(1)), K.ew, 'the tensor ops use the wasm element-wise kernels');
-  for (const s of [[1, 3, 5, 7], [3, 6, 9, 11], [2, 64, 40, 40]]) {
+  for (const s of [
+    [1, 3, 5, 7],
+    [3, 6, 9, 11],
+    [2, 64, 40, 40],
+  ]) {
     const [n, c, h, w] = s;
     const tag = `${K.name} [${s.join(',')}]`;
     for (const relu of [false, true]) {
@@ -95,7 +102,10 @@ function checkAll(K: WasmKernels): void {
   assert.deepEqual(adamSteps(false), adamSteps(true), `${K.name}: Adam bit-identical to the TypeScript step`);
   // lengths are checked before anything is copied
   assert.throws(() => K.ew!.axpy(1, new Float32Array(4), new Float32Array(3), new Float32Array(4)), /Expected y of length 4 for axpy but received length 3/);
-  assert.throws(() => K.ew!.channelAffine(new Float32Array(6), 1, 2, 3, new Float32Array(2), new Float32Array(1), false, new Float32Array(6)), /Expected mul of length 2/);
+  assert.throws(
+    () => K.ew!.channelAffine(new Float32Array(6), 1, 2, 3, new Float32Array(2), new Float32Array(1), false, new Float32Array(6)),
+    /Expected mul of length 2/,
+  );
 }
 
 test('wasm element-wise kernels (one thread) match the TypeScript loops, Adam bit for bit', () => {

@@ -75,7 +75,19 @@ test('cli: verify --backend webgpu --json passes on 8×, 4 levels, batch 2, non-
   assert.equal(typeof j.adapter, 'string');
   assert.equal(j.pass, true);
   const names = j.results.map((x: { name: string }) => x.name);
-  for (const k of ['rrdb.fea_up0', 'rrdb.fea_up4', 'encode.eps.0', 'encode.eps.2', 'encode.nll', 'encode.logdet', 'reconstruct.sr', 'sample.sr', 'sample.logdet', 'sample.sr (prepared conditioning)', 'train.objective']) {
+  for (const k of [
+    'rrdb.fea_up0',
+    'rrdb.fea_up4',
+    'encode.eps.0',
+    'encode.eps.2',
+    'encode.nll',
+    'encode.logdet',
+    'reconstruct.sr',
+    'sample.sr',
+    'sample.logdet',
+    'sample.sr (prepared conditioning)',
+    'train.objective',
+  ]) {
     assert.ok(names.includes(k), `verified ${k}`);
   }
   for (const x of j.results) assert.ok(x.relErr < 1e-4 || x.name.startsWith('roundtrip'), `${x.name}: ${x.relErr}`);

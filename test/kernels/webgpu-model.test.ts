@@ -60,7 +60,10 @@ for (const c of CASES) {
     close('decode logdet', decGpu.logdet, decCpu.logdet);
     // inverse of the forward on the GPU
     const back = await gpu.decodeLr(lr, encGpu.latents);
-    const x = new Tensor(Float32Array.from(hr.data, (v, i) => v + noise.data[i]), hr.shape);
+    const x = new Tensor(
+      Float32Array.from(hr.data, (v, i) => v + noise.data[i]),
+      hr.shape,
+    );
     assert.ok(relativeError(back.sr.data, x.data) < 1e-5, `round trip ${relativeError(back.sr.data, x.data)}`);
     // the engine's path: one LR image conditioned once, 2 samples decoded at once against it
     const lr1 = new Tensor(lr.data.slice(0, lr.size / B), [1, 3, h, w]);
@@ -100,7 +103,10 @@ test('webgpu model: superResolve with backend webgpu (the upscaler and the page)
   randomiseModel(m, 10);
   const lr = rand([1, 3, 6, 10], 11);
   const img = { data: lr.data as Float32Array, channels: 3, height: 6, width: 10 };
-  const draws = [{ temperature: 0.6, seed: 1 }, { temperature: 0.6, seed: 2 }];
+  const draws = [
+    { temperature: 0.6, seed: 1 },
+    { temperature: 0.6, seed: 2 },
+  ];
   const g = await superResolve(m, img, { draws, backend: 'webgpu', tile: 4, overlap: 2 });
   const c = await superResolve(m, img, { draws, tile: 4, overlap: 2 });
   assert.match(g.backend, /^webgpu \(/);

@@ -72,7 +72,7 @@ test('webgpu: conv2d (3×3, 1×1, 2×2 pad 1, odd sizes, bias, residual, channel
         }
       }
       // channels outside the output region stay untouched (zeros)
-      for (let i = 0; i < oh * ow; i++) assert.equal(o1[(b * (c.cout + 2)) * oh * ow + i], 0);
+      for (let i = 0; i < oh * ow; i++) assert.equal(o1[b * (c.cout + 2) * oh * ow + i], 0);
     }
     assert.ok(maxRel(got, want) < 1e-5, `conv ${JSON.stringify(c)}: ${maxRel(got, want)}`);
     assert.ok(maxRel(got2, want) < 1e-5, `conv+res ${JSON.stringify(c)}: ${maxRel(got2, want)}`);
@@ -81,7 +81,10 @@ test('webgpu: conv2d (3×3, 1×1, 2×2 pad 1, odd sizes, bias, residual, channel
 });
 
 test('webgpu: channel affine, leaky ReLU, axpby, copy, squeeze, resize, downsample = TypeScript ops', { skip: !dev && why }, async () => {
-  const n = 2, c = 4, h = 6, w = 4;
+  const n = 2,
+    c = 4,
+    h = 6,
+    w = 4;
   const xs = rand(n * c * h * w, 11, 2);
   const x = new Tensor(xs, [n, c, h, w]);
   const bias = new Tensor(rand(c, 12), [1, c, 1, 1]);
@@ -125,7 +128,11 @@ test('webgpu: channel affine, leaky ReLU, axpby, copy, squeeze, resize, downsamp
 });
 
 test('webgpu: affine from net (forward, inverse, broadcast raw), split prior and per-sample reductions = TypeScript ops', { skip: !dev && why }, async () => {
-  const n = 2, c = 3, h = 4, w = 5, hw = h * w;
+  const n = 2,
+    c = 3,
+    h = 4,
+    w = 5,
+    hw = h * w;
   const hs = rand(n * c * hw, 21, 2);
   const eps = 1e-4;
   for (const rb of [n, 1]) {

@@ -15,7 +15,7 @@ const rnd = xorshift32(987654321);
 function randn(n: number, scale: number): Float32Array {
   // approximately normal (sum of 4 uniforms, unit variance)
   const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = ((rnd() + rnd() + rnd() + rnd()) * Math.sqrt(3 / 4)) * scale;
+  for (let i = 0; i < n; i++) a[i] = (rnd() + rnd() + rnd() + rnd()) * Math.sqrt(3 / 4) * scale;
   return a;
 }
 const f64 = (a: Float32Array) => Float64Array.from(a);
@@ -279,9 +279,7 @@ function checkBitIdentical(compute: (d: Data) => Float32Array[]): void {
         compute(d).forEach((a, i) => assert.deepEqual(a, first[i], `${level} output ${i} differs on repeat ${JSON.stringify(d.c)}`));
         for (const threads of [1, 3]) {
           setNumThreads(threads);
-          compute(d).forEach((a, i) =>
-            assert.deepEqual(a, first[i], `${level} output ${i} differs between 2 and ${threads} threads ${JSON.stringify(d.c)}`),
-          );
+          compute(d).forEach((a, i) => assert.deepEqual(a, first[i], `${level} output ${i} differs between 2 and ${threads} threads ${JSON.stringify(d.c)}`));
         }
       }
     }

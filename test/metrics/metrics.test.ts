@@ -41,14 +41,30 @@ test('psnr: border crop and quantisation', () => {
   assert.equal(psnr(c, d), Infinity);
   close(psnr(c, d, { quantize: false }), 10 * Math.log10((255 * 255) / 0.09), 1e-3);
   // Quantisation clips to [0, 1].
-  assert.equal(psnr(img(1, 2, 2, () => 1.2), img(1, 2, 2, () => 1)), Infinity);
-  assert.throws(() => psnr(a, img(3, 10, 9, () => 0)), /Expected images of the same size for psnr but received 3×10×10 and 3×10×9/);
+  assert.equal(
+    psnr(
+      img(1, 2, 2, () => 1.2),
+      img(1, 2, 2, () => 1),
+    ),
+    Infinity,
+  );
+  assert.throws(
+    () =>
+      psnr(
+        a,
+        img(3, 10, 9, () => 0),
+      ),
+    /Expected images of the same size for psnr but received 3×10×10 and 3×10×9/,
+  );
   assert.throws(() => psnr(a, b, { border: 5 }), /for border but received 5/);
 });
 
 test('ssim: constant 7×7 images reduce to the luminance term (2μxμy + C1)/(μx² + μy² + C1)', () => {
   const C1 = (0.01 * 255) ** 2;
-  const v = ssim(img(1, 7, 7, () => 100 / 255), img(1, 7, 7, () => 110 / 255));
+  const v = ssim(
+    img(1, 7, 7, () => 100 / 255),
+    img(1, 7, 7, () => 110 / 255),
+  );
   close(v, (2 * 100 * 110 + C1) / (100 ** 2 + 110 ** 2 + C1), 1e-12);
 });
 
@@ -65,7 +81,7 @@ test('ssim: one 7×7 window, y = 2x + 10, derived by hand', () => {
   close(ssim(y, x), expected, 1e-12);
 });
 
-test('ssim: matches scikit-image structural_similarity on a 3×12×10 pair (values from skimage\'s algorithm)', () => {
+test("ssim: matches scikit-image structural_similarity on a 3×12×10 pair (values from skimage's algorithm)", () => {
   // a = (31y + 17x + 53c) mod 256, b = clip(a + ((7y + 13x + c) mod 41) − 20, 0, 255); reference
   // computed with scikit-image's structural_similarity algorithm (uniform_filter, float64).
   const a = img(3, 12, 10, (c, y, x) => ((y * 31 + x * 17 + c * 53) % 256) / 255);
@@ -86,12 +102,19 @@ test('ssim invariants: ssim(x,x) = 1, symmetric, decreases with noise, channel a
   const s3 = ssim(x, n3);
   assert.ok(s1 < 1 && s2 < s1 && s3 < s2, `${s1} ${s2} ${s3}`);
   // Three identical channels give the single-channel value.
-  const g = img(1, 16, 16, (c, y, q) => ((y * 16 + q) * 7 % 256) / 255);
-  const h = img(1, 16, 16, (c, y, q) => ((y * 16 + q) * 5 % 256) / 255);
+  const g = img(1, 16, 16, (c, y, q) => (((y * 16 + q) * 7) % 256) / 255);
+  const h = img(1, 16, 16, (c, y, q) => (((y * 16 + q) * 5) % 256) / 255);
   const g3 = img(3, 16, 16, (c, y, q) => g.data[y * 16 + q]);
   const h3 = img(3, 16, 16, (c, y, q) => h.data[y * 16 + q]);
   close(ssim(g3, h3), ssim(g, h), 1e-12);
-  assert.throws(() => ssim(img(1, 6, 6, () => 0), img(1, 6, 6, () => 0)), /at least 7×7/);
+  assert.throws(
+    () =>
+      ssim(
+        img(1, 6, 6, () => 0),
+        img(1, 6, 6, () => 0),
+      ),
+    /at least 7×7/,
+  );
 });
 
 test('lrPsnr: an SR consistent with its LR scores Infinity; noise lowers it', () => {

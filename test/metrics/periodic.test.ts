@@ -24,16 +24,28 @@ const texture = (y: number, x: number) => {
 test('periodicEnergy: low on smooth texture, high with a 2-pixel column or row pattern, each on its own line', () => {
   const base = periodicEnergy(image(64, 80, texture), 4);
   assert.ok(base.value < 0.03, `texture alone: ${base.value}`);
-  const cols = periodicEnergy(image(64, 80, (y, x) => texture(y, x) + 0.03 * (x % 2 ? 1 : -1)), 4);
+  const cols = periodicEnergy(
+    image(64, 80, (y, x) => texture(y, x) + 0.03 * (x % 2 ? 1 : -1)),
+    4,
+  );
   assert.ok(cols.columns > 0.3 && cols.rows < 0.05, `vertical stripes: ${JSON.stringify(cols)}`);
   assert.equal(cols.value, cols.columns);
-  const rows = periodicEnergy(image(64, 80, (y, x) => texture(y, x) + 0.03 * (y % 2 ? 1 : -1)), 4);
+  const rows = periodicEnergy(
+    image(64, 80, (y, x) => texture(y, x) + 0.03 * (y % 2 ? 1 : -1)),
+    4,
+  );
   assert.ok(rows.rows > 0.3 && rows.columns < 0.05, `horizontal stripes: ${JSON.stringify(rows)}`);
   // a checkerboard puts its energy at (½, ½): on both lines
-  const cb = periodicEnergy(image(64, 64, (y, x) => texture(y, x) + 0.03 * ((x + y) % 2 ? 1 : -1), 1), 4);
+  const cb = periodicEnergy(
+    image(64, 64, (y, x) => texture(y, x) + 0.03 * ((x + y) % 2 ? 1 : -1), 1),
+    4,
+  );
   assert.ok(cb.rows > 0.3 && cb.columns > 0.3, `checkerboard: ${JSON.stringify(cb)}`);
   // more of the pattern, more of the share
-  const weak = periodicEnergy(image(64, 80, (y, x) => texture(y, x) + 0.005 * (x % 2 ? 1 : -1)), 4);
+  const weak = periodicEnergy(
+    image(64, 80, (y, x) => texture(y, x) + 0.005 * (x % 2 ? 1 : -1)),
+    4,
+  );
   assert.ok(weak.columns > base.columns && weak.columns < cols.columns);
 });
 

@@ -15,7 +15,6 @@ import { writePth } from '../helpers/pth-writer.js';
 import type { RawTensor } from '../../src/io/safetensors.js';
 import { runCli } from '../helpers/cli.js';
 
-
 const run = runCli;
 
 /** A small bare RRDBNet checkpoint (published RRDB_*.pth layout). */
@@ -64,7 +63,10 @@ test('add, list, resolve, remove; refusals leave the registry untouched', () => 
     assert.equal(e.sha256, sha256File(src));
     assert.equal(e.bytes, statSync(src).size);
     assert.deepEqual(readFileSync(reg.pathOf(e)), readFileSync(src), 'stored copy is identical');
-    assert.deepEqual(reg.list().map((x) => x.name), ['RRDB_DF2K_4X']);
+    assert.deepEqual(
+      reg.list().map((x) => x.name),
+      ['RRDB_DF2K_4X'],
+    );
     const r = reg.resolve('RRDB_DF2K_4X');
     assert.equal(r?.path, join(home, 'models', 'RRDB_DF2K_4X.pth'));
     assert.equal(reg.resolve('nope'), null);
@@ -89,10 +91,16 @@ test('add, list, resolve, remove; refusals leave the registry untouched', () => 
     const src2 = join(dir, 'other.pth');
     writeRrdb(src2, 2);
     reg.add(src2, { name: 'mine' });
-    assert.deepEqual(reg.list().map((x) => x.name), ['mine', 'RRDB_DF2K_4X']);
+    assert.deepEqual(
+      reg.list().map((x) => x.name),
+      ['mine', 'RRDB_DF2K_4X'],
+    );
     reg.remove('RRDB_DF2K_4X');
     assert.equal(existsSync(join(home, 'models', 'RRDB_DF2K_4X.pth')), false);
-    assert.deepEqual(reg.list().map((x) => x.name), ['mine']);
+    assert.deepEqual(
+      reg.list().map((x) => x.name),
+      ['mine'],
+    );
     assert.throws(() => reg.remove('RRDB_DF2K_4X'), /No model named RRDB_DF2K_4X is registered \(registered: mine\)/);
     // no temporary files left behind
     assert.deepEqual(readdirSync(join(home, 'models')).sort(), ['mine.pth', 'registry.json']);
@@ -115,7 +123,10 @@ test('CLI: models add/list/remove, --model NAME for upscale and info, corrupt ad
     assert.match(r.stdout, /added rrdb4: RRDB network/);
     r = await run(['models', 'list', '--json'], env);
     const listed = JSON.parse(r.stdout) as { models: { name: string; sha256: string }[] };
-    assert.deepEqual(listed.models.map((m) => m.name), ['rrdb4']);
+    assert.deepEqual(
+      listed.models.map((m) => m.name),
+      ['rrdb4'],
+    );
     assert.equal(listed.models[0].sha256, sha256File(src));
 
     // corrupt file: exit 1, one line, registry untouched
@@ -130,7 +141,9 @@ test('CLI: models add/list/remove, --model NAME for upscale and info, corrupt ad
 
     // use by name
     const lr = join(dir, 'lr.png');
-    await sharp(Buffer.alloc(10 * 8 * 3, 120), { raw: { width: 10, height: 8, channels: 3 } }).png().toFile(lr);
+    await sharp(Buffer.alloc(10 * 8 * 3, 120), { raw: { width: 10, height: 8, channels: 3 } })
+      .png()
+      .toFile(lr);
     r = await run(['upscale', lr, '--model', 'rrdb4', '-o', join(dir, 'sr.png'), '--quiet'], env);
     assert.equal(r.code, 0, r.stderr);
     const meta = await sharp(join(dir, 'sr.png')).metadata();

@@ -37,15 +37,27 @@ export async function checkBadRequests(base: string): Promise<void> {
   await expectError(noType, 400, /not a readable image/, 'text without a Content-Type');
   await expectError(await fetch(`${base}/v1/jobs`, { method: 'POST' }), 400, /body is empty/, 'no body at all');
   await expectError(await postImage(base, png.subarray(0, Math.floor(png.length / 2))), 400, /cannot be decoded|not a readable image/, 'truncated PNG');
-  const gif = await sharp(Buffer.alloc(8 * 8 * 3, 128), { raw: { width: 8, height: 8, channels: 3 } }).gif().toBuffer();
+  const gif = await sharp(Buffer.alloc(8 * 8 * 3, 128), { raw: { width: 8, height: 8, channels: 3 } })
+    .gif()
+    .toBuffer();
   await expectError(await postImage(base, gif, '', 'image/gif'), 400, /Unsupported image format 'gif'/, 'GIF');
   await expectError(await postImage(base, '{"image": 1}', '', 'application/json'), 400, /not a readable image/, 'JSON body');
 
   // Limits: 413.
-  await expectError(await postImage(base, Buffer.alloc(SMALL_LIMITS.maxUploadBytes + 1, 7)), 413, /larger than this server's limit of 0\.06 MB/, 'body over the upload limit');
+  await expectError(
+    await postImage(base, Buffer.alloc(SMALL_LIMITS.maxUploadBytes + 1, 7)),
+    413,
+    /larger than this server's limit of 0\.06 MB/,
+    'body over the upload limit',
+  );
   const big = new FormData();
   big.append('image', new Blob([new Uint8Array(SMALL_LIMITS.maxUploadBytes + 1)], { type: 'image/png' }), 'big.png');
-  await expectError(await fetch(`${base}/v1/jobs`, { method: 'POST', body: big }), 413, /larger than this server's limit/, 'multipart file over the upload limit');
+  await expectError(
+    await fetch(`${base}/v1/jobs`, { method: 'POST', body: big }),
+    413,
+    /larger than this server's limit/,
+    'multipart file over the upload limit',
+  );
   await expectError(await postImage(base, await testPng(65, 64)), 413, /65×64 = 4160 pixels, above this server's limit of 4096 pixels/, 'too many pixels');
 
   // Parameters: 400 naming the parameter.

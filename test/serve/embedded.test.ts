@@ -42,7 +42,7 @@ async function inProcess(limits: Limits, concurrency = 1): Promise<{ base: strin
   return { base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}`, backend };
 }
 
-test('CLI, embedded: 10 raw PNG jobs finish with the library\'s 4× outputs; a text file is a 400 JSON error; /healthz 200; SIGTERM finishes the running job', async () => {
+test("CLI, embedded: 10 raw PNG jobs finish with the library's 4× outputs; a text file is a 400 JSON error; /healthz 200; SIGTERM finishes the running job", async () => {
   const { cli, base } = await startServe(['--model', model]);
   started.push({ cli });
   const pngs = await Promise.all(Array.from({ length: 10 }, (_, k) => testPng(10 + k, 9, k)));
@@ -102,11 +102,16 @@ test('embedded: full queue → 429, cancelling queued and running jobs, progress
   const early = await fetch(`${base}/v1/jobs/${ida}/outputs/0`);
   assert.equal(early.status, 409);
   // Progress is reported while it runs.
-  const seen = await until('a progress between 0 and 1', async () => {
-    const j = await getJob(base, ida);
-    assert.notEqual(j.state, 'done', 'the slow job finished before its progress was seen');
-    return j.progress > 0 && j.progress < 1 ? j.progress : undefined;
-  }, 180_000, 20);
+  const seen = await until(
+    'a progress between 0 and 1',
+    async () => {
+      const j = await getJob(base, ida);
+      assert.notEqual(j.state, 'done', 'the slow job finished before its progress was seen');
+      return j.progress > 0 && j.progress < 1 ? j.progress : undefined;
+    },
+    180_000,
+    20,
+  );
   assert.ok(seen > 0 && seen < 1);
   // Cancel the queued one, then the running one.
   const cb = await fetch(`${base}/v1/jobs/${idb}`, { method: 'DELETE' });

@@ -52,7 +52,9 @@ export async function testRedis(o: { own?: boolean; port?: number } = {}): Promi
   if (env && !o.own) return { url: env, stop: async () => {} };
   const which = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (which.error || which.status !== 0) {
-    return { skip: 'redis-server is not installed (apt-get install redis-server; .ci/run installs it) and SRFLOW_TEST_REDIS_URL is not set: Redis tests skipped' };
+    return {
+      skip: 'redis-server is not installed (apt-get install redis-server; .ci/run installs it) and SRFLOW_TEST_REDIS_URL is not set: Redis tests skipped',
+    };
   }
   const port = o.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'srflow-redis-'));
@@ -69,15 +71,20 @@ export async function testRedis(o: { own?: boolean; port?: number } = {}): Promi
   const r = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   r.on('error', () => {}); // refused until it is up
   try {
-    await until('redis-server to answer', async () => {
-      try {
-        if (r.status !== 'ready') await r.connect();
-        return (await r.ping()) === 'PONG' ? true : undefined;
-      } catch {
-        r.disconnect();
-        return undefined;
-      }
-    }, 10_000, 100);
+    await until(
+      'redis-server to answer',
+      async () => {
+        try {
+          if (r.status !== 'ready') await r.connect();
+          return (await r.ping()) === 'PONG' ? true : undefined;
+        } catch {
+          r.disconnect();
+          return undefined;
+        }
+      },
+      10_000,
+      100,
+    );
   } catch (e) {
     await stop();
     return { skip: `redis-server did not start: ${(e as Error).message}` };
@@ -103,10 +110,16 @@ export class Cli {
 
   /** Wait until stdout matches; returns the match. */
   async waitFor(re: RegExp, timeoutMs = 180_000): Promise<RegExpMatchArray> {
-    return until(`${re} in the output of a CLI process (stdout so far: ${JSON.stringify(this.out.slice(-400))}, stderr: ${JSON.stringify(this.err.slice(-400))})`, () => {
-      if (this.p.exitCode !== null && !re.test(this.out)) throw new Error(`the process exited (${this.p.exitCode}) before printing ${re}: ${this.err.slice(-600)}`);
-      return this.out.match(re) ?? undefined;
-    }, timeoutMs, 50);
+    return until(
+      `${re} in the output of a CLI process (stdout so far: ${JSON.stringify(this.out.slice(-400))}, stderr: ${JSON.stringify(this.err.slice(-400))})`,
+      () => {
+        if (this.p.exitCode !== null && !re.test(this.out))
+          throw new Error(`the process exited (${this.p.exitCode}) before printing ${re}: ${this.err.slice(-600)}`);
+        return this.out.match(re) ?? undefined;
+      },
+      timeoutMs,
+      50,
+    );
   }
 
   /** Stop it (SIGTERM, then SIGKILL after 10 s) and wait for the exit. */
@@ -147,7 +160,9 @@ export async function testPng(w: number, h: number, k = 0): Promise<Buffer> {
       for (let c = 0; c < 3; c++) b[(y * w + x) * 3 + c] = Math.round(255 * (0.5 + 0.3 * Math.sin(x / 3 + c + k) * Math.cos(y / 4 - k)));
     }
   }
-  return sharp(b, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  return sharp(b, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** What the library itself makes of an image: the reference the service's outputs must equal. */
@@ -170,8 +185,17 @@ export interface JobJson {
   error?: string;
 }
 
-export async function postImage(base: string, body: Buffer | string, query = '', type = 'image/png'): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await fetch(`${base}/v1/jobs${query ? `?${query}` : ''}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers: { 'content-type': type } });
+export async function postImage(
+  base: string,
+  body: Buffer | string,
+  query = '',
+  type = 'image/png',
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const r = await fetch(`${base}/v1/jobs${query ? `?${query}` : ''}`, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+    headers: { 'content-type': type },
+  });
   return { status: r.status, json: (await r.json()) as Record<string, unknown> };
 }
 
@@ -183,10 +207,15 @@ export async function getJob(base: string, id: string): Promise<JobJson> {
 
 /** Wait until a job is in one of `states`. */
 export async function waitState(base: string, id: string, states: string[], timeoutMs = 180_000): Promise<JobJson> {
-  return until(`job ${id} to be ${states.join('/')}`, async () => {
-    const j = await getJob(base, id);
-    return states.includes(j.state) ? j : undefined;
-  }, timeoutMs, 100);
+  return until(
+    `job ${id} to be ${states.join('/')}`,
+    async () => {
+      const j = await getJob(base, id);
+      return states.includes(j.state) ? j : undefined;
+    },
+    timeoutMs,
+    100,
+  );
 }
 
 export async function getBytes(base: string, path: string): Promise<{ status: number; type: string | null; bytes: Buffer }> {
@@ -221,4 +250,3 @@ export async function runTenJobs(base: string, modelPath: string, pngs: Buffer[]
   }
   return ids;
 }
-

@@ -79,7 +79,7 @@ function worker(q: string, extra: string[] = []): Cli {
   return w;
 }
 
-test('Redis: serve + two workers, one killed with kill -9 mid-job: 10 raw PNG jobs complete exactly once with the library\'s 4× outputs', async (t) => {
+test("Redis: serve + two workers, one killed with kill -9 mid-job: 10 raw PNG jobs complete exactly once with the library's 4× outputs", async (t) => {
   if (skip) return t.skip(skip);
   const q = queueName();
   const { cli: serve, base } = await startServe(['--redis', redis!.url, '--queue', q, '--model', model]);
@@ -163,7 +163,16 @@ async function inProcess(q: string, limits: Limits): Promise<{ base: string }> {
 }
 
 async function inProcessWorker(q: string): Promise<RunningWorker> {
-  const w = await startWorker({ redisUrl: redis!.url, queue: q, concurrency: 1, models: catalog({ model }), lockDurationMs: 8000, stalledIntervalMs: 1000, maxStalledCount: 5, log: () => {} });
+  const w = await startWorker({
+    redisUrl: redis!.url,
+    queue: q,
+    concurrency: 1,
+    models: catalog({ model }),
+    lockDurationMs: 8000,
+    stalledIntervalMs: 1000,
+    maxStalledCount: 5,
+    log: () => {},
+  });
   closers.push(() => w.close());
   return w;
 }
@@ -190,11 +199,16 @@ test('Redis: every bad request is a 4xx JSON error; full queue → 429; the time
   const ida = String(a.json.id);
   await waitState(base, ida, ['active', 'done'], 180_000);
   // The worker reports progress while it runs.
-  await until('a progress between 0 and 1 from the worker', async () => {
-    const j = await getJob(base, ida);
-    assert.equal(j.state, 'active', 'the slow job stopped running before its progress was seen');
-    return j.progress > 0 && j.progress < 1 ? true : undefined;
-  }, 180_000, 20);
+  await until(
+    'a progress between 0 and 1 from the worker',
+    async () => {
+      const j = await getJob(base, ida);
+      assert.equal(j.state, 'active', 'the slow job stopped running before its progress was seen');
+      return j.progress > 0 && j.progress < 1 ? true : undefined;
+    },
+    180_000,
+    20,
+  );
   const c = await fetch(`${base}/v1/jobs/${ida}`, { method: 'DELETE' });
   assert.equal(c.status, 200);
   assert.equal((await getJob(base, ida)).state, 'cancelled');

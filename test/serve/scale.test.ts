@@ -21,7 +21,9 @@ test('catalog: scale=8 picks the shipped 8x model when no --model is given', asy
     mkdirSync(shipped);
     mkdirSync(empty);
     for (const scale of [4, 8] as const) {
-      await createModel(makeOpt({ scale, nb: 1, K: 1, L: scale === 8 ? 4 : 3, blocks: [0], hidden: 8, nf: 8 }), 1).save(join(shipped, `srflow-${scale}x.safetensors`));
+      await createModel(makeOpt({ scale, nb: 1, K: 1, L: scale === 8 ? 4 : 3, blocks: [0], hidden: 8, nf: 8 }), 1).save(
+        join(shipped, `srflow-${scale}x.safetensors`),
+      );
     }
     const prev = process.env.SRFLOW_DEFAULT_MODEL;
     delete process.env.SRFLOW_DEFAULT_MODEL;
@@ -31,7 +33,10 @@ test('catalog: scale=8 picks the shipped 8x model when no --model is given', asy
       assert.equal(modelPath(cat, null, 4), join(shipped, 'srflow-4x.safetensors'));
       assert.equal(modelPath(cat, null, 8), join(shipped, 'srflow-8x.safetensors'));
       assert.equal(modelScale(modelPath(cat, null, 8)), 8);
-      assert.throws(() => modelPath(catalog({ shippedDir: empty }), null, 8), new RegExp(`The shipped 8x model ${join(empty, 'srflow-8x.safetensors').replace(/[.\\/]/g, '\\$&')} is missing`));
+      assert.throws(
+        () => modelPath(catalog({ shippedDir: empty }), null, 8),
+        new RegExp(`The shipped 8x model ${join(empty, 'srflow-8x.safetensors').replace(/[.\\/]/g, '\\$&')} is missing`),
+      );
     } finally {
       if (prev !== undefined) process.env.SRFLOW_DEFAULT_MODEL = prev;
     }

@@ -100,7 +100,10 @@ test('native Adam is bit-identical to the TypeScript step, and results do not de
     setNumThreads(threads);
     const prev = setElementwiseJs(js);
     try {
-      const p = Tensor.param(new Float32Array(100_003).map((_, i) => Math.sin(i)), [100_003]);
+      const p = Tensor.param(
+        new Float32Array(100_003).map((_, i) => Math.sin(i)),
+        [100_003],
+      );
       const opt = new Adam([{ name: 'g', params: [['p', p]] }], { lr: 1e-3, weightDecay: 0.01 });
       for (let k = 0; k < 3; k++) {
         p.grad = new Float32Array(p.size).map((_, i) => Math.cos(i * (k + 1)));

@@ -17,10 +17,12 @@ test('binary ops broadcast like NumPy (forward)', () => {
   const a = R([2, 3, 4, 5]);
   const b = R([1, 3, 1, 1]);
   const c = T.add(a, b);
-  for (let n = 0; n < 2; n++) for (let ch = 0; ch < 3; ch++) for (let i = 0; i < 20; i++) {
-    const k = (n * 3 + ch) * 20 + i;
-    assert.equal(c.data[k], a.data[k] + b.data[ch]);
-  }
+  for (let n = 0; n < 2; n++)
+    for (let ch = 0; ch < 3; ch++)
+      for (let i = 0; i < 20; i++) {
+        const k = (n * 3 + ch) * 20 + i;
+        assert.equal(c.data[k], a.data[k] + b.data[ch]);
+      }
   const d = T.mul(R([4, 1]), R([3]));
   assert.deepEqual(d.shape, [4, 3]);
   const e = T.div(R([5]), pos([2, 1, 5]));
@@ -132,7 +134,10 @@ function convCase(n: number, cin: number, cout: number, h: number, w: number, k:
 
 test('conv2d forward (active kernels, float32) matches the float64 reference', () => {
   const cases: [number, number, number, number, number, number, boolean][] = [
-    [1, 3, 64, 9, 7, 3, true], [3, 17, 5, 13, 11, 3, false], [2, 64, 12, 8, 8, 1, false], [1, 70, 33, 5, 6, 1, true],
+    [1, 3, 64, 9, 7, 3, true],
+    [3, 17, 5, 13, 11, 3, false],
+    [2, 64, 12, 8, 8, 1, false],
+    [1, 70, 33, 5, 6, 1, true],
     [2, 6, 12, 4, 4, 3, true],
   ];
   for (const [n, cin, cout, h, w, k, bias] of cases) {
@@ -147,7 +152,12 @@ test('conv2d forward (active kernels, float32) matches the float64 reference', (
 });
 
 test('gradients: conv2d 3×3 and 1×1, with and without bias, batch > 1', () => {
-  for (const [n, cin, cout, h, w, k, bias] of [[2, 3, 4, 5, 4, 3, true], [1, 2, 3, 3, 5, 3, false], [2, 5, 3, 3, 2, 1, true], [1, 4, 4, 2, 3, 1, false]] as const) {
+  for (const [n, cin, cout, h, w, k, bias] of [
+    [2, 3, 4, 5, 4, 3, true],
+    [1, 2, 3, 3, 5, 3, false],
+    [2, 5, 3, 3, 2, 1, true],
+    [1, 4, 4, 2, 3, 1, false],
+  ] as const) {
     const { x, wt, b } = convCase(n, cin, cout, h, w, k, bias);
     if (b) gradcheck((p, q, s) => T.conv2d(p, q, s), [x, wt, b]);
     else gradcheck((p, q) => T.conv2d(p, q), [x, wt]);

@@ -10,8 +10,8 @@ test('Adam matches a hand-computed update over two steps', () => {
   // step 1, g = [0.5, -1]: m = 0.1 g, v = 0.001 g², m̂ = g, v̂ = g² → p -= 0.1·g/(|g| + 1e-8)
   p.grad = Float32Array.from([0.5, -1]);
   opt.step();
-  assert.ok(Math.abs(p.data[0] - (1 - 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-6);
-  assert.ok(Math.abs(p.data[1] - (-2 + 0.1 * 1 / (1 + 1e-8))) < 1e-6);
+  assert.ok(Math.abs(p.data[0] - (1 - (0.1 * 0.5) / (0.5 + 1e-8))) < 1e-6);
+  assert.ok(Math.abs(p.data[1] - (-2 + (0.1 * 1) / (1 + 1e-8))) < 1e-6);
   // step 2, g = [0.2, 0.4]
   const g1 = [0.5, -1];
   const g2 = [0.2, 0.4];
@@ -31,7 +31,13 @@ test('Adam matches a hand-computed update over two steps', () => {
 test('Adam state round-trips and frozen groups do not move', () => {
   const a = Tensor.param(Float32Array.from([1, 2, 3]), [3]);
   const b = Tensor.param(Float32Array.from([4]), [1]);
-  const opt = new Adam([{ name: 'flow', params: [['a', a]] }, { name: 'rrdb', params: [['b', b]] }], { lr: 0.01 });
+  const opt = new Adam(
+    [
+      { name: 'flow', params: [['a', a]] },
+      { name: 'rrdb', params: [['b', b]] },
+    ],
+    { lr: 0.01 },
+  );
   opt.groups[1].trainable = false;
   a.grad = Float32Array.from([1, 1, 1]);
   b.grad = Float32Array.from([1]);
@@ -39,7 +45,13 @@ test('Adam state round-trips and frozen groups do not move', () => {
   assert.equal(b.data[0], 4);
   assert.notEqual(a.data[0], 1);
   const s = opt.state();
-  const opt2 = new Adam([{ name: 'flow', params: [['a', a]] }, { name: 'rrdb', params: [['b', b]] }], { lr: 0.01 });
+  const opt2 = new Adam(
+    [
+      { name: 'flow', params: [['a', a]] },
+      { name: 'rrdb', params: [['b', b]] },
+    ],
+    { lr: 0.01 },
+  );
   opt2.loadState(structuredClone(s));
   const a2 = Float32Array.from(a.data);
   a.grad = Float32Array.from([0.3, -0.2, 0.1]);
@@ -62,9 +74,15 @@ test('memory does not grow across training-loop iterations', async () => {
   const { runInNewContext } = await import('node:vm');
   setFlagsFromString('--expose_gc');
   const gc = runInNewContext('gc') as () => void;
-  const w = Tensor.param(new Float32Array(16 * 8 * 9).map(() => Math.random() * 0.1), [16, 8, 3, 3]);
+  const w = Tensor.param(
+    new Float32Array(16 * 8 * 9).map(() => Math.random() * 0.1),
+    [16, 8, 3, 3],
+  );
   const opt = new Adam([{ name: 'g', params: [['w', w]] }], { lr: 1e-3 });
-  const x = new Tensor(new Float32Array(2 * 8 * 32 * 32).map(() => Math.random()), [2, 8, 32, 32]);
+  const x = new Tensor(
+    new Float32Array(2 * 8 * 32 * 32).map(() => Math.random()),
+    [2, 8, 32, 32],
+  );
   const iter = () => {
     const y = T.conv2d(x, w);
     const loss = T.mean(T.square(T.sigmoid(y)));

@@ -21,10 +21,14 @@ before(async () => {
     for (let k = 0; k < 3; k++) {
       const w = 48;
       const buf = Buffer.alloc(w * w * 3);
-      for (let y = 0; y < w; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
-        buf[(y * w + x) * 3 + c] = Math.round(127 + 100 * Math.sin((x * (c + 1) + y * (k + 1)) / 5) * Math.cos(y / 7));
-      }
-      await sharp(buf, { raw: { width: w, height: w, channels: 3 } }).png().toFile(join(dir, sub, `img${k}.png`));
+      for (let y = 0; y < w; y++)
+        for (let x = 0; x < w; x++)
+          for (let c = 0; c < 3; c++) {
+            buf[(y * w + x) * 3 + c] = Math.round(127 + 100 * Math.sin((x * (c + 1) + y * (k + 1)) / 5) * Math.cos(y / 7));
+          }
+      await sharp(buf, { raw: { width: w, height: w, channels: 3 } })
+        .png()
+        .toFile(join(dir, sub, `img${k}.png`));
     }
   }
 });
@@ -88,9 +92,20 @@ test('flow stage: NLL falls on a tiny model; log, curve, validation grid and che
   assert.equal(vals.length, 1);
   for (const k of ['nll_bpd', 'psnr', 'psnr_bicubic', 'lr_psnr', 'diversity']) assert.ok(Number.isFinite(vals[0][k] as number), `val ${k}`);
   const files = readdirSync(out);
-  for (const f of ['train_log.jsonl', 'loss_curve.png', 'latest.safetensors', 'checkpoint_0000020.safetensors', 'checkpoint_0000040.safetensors', 'val_0000040.png']) assert.ok(files.includes(f), `${f} written`);
+  for (const f of [
+    'train_log.jsonl',
+    'loss_curve.png',
+    'latest.safetensors',
+    'checkpoint_0000020.safetensors',
+    'checkpoint_0000040.safetensors',
+    'val_0000040.png',
+  ])
+    assert.ok(files.includes(f), `${f} written`);
   assert.ok(!files.some((f) => f.endsWith('.tmp')), 'no temporary files');
-  const lines = readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(join(out, 'train_log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.ok(lines.filter((l) => l.type === 'step').length >= 20);
   assert.ok(lines.some((l) => l.type === 'val'));
 });
@@ -144,7 +159,10 @@ test('pixel loss, synthetic patches and gradient clipping: options parse, terms 
   const multi = parseTrainOptions({ ...o.raw, datasets: { train: { dataroot_GT: [join(dir, 'train'), join(dir, 'val')], GT_size: 16 } } });
   assert.deepEqual(multi.data.trainDirs, [join(dir, 'train'), join(dir, 'val')]);
   assert.throws(() => parseTrainOptions({ ...o.raw, datasets: { train: { dataroot_GT: [], GT_size: 16 } } }), /folder path or a non-empty list/);
-  assert.throws(() => parseTrainOptions({ ...o.raw, datasets: { train: { dataroot_GT: join(dir, 'train'), GT_size: 16, synthetic: 2 } } }), /fraction in \[0, 1\] for datasets.train.synthetic/);
+  assert.throws(
+    () => parseTrainOptions({ ...o.raw, datasets: { train: { dataroot_GT: join(dir, 'train'), GT_size: 16, synthetic: 2 } } }),
+    /fraction in \[0, 1\] for datasets.train.synthetic/,
+  );
   assert.throws(() => parseTrainOptions({ ...o.raw, train: { pixel_weight: -1 } }), /number ≥ 0 for train.pixel_weight/);
   await assert.rejects(Trainer.create(parseTrainOptions({ ...o.raw, memory: 'low' })), /pixel_weight 0 with memory: low/);
 });
@@ -165,7 +183,12 @@ test('init_partial: an 8x run warm-starts from a 4x model (matching tensors take
   four.saveModel(src);
   const base = opts('flow', join(dir, 'eight'));
   const model8 = makeOpt({ scale: 8, nb: 1, K: 1, L: 4, blocks: [0], hidden: 8, nf: 8, quant: 32 });
-  const raw = { ...base.raw, ...model8, datasets: { train: { dataroot_GT: join(dir, 'train'), GT_size: 32, batch_size: 2 } }, path: { out_dir: join(dir, 'eight'), init_model: src, init_partial: true } };
+  const raw = {
+    ...base.raw,
+    ...model8,
+    datasets: { train: { dataroot_GT: join(dir, 'train'), GT_size: 32, batch_size: 2 } },
+    path: { out_dir: join(dir, 'eight'), init_model: src, init_partial: true },
+  };
   const infos: string[] = [];
   const t = await Trainer.create(parseTrainOptions(raw), { onInfo: (m) => infos.push(m) });
   const p4 = four.net.parameters();
@@ -181,11 +204,17 @@ test('init_partial: an 8x run warm-starts from a 4x model (matching tensors take
   }
   assert.ok(same > 0 && fresh > 0, `${same} taken, ${fresh} fresh`);
   assert.ok(p8.has('RRDB.upconv3.weight') && !p4.has('RRDB.upconv3.weight'));
-  assert.ok(infos.some((m) => new RegExp(`${same} of ${p8.size} tensors initialised from .* \\(partial\\)`).test(m)), infos.join('\n'));
+  assert.ok(
+    infos.some((m) => new RegExp(`${same} of ${p8.size} tensors initialised from .* \\(partial\\)`).test(m)),
+    infos.join('\n'),
+  );
   await t.run({ maxSteps: 2 });
   assert.ok(t.weightsFinite());
   // without init_partial the mismatch is an error naming the tensors
-  await assert.rejects(Trainer.create(parseTrainOptions({ ...raw, path: { out_dir: join(dir, 'eight2'), init_model: src } })), /does not match the configuration/);
+  await assert.rejects(
+    Trainer.create(parseTrainOptions({ ...raw, path: { out_dir: join(dir, 'eight2'), init_model: src } })),
+    /does not match the configuration/,
+  );
 });
 
 test('rrdb stage: L1 pre-training runs and its checkpoint seeds the flow stage', async () => {
@@ -219,7 +248,7 @@ test('init_model starts a new run from every weight of a finished model, with a 
   const wa = weights(a);
   const wb = weights(b);
   for (let i = 0; i < wa.length; i++) assert.deepEqual(wb[i], wa[i], `parameter ${wa[i][0]} not initialised from the model`);
-  assert.equal(b.priorIterations, 2, 'the checkpoint\'s iterations are carried');
+  assert.equal(b.priorIterations, 2, "the checkpoint's iterations are carried");
   await b.run({ maxSteps: 1 });
   assert.notDeepEqual(weights(b), wa, 'training moved the weights');
   // an exported model counts every iteration behind its weights, and a run started from it carries them on

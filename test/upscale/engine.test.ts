@@ -47,13 +47,20 @@ async function photoLr(h: number, w: number): Promise<Planar> {
   }
   // fallback: a smooth synthetic image (random noise is no photo: see consistency.ts)
   const data = new Float32Array(3 * h * w);
-  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 0.5 + 0.3 * Math.sin(x / 3 + c) * Math.cos(y / 4);
+  for (let c = 0; c < 3; c++)
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 0.5 + 0.3 * Math.sin(x / 3 + c) * Math.cos(y / 4);
   return { data, channels: 3, height: h, width: w };
 }
 
 test('reflect padding follows numpy "reflect" (no edge repeat), bottom/right only', () => {
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 6].map((i) => reflectIndex(i, 4)), [0, 1, 2, 3, 2, 1, 0]);
-  assert.deepEqual([0, 1, 2].map((i) => reflectIndex(i, 1)), [0, 0, 0]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6].map((i) => reflectIndex(i, 4)),
+    [0, 1, 2, 3, 2, 1, 0],
+  );
+  assert.deepEqual(
+    [0, 1, 2].map((i) => reflectIndex(i, 1)),
+    [0, 0, 0],
+  );
   const img: Planar = { data: Float32Array.from({ length: 3 * 2 * 3 }, (_, i) => i), channels: 3, height: 2, width: 3 };
   const p = padReflect(img, 4, 4);
   assert.equal(p.height, 4);
@@ -68,7 +75,8 @@ test('latent field: a window is the crop of a larger window; N(0, τ²); seeds d
   fillLatentField(big, { channels: 2, height: 20, width: 30, y0: 0, x0: 0 }, 7, 1, 1);
   const small = new Float32Array(2 * 5 * 6);
   fillLatentField(small, { channels: 2, height: 5, width: 6, y0: 10, x0: 12 }, 7, 1, 1);
-  for (let c = 0; c < 2; c++) for (let y = 0; y < 5; y++) for (let x = 0; x < 6; x++) assert.equal(small[(c * 5 + y) * 6 + x], big[(c * 20 + 10 + y) * 30 + 12 + x]);
+  for (let c = 0; c < 2; c++)
+    for (let y = 0; y < 5; y++) for (let x = 0; x < 6; x++) assert.equal(small[(c * 5 + y) * 6 + x], big[(c * 20 + 10 + y) * 30 + 12 + x]);
   const n = 200_000;
   const z = new Float32Array(n);
   fillLatentField(z, { channels: 1, height: 400, width: 500, y0: 0, x0: 0 }, 3, 0, 0.5);
@@ -86,14 +94,26 @@ test('latent field: a window is the crop of a larger window; N(0, τ²); seeds d
   assert.ok(Math.abs(lag) < 0.01, `lag-1 correlation ${lag}`);
   const other = new Float32Array(2 * 20 * 30);
   fillLatentField(other, { channels: 2, height: 20, width: 30, y0: 0, x0: 0 }, 8, 1, 1);
-  assert.ok(other.some((x, i) => x !== big[i]), 'other.some((x, i) => x !== big[i])');
+  assert.ok(
+    other.some((x, i) => x !== big[i]),
+    'other.some((x, i) => x !== big[i])',
+  );
   const zero = new Float32Array(12).fill(3);
   fillLatentField(zero, { channels: 1, height: 3, width: 4, y0: 0, x0: 0 }, 8, 1, 0);
-  assert.ok(zero.every((x) => x === 0), 'zero.every((x) => x === 0)');
+  assert.ok(
+    zero.every((x) => x === 0),
+    'zero.every((x) => x === 0)',
+  );
 });
 
 test('tile plan covers the axis with overlaps ≥ the requested one; blend weights cross-fade to 1', () => {
-  for (const [n, T, O, m] of [[100, 24, 8, 2], [50, 16, 8, 2], [64, 64, 8, 2], [66, 64, 16, 2], [37, 10, 4, 1]]) {
+  for (const [n, T, O, m] of [
+    [100, 24, 8, 2],
+    [50, 16, 8, 2],
+    [64, 64, 8, 2],
+    [66, 64, 16, 2],
+    [37, 10, 4, 1],
+  ]) {
     const tiles = planAxis(n, T, O, m);
     assert.equal(tiles[0].start, 0);
     assert.equal(tiles.at(-1)!.start + tiles.at(-1)!.length, n);
@@ -105,7 +125,10 @@ test('tile plan covers the axis with overlaps ≥ the requested one; blend weigh
     const s = 4;
     const sum = new Float64Array(n * s);
     for (const t of tiles) axisWeights(t, s).forEach((w, i) => (sum[t.start * s + i] += w));
-    assert.ok(sum.every((v) => v > 0), 'sum.every((v) => v > 0)');
+    assert.ok(
+      sum.every((v) => v > 0),
+      'sum.every((v) => v > 0)',
+    );
     const near1 = sum.filter((v) => Math.abs(v - 1) < 1e-5).length;
     assert.ok(near1 > 0.9 * sum.length, `${near1} of ${sum.length}`);
   }
@@ -133,10 +156,16 @@ test('any size: τ = 0 equals the model on the reflect-padded LR, cropped to sca
 test('tiled inference matches the whole image: ≥ 45 dB at τ = 0, and close at τ = 0.8', async () => {
   const m = tinyModel(2);
   const lr = await photoLr(46, 50);
-  const draws = [{ temperature: 0, seed: 0 }, { temperature: 0.8, seed: 5 }];
+  const draws = [
+    { temperature: 0, seed: 0 },
+    { temperature: 0.8, seed: 5 },
+  ];
   const whole = await superResolve(m, lr, { draws });
   assert.equal(whole.tiles, 1);
-  for (const [tile, overlap] of [[16, 8], [20, 4]]) {
+  for (const [tile, overlap] of [
+    [16, 8],
+    [20, 4],
+  ]) {
     const tiled = await superResolve(m, lr, { draws, tile, overlap });
     assert.ok(tiled.tiles >= 9, `tiles ${tiled.tiles}`);
     assert.equal(tiled.tileSize, tile);
@@ -150,7 +179,13 @@ test('tiled inference matches the whole image: ≥ 45 dB at τ = 0, and close at
 test('samples: reproducible per seed, different across seeds, temperatures × samples in order', async () => {
   const m = tinyModel(3);
   const lr = randomImage(8, 10, 4);
-  const draws = [{ temperature: 0, seed: 0 }, { temperature: 0, seed: 1 }, { temperature: 0.8, seed: 0 }, { temperature: 0.8, seed: 1 }, { temperature: 0.8, seed: 2 }];
+  const draws = [
+    { temperature: 0, seed: 0 },
+    { temperature: 0, seed: 1 },
+    { temperature: 0.8, seed: 0 },
+    { temperature: 0.8, seed: 1 },
+    { temperature: 0.8, seed: 2 },
+  ];
   const a = await superResolve(m, lr, { draws });
   const b = await superResolve(m, lr, { draws: [draws[3]] });
   assert.equal(a.samples.length, 5);
@@ -170,7 +205,11 @@ test('overflow counts: non-finite values and values far outside [0, 1], per draw
   // an inverse that explodes: every ActNorm of the flow divides by e^4 on the way back
   const m = tinyModel(3);
   let n = 0;
-  for (const [name, p] of m.parameters()) if (name.startsWith('flowUpsamplerNet') && /actnorm\.logs$/.test(name)) { p.data.fill(-4); n++; }
+  for (const [name, p] of m.parameters())
+    if (name.startsWith('flowUpsamplerNet') && /actnorm\.logs$/.test(name)) {
+      p.data.fill(-4);
+      n++;
+    }
   assert.ok(n > 0, 'found ActNorm scales');
   const bad = await superResolve(m, lr, { draws });
   assert.ok(bad.outOfRange[0] > 0, `exploded values counted (${bad.outOfRange})`);
@@ -201,14 +240,25 @@ test('progress reaches its total; abort between units rejects with an AbortError
   const m = tinyModel(5);
   const lr = randomImage(24, 24, 6);
   const seen: { done: number; total: number; stage: string }[] = [];
-  await superResolve(m, lr, { draws: [{ temperature: 0.5, seed: 0 }, { temperature: 0.5, seed: 1 }], tile: 12, overlap: 4, onProgress: (p) => seen.push({ ...p }) });
+  await superResolve(m, lr, {
+    draws: [
+      { temperature: 0.5, seed: 0 },
+      { temperature: 0.5, seed: 1 },
+    ],
+    tile: 12,
+    overlap: 4,
+    onProgress: (p) => seen.push({ ...p }),
+  });
   assert.ok(seen.length > 2, 'seen.length > 2');
   assert.equal(seen.at(-1)!.done, seen.at(-1)!.total);
   assert.ok(seen.some((p) => p.stage === 'condition') && seen.some((p) => p.stage === 'decode'), 'stages');
 
   const pre = new AbortController();
   pre.abort();
-  await assert.rejects(superResolve(m, lr, { draws: [{ temperature: 0, seed: 0 }], signal: pre.signal }), (e: Error) => e.name === 'AbortError' && e instanceof DOMException);
+  await assert.rejects(
+    superResolve(m, lr, { draws: [{ temperature: 0, seed: 0 }], signal: pre.signal }),
+    (e: Error) => e.name === 'AbortError' && e instanceof DOMException,
+  );
   const mid = new AbortController();
   let calls = 0;
   await assert.rejects(
@@ -226,7 +276,10 @@ test('progress reaches its total; abort between units rejects with an AbortError
   assert.equal(calls, 2);
   const timer = new AbortController();
   setTimeout(() => timer.abort(), 0);
-  await assert.rejects(superResolve(m, lr, { draws: [{ temperature: 0, seed: 0 }], tile: 12, overlap: 4, signal: timer.signal }), (e: Error) => e.name === 'AbortError');
+  await assert.rejects(
+    superResolve(m, lr, { draws: [{ temperature: 0, seed: 0 }], tile: 12, overlap: 4, signal: timer.signal }),
+    (e: Error) => e.name === 'AbortError',
+  );
 });
 
 test('exact consistency on a real photo crop: LR-PSNR ≥ 60 dB, small change (≥ 35 dB)', { skip: !existsSync(PHOTO) }, async () => {
@@ -243,7 +296,10 @@ test('exact consistency on a real photo crop: LR-PSNR ≥ 60 dB, small change (�
   assert.ok(p.lrPsnr >= 60, `LR-PSNR ${p.lrPsnr}`);
   assert.ok(Math.abs(lrPsnr(p.image, lr, 4, { quantize: false }) - p.lrPsnr) < 1e-9, 'Math.abs(lrPsnr(p.image, lr, 4, { quantize: false }) - p.lrPsnr) < 1e-9');
   assert.ok(p.iterations >= 1 && p.iterations <= 50, 'p.iterations >= 1 && p.iterations <= 50');
-  assert.ok(p.image.data.every((v) => v >= 0 && v <= 1), 'p.image.data.every((v) => v >= 0 && v <= 1)');
+  assert.ok(
+    p.image.data.every((v) => v >= 0 && v <= 1),
+    'p.image.data.every((v) => v >= 0 && v <= 1)',
+  );
   const change = psnr(p.image, sample, { quantize: false });
   assert.ok(change >= 35, `change ${change} dB`);
   assert.deepEqual(sample.data, copy); // the input is not modified
@@ -252,7 +308,13 @@ test('exact consistency on a real photo crop: LR-PSNR ≥ 60 dB, small change (�
 test('engine consistency "exact": every sample reaches LR-PSNR ≥ 60 dB', async () => {
   const m = tinyModel(6);
   const lr = await photoLr(12, 14);
-  const r = await superResolve(m, lr, { draws: [{ temperature: 0, seed: 0 }, { temperature: 0.8, seed: 1 }], consistency: 'exact' });
+  const r = await superResolve(m, lr, {
+    draws: [
+      { temperature: 0, seed: 0 },
+      { temperature: 0.8, seed: 1 },
+    ],
+    consistency: 'exact',
+  });
   assert.ok(r.consistency, 'r.consistency');
   for (const [k, s] of r.samples.entries()) {
     const db = lrPsnr(s, lr, 4, { quantize: false });
@@ -279,6 +341,9 @@ test('uncertainty map: per-pixel std averaged over RGB, scaled by its 99.5th per
   assert.ok(Math.abs(u.maxStd - sorted[n - 1]) < 1e-6, `max ${u.maxStd}`);
   assert.equal(u.map.channels, 1);
   for (let i = 0; i < n; i++) assert.ok(Math.abs(u.map.data[i] - Math.min(1, std[i] / u.whiteStd)) < 1e-5, `pixel ${i}`);
-  assert.equal(uncertaintyMap([a, a]).map.data.every((v) => v === 0), true);
+  assert.equal(
+    uncertaintyMap([a, a]).map.data.every((v) => v === 0),
+    true,
+  );
   assert.throws(() => uncertaintyMap([a]), /at least 2 samples/);
 });

@@ -52,7 +52,9 @@ test('root exports are there', () => {
 
 test('path in → raw out (8-bit RGB); the model as a path or an object gives the same pixels', async () => {
   const p = join(dir, 'rgb.png');
-  await sharp(Buffer.from(randomU8(11 * 9 * 3, 1)), { raw: { width: 11, height: 9, channels: 3 } }).png().toFile(p);
+  await sharp(Buffer.from(randomU8(11 * 9 * 3, 1)), { raw: { width: 11, height: 9, channels: 3 } })
+    .png()
+    .toFile(p);
   const a = await upscale(p, { model: modelPath, temperature: 0 });
   const b = await upscale(p, { model, temperature: 0 });
   assert.equal(a.output, 'raw');
@@ -72,11 +74,18 @@ test('path in → raw out (8-bit RGB); the model as a path or an object gives th
 });
 
 test('Buffer in → encoded Buffer in the same format; several temperatures × samples; uncertainty', async () => {
-  const jpg = await sharp(Buffer.from(randomU8(8 * 10 * 3, 2)), { raw: { width: 8, height: 10, channels: 3 } }).jpeg().toBuffer();
+  const jpg = await sharp(Buffer.from(randomU8(8 * 10 * 3, 2)), { raw: { width: 8, height: 10, channels: 3 } })
+    .jpeg()
+    .toBuffer();
   const r = await upscale(jpg, { model, temperature: [0, 0.8], samples: 2, seed: 5, uncertainty: true });
   assert.equal(r.output, 'jpg');
   assert.equal(r.images.length, 4);
-  assert.deepEqual(r.draws, [{ temperature: 0, seed: 5 }, { temperature: 0, seed: 6 }, { temperature: 0.8, seed: 5 }, { temperature: 0.8, seed: 6 }]);
+  assert.deepEqual(r.draws, [
+    { temperature: 0, seed: 5 },
+    { temperature: 0, seed: 6 },
+    { temperature: 0.8, seed: 5 },
+    { temperature: 0.8, seed: 6 },
+  ]);
   for (const b of r.images) {
     const meta = await sharp(b as Buffer).metadata();
     assert.equal(meta.format, 'jpeg');
@@ -86,9 +95,17 @@ test('Buffer in → encoded Buffer in the same format; several temperatures × s
   assert.equal(r.uncertainty?.length, 2);
   const u0 = await loadImage(r.uncertainty![0] as Buffer);
   const u1 = await loadImage(r.uncertainty![1] as Buffer);
-  assert.ok(u0.rgb.data.every((v) => v === 0), 'τ = 0 samples agree');
-  assert.ok(u1.rgb.data.some((v) => v > 0), 'τ = 0.8 samples disagree');
-  const png = await sharp(Buffer.from(randomU8(8 * 8 * 3, 3)), { raw: { width: 8, height: 8, channels: 3 } }).png().toBuffer();
+  assert.ok(
+    u0.rgb.data.every((v) => v === 0),
+    'τ = 0 samples agree',
+  );
+  assert.ok(
+    u1.rgb.data.some((v) => v > 0),
+    'τ = 0.8 samples disagree',
+  );
+  const png = await sharp(Buffer.from(randomU8(8 * 8 * 3, 3)), { raw: { width: 8, height: 8, channels: 3 } })
+    .png()
+    .toBuffer();
   assert.equal((await upscale(png, { model, temperature: 0 })).output, 'png');
 });
 
@@ -122,7 +139,10 @@ test('raw in → raw out in the same layout: gray, gray+alpha, RGBA, 16-bit, flo
   const rf = await upscale({ data: f32, width: w, height: h, channels: 3 }, { model, temperature: 0 });
   const of = rf.images[0] as RawPixels;
   assert.ok(of.data instanceof Float32Array, 'Float32Array');
-  assert.ok(Array.from(of.data).every((v) => v >= 0 && v <= 1), 'in [0, 1]');
+  assert.ok(
+    Array.from(of.data).every((v) => v >= 0 && v <= 1),
+    'in [0, 1]',
+  );
   // the 8-bit output is the float output rounded
   const r8 = await upscale({ data: Uint8Array.from(f32, (v) => Math.round(v * 255)), width: w, height: h, channels: 3 }, { model, temperature: 0 });
   const o8 = (r8.images[0] as RawPixels).data;
@@ -134,13 +154,19 @@ test('raw in → raw out in the same layout: gray, gray+alpha, RGBA, 16-bit, flo
 test('16-bit PNG path with output png stays 16-bit; EXIF orientation is applied', async () => {
   const p16 = join(dir, 'in16.png');
   const u16 = Uint16Array.from({ length: 5 * 4 * 3 }, (_, i) => i * 1000);
-  await sharp(Buffer.from(u16.buffer), { raw: { width: 5, height: 4, channels: 3 } }).toColourspace('rgb16').png().toFile(p16);
+  await sharp(Buffer.from(u16.buffer), { raw: { width: 5, height: 4, channels: 3 } })
+    .toColourspace('rgb16')
+    .png()
+    .toFile(p16);
   const r = await upscale(p16, { model, temperature: 0, output: 'png' });
   const meta = await sharp(r.images[0] as Buffer).metadata();
   assert.equal(meta.depth, 'ushort');
   // orientation 6 (rotate 90° clockwise): a 8×6 stored image is shown 6×8
   const pr = join(dir, 'rot.jpg');
-  await sharp(Buffer.from(randomU8(8 * 6 * 3, 7)), { raw: { width: 8, height: 6, channels: 3 } }).withMetadata({ orientation: 6 }).jpeg().toFile(pr);
+  await sharp(Buffer.from(randomU8(8 * 6 * 3, 7)), { raw: { width: 8, height: 6, channels: 3 } })
+    .withMetadata({ orientation: 6 })
+    .jpeg()
+    .toFile(pr);
   const rr = await upscale(pr, { model, temperature: 0 });
   assert.equal(rr.width, 24);
   assert.equal(rr.height, 32);
@@ -156,7 +182,15 @@ test('consistency exact in the library; tiles and progress; a photo-like result 
   }
   const raw = { data: smooth, width: 30, height: 26, channels: 3 as const };
   const progress: number[] = [];
-  const r = await upscale(raw, { model, temperature: 0.5, samples: 2, tile: 12, tileOverlap: 4, consistency: 'exact', onProgress: (p) => progress.push(p.done / p.total) });
+  const r = await upscale(raw, {
+    model,
+    temperature: 0.5,
+    samples: 2,
+    tile: 12,
+    tileOverlap: 4,
+    consistency: 'exact',
+    onProgress: (p) => progress.push(p.done / p.total),
+  });
   assert.ok(r.tiles > 1, `tiles ${r.tiles}`);
   assert.equal(r.tileSize, 12);
   assert.equal(progress.at(-1), 1);
@@ -190,7 +224,10 @@ test('bad options and inputs throw clear errors before any work; abort gives an 
   await assert.rejects(upscale(text, { model }), /not an image/);
   await assert.rejects(upscale(raw, { model: join(dir, 'nope.safetensors') }), /Cannot read model .*file not found/);
   await assert.rejects(upscale({ data: new Uint8Array(3), width: 20000, height: 20000, channels: 3 }, { model }), /Expected 1200000000 samples|absurd|beyond/);
-  await assert.rejects(upscale({ data: new Uint8Array(20000 * 2 * 3), width: 20000, height: 2, channels: 3 }, { model }), /the 4× output would be 80000×8, beyond the limits/);
+  await assert.rejects(
+    upscale({ data: new Uint8Array(20000 * 2 * 3), width: 20000, height: 2, channels: 3 }, { model }),
+    /the 4× output would be 80000×8, beyond the limits/,
+  );
   // the default model, when it is not installed (the CLI's SRFLOW_DEFAULT_MODEL arrives as resolveModel's defaultModel)
   await assert.rejects(resolveModel(undefined, { defaultModel: join(dir, 'not-installed.safetensors') }), /default model is not installed/);
   const ac = new AbortController();

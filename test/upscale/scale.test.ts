@@ -97,7 +97,7 @@ test('a missing shipped 8x model is an error naming the file', async () => {
 
 const SHIPPED_8X = join(ROOT, 'models', 'srflow-8x.safetensors');
 
-test('the package\'s own 8x model: a clear error when it is not installed, else 16×16 → 128×128 at τ = 0, finite', async () => {
+test("the package's own 8x model: a clear error when it is not installed, else 16×16 → 128×128 at τ = 0, finite", async () => {
   if (!existsSync(SHIPPED_8X)) {
     await assert.rejects(upscale(gradient(4, 4), { scale: 8 }), (e: Error) => e.message.includes(`(${SHIPPED_8X} is missing)`));
     return;

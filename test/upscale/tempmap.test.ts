@@ -21,7 +21,8 @@ function tinyModel(seed = 1): SRFlowModel {
 
 function smoothLr(h: number, w: number): Planar {
   const data = new Float32Array(3 * h * w);
-  for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 0.5 + 0.25 * Math.sin(x / 3 + c) * Math.cos(y / 4);
+  for (let c = 0; c < 3; c++)
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 0.5 + 0.25 * Math.sin(x / 3 + c) * Math.cos(y / 4);
   return { data, channels: 3, height: h, width: w };
 }
 
@@ -39,7 +40,12 @@ function quarter(img: Planar, which: 'left' | 'right'): Planar {
 
 test('resizeMap: values stay in [0, 1], constants stay constant, black stays exactly 0 away from the edge', () => {
   const c: Map1 = { data: new Float32Array(35).fill(0.4), channels: 1, height: 5, width: 7 };
-  for (const [h, w] of [[20, 28], [3, 2], [5, 7], [64, 9]]) {
+  for (const [h, w] of [
+    [20, 28],
+    [3, 2],
+    [5, 7],
+    [64, 9],
+  ]) {
     const r = resizeMap(c, h, w);
     assert.equal(r.data.length, h * w);
     for (const v of r.data) assert.ok(Math.abs(v - 0.4) < 1e-6, `constant map became ${v}`);
@@ -64,7 +70,10 @@ test('levelMaps: one map per latent level, averaged over each latent cell, paddi
   const [a, b] = levelMaps(m, shapes, { height: 16, width: 16 });
   assert.deepEqual([a.height, a.width, b.height, b.width], [8, 8, 2, 2]);
   // the 8→16 enlargement softens the edge over one pixel on each side: 1/32 of a 8×8 cell
-  assert.deepEqual(Array.from(b.data, (v) => Math.round(v * 32)), [1, 31, 1, 31]);
+  assert.deepEqual(
+    Array.from(b.data, (v) => Math.round(v * 32)),
+    [1, 31, 1, 31],
+  );
   assert.equal(a.data[0], 0);
   assert.equal(a.data[7], 1);
   assert.deepEqual(Array.from(poolMap({ data: Float32Array.from([0, 1, 1, 0]), channels: 1, height: 2, width: 2 }, 2).data), [0.5]);
@@ -118,7 +127,9 @@ test('upscale(): temperatureMap as encoded bytes or raw pixels; a buffer that is
   const raw = new Uint8Array(3 * 8 * 16);
   for (let i = 0; i < 8 * 16; i++) for (let c = 0; c < 3; c++) raw[3 * i + c] = Math.round(lr.data[c * 128 + i] * 255);
   const input = { data: raw, width: 16, height: 8, channels: 3 as const };
-  const mapPng = await sharp(Buffer.from([0, 0, 255, 255]), { raw: { width: 4, height: 1, channels: 1 } }).png().toBuffer();
+  const mapPng = await sharp(Buffer.from([0, 0, 255, 255]), { raw: { width: 4, height: 1, channels: 1 } })
+    .png()
+    .toBuffer();
   const opts = { model, temperature: 0.9, output: 'raw' as const };
   const r1 = await upscale(input, { ...opts, seed: 1, temperatureMap: mapPng });
   const r2 = await upscale(input, { ...opts, seed: 2, temperatureMap: { data: Uint8Array.from([0, 0, 255, 255]), width: 4, height: 1, channels: 1 } });

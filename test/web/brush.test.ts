@@ -16,12 +16,17 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 function scene(w: number, h: number): Buffer {
   const raw = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) raw[3 * (y * w + x) + c] = Math.round(120 + 50 * Math.sin(x / 3 + c) * Math.cos(y / 4));
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) raw[3 * (y * w + x) + c] = Math.round(120 + 50 * Math.sin(x / 3 + c) * Math.cos(y / 4));
   return raw;
 }
 
 test('web page: the temperature brush keeps unpainted regions at the mean', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} not found` }, async () => {
-  const b = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web/vite.config.ts'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const b = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web/vite.config.ts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   assert.equal(b.status, 0, `vite build failed:\n${b.stdout}\n${b.stderr}`);
   const { serve } = await import('../../web/serve.js');
   const { chromium } = await import('playwright-core');
@@ -37,10 +42,13 @@ test('web page: the temperature brush keeps unpainted regions at the mean', { sk
     const page = ctx.pages()[0] ?? (await ctx.newPage());
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    const waitState = (states: string[]) => page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout: 60_000, polling: 50 });
+    const waitState = (states: string[]) =>
+      page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout: 60_000, polling: 50 });
     await page.goto(url);
     await waitState(['ready', 'error']);
-    const png = await sharp(scene(32, 32), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
+    const png = await sharp(scene(32, 32), { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toBuffer();
     await page.setInputFiles('#file', { name: 'scene.png', mimeType: 'image/png', buffer: png });
     await waitState(['ready']);
     await page.check('#brush-on');
@@ -58,7 +66,11 @@ test('web page: the temperature brush keeps unpainted regions at the mean', { sk
     await waitState(['done', 'error']);
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'done', (await page.textContent('#status')) ?? '');
     const px = await page.evaluate(() =>
-      [...document.querySelectorAll<HTMLCanvasElement>('canvas.sample')].map((c) => ({ w: c.width, h: c.height, data: Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data) })),
+      [...document.querySelectorAll<HTMLCanvasElement>('canvas.sample')].map((c) => ({
+        w: c.width,
+        h: c.height,
+        data: Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data),
+      })),
     );
     const W = px[0].w;
     const H = px[0].h;

@@ -84,7 +84,11 @@ function checkKernels(K: WasmKernels, label: string): void {
       expectClose(gb, gb64, `conv2dBackwardFilter gb acc=${acc} ${tag}`);
     }
   }
-  const shapes: [number, number, number][] = [[1, 1, 1], [64, 576, 100], [5, 300, 70]];
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [64, 576, 100],
+    [5, 300, 70],
+  ];
   for (let i = 0; i < 5; i++) shapes.push([rint(1, 70), rint(1, 90), rint(1, 70)]);
   for (const [m, k, n] of shapes) {
     for (const ta of [false, true]) {

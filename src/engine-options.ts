@@ -5,7 +5,7 @@
  * (src/cli/env.ts, the one place that reads it). None of them changes a result beyond float
  * rounding of the kernels; published configurations compute as published with any of them.
  */
-import * as is from '../is.js';
+import * as is from './is.js';
 
 export const BACKENDS = ['auto', 'native', 'wasm', 'reference', 'webgpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
