@@ -33,7 +33,11 @@ const workloads = [
 
 function run(cmd, argv, env = {}) {
   const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 24 });
-  const line = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = (r.stdout ?? '')
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (r.status !== 0 || !line) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}): ${r.stderr?.slice(-800)}`);
   return JSON.parse(line);
 }
@@ -66,6 +70,8 @@ if (wantJson) {
   for (const w of workloads) {
     const of = (side, key) => median(results.filter((x) => x.workload === w.name && x.side === side).map((x) => x[key]));
     const [ts, tp, ms, mp] = [of('srflow', 'median_s'), of('pytorch', 'median_s'), of('srflow', 'peak_rss_mib'), of('pytorch', 'peak_rss_mib')];
-    console.log(`| ${w.name} | ${ts.toFixed(3)} | ${tp.toFixed(3)} | ${(ts / tp).toFixed(2)} | ${ms.toFixed(0)} | ${mp.toFixed(0)} | ${(ms / mp).toFixed(2)} |`);
+    console.log(
+      `| ${w.name} | ${ts.toFixed(3)} | ${tp.toFixed(3)} | ${(ts / tp).toFixed(2)} | ${ms.toFixed(0)} | ${mp.toFixed(0)} | ${(ms / mp).toFixed(2)} |`,
+    );
   }
 }

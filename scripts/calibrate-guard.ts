@@ -51,7 +51,9 @@ async function main(): Promise<void> {
 }
 
 async function calibrate(net: ReturnType<typeof loadNet>): Promise<GuardCalibration> {
-  const dirs = opt('--data').split(',').map((d) => resolve(d));
+  const dirs = opt('--data')
+    .split(',')
+    .map((d) => resolve(d));
   const crops = Number(opt('--crops', '2'));
   const size = Number(opt('--size', '96'));
   const seed = Number(opt('--seed', '0'));
@@ -60,7 +62,12 @@ async function calibrate(net: ReturnType<typeof loadNet>): Promise<GuardCalibrat
   if (dirs.some((d) => /(^|\/)val(\/|$)/.test(d))) throw new Error('refusing to calibrate on a validation folder');
   const s = net.scale;
   if (size % (s * 8)) throw new Error(`--size must be a multiple of ${s * 8}`);
-  const files = dirs.flatMap((d) => readdirSync(d).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort().map((f) => join(d, f)));
+  const files = dirs.flatMap((d) =>
+    readdirSync(d)
+      .filter((f) => /\.(png|jpe?g|webp)$/i.test(f))
+      .sort()
+      .map((f) => join(d, f)),
+  );
   const rng = new Rng(seed);
   const pairs: { hr: Tensor; lr: Tensor }[] = [];
   for (const f of files) {
@@ -69,16 +76,22 @@ async function calibrate(net: ReturnType<typeof loadNet>): Promise<GuardCalibrat
       const y0 = rng.int(img.height - size + 1);
       const x0 = rng.int(img.width - size + 1);
       const hr = new Float32Array(3 * size * size);
-      for (let c = 0; c < 3; c++) for (let y = 0; y < size; y++) {
-        const src = (c * img.height + y0 + y) * img.width + x0;
-        hr.set(img.data.subarray(src, src + size), (c * size + y) * size);
-      }
+      for (let c = 0; c < 3; c++)
+        for (let y = 0; y < size; y++) {
+          const src = (c * img.height + y0 + y) * img.width + x0;
+          hr.set(img.data.subarray(src, src + size), (c * size + y) * size);
+        }
       const hrP: Planar = { data: hr, channels: 3, height: size, width: size };
       const lrP = downscale(hrP, s);
       pairs.push({ hr: new Tensor(hr, [1, 3, size, size]), lr: new Tensor(lrP.data, [1, 3, lrP.height, lrP.width]) });
     }
   }
-  return calibrateGuard(net, pairs, { margin, floorFactor, seed, source: `${files.length} photos in ${dirs.map((d) => d.split('/').slice(-2).join('/')).join(', ')}, ${crops} random ${size}×${size} crops each (seed ${seed})` });
+  return calibrateGuard(net, pairs, {
+    margin,
+    floorFactor,
+    seed,
+    source: `${files.length} photos in ${dirs.map((d) => d.split('/').slice(-2).join('/')).join(', ')}, ${crops} random ${size}×${size} crops each (seed ${seed})`,
+  });
 }
 
 /** Writes net (with its guard) to out with modelPath's other metadata; checks the tensors are unchanged. */

@@ -198,7 +198,11 @@ function cropZoom(p: Planar, top: number, left: number, size: number, zoom: numb
 
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-async function makeGrid(rows: { name: string; detail: { top: number; left: number; size: number }; cells: Planar[] }[], labels: string[], zoom: number): Promise<Buffer> {
+async function makeGrid(
+  rows: { name: string; detail: { top: number; left: number; size: number }; cells: Planar[] }[],
+  labels: string[],
+  zoom: number,
+): Promise<Buffer> {
   const cell = Math.max(...rows.map((r) => r.detail.size)) * zoom;
   const gap = 4;
   const head = 26;
@@ -218,7 +222,12 @@ async function makeGrid(rows: { name: string; detail: { top: number; left: numbe
     svg += `<text x="6" y="${y0 + cell / 2 + 32}" font-size="11" fill="#555">(${r.detail.left}, ${r.detail.top}), ${zoom}x</text>`;
     r.cells.forEach((p, k) => {
       const Z = r.detail.size * zoom;
-      composites.push({ input: cropZoom(p, r.detail.top, r.detail.left, r.detail.size, zoom), raw: { width: Z, height: Z, channels: 3 }, top: y0, left: side + k * (cell + gap) });
+      composites.push({
+        input: cropZoom(p, r.detail.top, r.detail.left, r.detail.size, zoom),
+        raw: { width: Z, height: Z, channels: 3 },
+        top: y0,
+        left: side + k * (cell + gap),
+      });
     });
   });
   svg += '</svg>';
@@ -234,13 +243,7 @@ async function makeGrid(rows: { name: string; detail: { top: number; left: numbe
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const f = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : 'inf');
 
-function markdown(o: {
-  rows: ImageRow[];
-  meanMetrics: Record<MethodKey, Metrics>;
-  names: Record<MethodKey, string>;
-  header: string;
-  draws: number;
-}): string {
+function markdown(o: { rows: ImageRow[]; meanMetrics: Record<MethodKey, Metrics>; names: Record<MethodKey, string>; header: string; draws: number }): string {
   const keys: MethodKey[] = ['bicubic', 'tau0', 'tauT', 'esrgan'];
   const secs: Record<MethodKey, string> = {
     bicubic: '—',
@@ -289,10 +292,23 @@ async function main(argv: string[]): Promise<void> {
     if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return;
     throw new UsageError((e as Error).message.replace(/^error:\s*/i, ''));
   }
-  const o = program.opts<{ hr: string; model?: string; crop: string; temperature: string; samples: string; seed: string; detail: string; zoom: string; backend: string; out?: string; json?: boolean }>();
+  const o = program.opts<{
+    hr: string;
+    model?: string;
+    crop: string;
+    temperature: string;
+    samples: string;
+    seed: string;
+    detail: string;
+    zoom: string;
+    backend: string;
+    out?: string;
+    json?: boolean;
+  }>();
   const cropN = parseInteger(o.crop, '--crop', 0);
   const T = Number(o.temperature);
-  if (o.temperature.trim() === '' || !Number.isFinite(T) || T < 0) throw new UsageError(`Expected a finite number ≥ 0 for --temperature but received ${JSON.stringify(o.temperature)}`);
+  if (o.temperature.trim() === '' || !Number.isFinite(T) || T < 0)
+    throw new UsageError(`Expected a finite number ≥ 0 for --temperature but received ${JSON.stringify(o.temperature)}`);
   const samples = parseInteger(o.samples, '--samples', 1);
   const seed = parseInteger(o.seed, '--seed', 0);
   const detailN = parseInteger(o.detail, '--detail', 8);
@@ -310,7 +326,9 @@ async function main(argv: string[]): Promise<void> {
   if (cropN !== 0 && cropN % s !== 0) throw new UsageError(`Expected a multiple of the scale ${s} for --crop but received ${cropN}`);
   const set = await loadValidationSet(o.hr, { scale: s, crop: cropN === 0 ? undefined : cropN, onWarning: (m) => log(`warning: ${m}`) });
   const esrgan = await loadEsrgan(s, o.backend);
-  log(`esrgan-thick ${esrgan.version} ${s}x from ${esrgan.modelJson} (${(esrgan.weightBytes / 1048576).toFixed(1)} MB of weights), TensorFlow.js ${tf.version.tfjs} ${tf.getBackend()} backend`);
+  log(
+    `esrgan-thick ${esrgan.version} ${s}x from ${esrgan.modelJson} (${(esrgan.weightBytes / 1048576).toFixed(1)} MB of weights), TensorFlow.js ${tf.version.tfjs} ${tf.getBackend()} backend`,
+  );
 
   const draws: Draw[] = [{ temperature: 0, seed }];
   for (let i = 0; i < samples; i++) draws.push({ temperature: T, seed: seed + i });
@@ -345,7 +363,9 @@ async function main(argv: string[]): Promise<void> {
       srflowOutOfRange: sr.outOfRange,
     });
     gridRows.push({ name: im.name, detail, cells: [bic, tau0, tauT[0], esr, im.hr] });
-    log(`${im.name} (${i + 1}/${set.length}, ${im.hr.width}×${im.hr.height}): srflow ${draws.length} draws ${srSeconds.toFixed(1)} s, esrgan-thick ${esrSeconds.toFixed(1)} s`);
+    log(
+      `${im.name} (${i + 1}/${set.length}, ${im.hr.width}×${im.hr.height}): srflow ${draws.length} draws ${srSeconds.toFixed(1)} s, esrgan-thick ${esrSeconds.toFixed(1)} s`,
+    );
   }
   const keys: MethodKey[] = ['bicubic', 'tau0', 'tauT', 'esrgan'];
   const meanMetrics = Object.fromEntries(

@@ -33,7 +33,9 @@ async function main(): Promise<void> {
   let touchedAll = 0;
   console.log('| crop | τ | PSNR guard off | PSNR guard on | difference (dB) | values touched |');
   console.log('|---|---|---|---|---|---|');
-  for (const f of readdirSync(dir).filter((x) => /\.(png|jpe?g)$/i.test(x)).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((x) => /\.(png|jpe?g)$/i.test(x))
+    .sort()) {
     const img = (await loadImage(join(dir, f))).rgb;
     for (let k = 0; k < per; k++) {
       // crops spread along the diagonal
@@ -48,7 +50,9 @@ async function main(): Promise<void> {
         const b = psnr(on.samples[j], hr);
         worst = Math.max(worst, Math.abs(a - b));
         touchedAll += on.guard.touched[j];
-        console.log(`| ${f} @${y0},${x0} | ${d.temperature} (seed ${d.seed}) | ${a.toFixed(3)} | ${b.toFixed(3)} | ${(b - a).toFixed(4)} | ${on.guard.touched[j]} |`);
+        console.log(
+          `| ${f} @${y0},${x0} | ${d.temperature} (seed ${d.seed}) | ${a.toFixed(3)} | ${b.toFixed(3)} | ${(b - a).toFixed(4)} | ${on.guard.touched[j]} |`,
+        );
       });
     }
   }

@@ -40,7 +40,9 @@ function toU8(p: Planar): Buffer {
   return b;
 }
 async function jpeg(p: Planar, q: number): Promise<{ img: Planar; tables: JpegTables | null }> {
-  const buf = await sharp(toU8(p), { raw: { width: p.width, height: p.height, channels: 3 } }).jpeg({ quality: q }).toBuffer();
+  const buf = await sharp(toU8(p), { raw: { width: p.width, height: p.height, channels: 3 } })
+    .jpeg({ quality: q })
+    .toBuffer();
   return { img: (await loadImage(buf)).rgb, tables: readJpegTables(buf) };
 }
 const clip = (p: Planar): Planar => ({ ...p, data: p.data.map((v) => (v > 0 ? (v < 1 ? v : 1) : 0)) });
@@ -76,7 +78,9 @@ for (const f of files) {
       (gains[`${name} full`] ??= []).push(pf - pd);
       (gains[`${name} model steps 1-4 only`] ??= []).push(pn - pd);
       (gains[`${name} chroma step alone (no model)`] ??= []).push(pc - pd);
-      console.log(`${f.split('/').pop()} @${y0},${x0} ${name}: degraded ${pd.toFixed(2)} dB, restored ${pf.toFixed(2)} dB (${(pf - pd >= 0 ? '+' : '') + (pf - pd).toFixed(2)}), model only ${pn.toFixed(2)}, chroma step alone ${pc.toFixed(2)}  [${((performance.now() - t0) / 1000).toFixed(1)} s]`);
+      console.log(
+        `${f.split('/').pop()} @${y0},${x0} ${name}: degraded ${pd.toFixed(2)} dB, restored ${pf.toFixed(2)} dB (${(pf - pd >= 0 ? '+' : '') + (pf - pd).toFixed(2)}), model only ${pn.toFixed(2)}, chroma step alone ${pc.toFixed(2)}  [${((performance.now() - t0) / 1000).toFixed(1)} s]`,
+      );
     }
   }
 }

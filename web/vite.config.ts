@@ -30,7 +30,41 @@ function nodeStub(): Plugin {
     },
     load(id) {
       if (id !== STUB) return null;
-      const names = ['readFileSync', 'writeFileSync', 'openSync', 'readSync', 'closeSync', 'fstatSync', 'renameSync', 'writeSync', 'unlinkSync', 'existsSync', 'statSync', 'mkdirSync', 'readdirSync', 'createRequire', 'basename', 'dirname', 'join', 'resolve', 'readFile', 'writeFile', 'Worker', 'parentPort', 'workerData', 'availableParallelism', 'cpus', 'fileURLToPath', 'pathToFileURL', 'crc32', 'inflateRawSync', 'inflateSync', 'gunzipSync', 'deflateRawSync', 'getBuiltinModule'];
+      const names = [
+        'readFileSync',
+        'writeFileSync',
+        'openSync',
+        'readSync',
+        'closeSync',
+        'fstatSync',
+        'renameSync',
+        'writeSync',
+        'unlinkSync',
+        'existsSync',
+        'statSync',
+        'mkdirSync',
+        'readdirSync',
+        'createRequire',
+        'basename',
+        'dirname',
+        'join',
+        'resolve',
+        'readFile',
+        'writeFile',
+        'Worker',
+        'parentPort',
+        'workerData',
+        'availableParallelism',
+        'cpus',
+        'fileURLToPath',
+        'pathToFileURL',
+        'crc32',
+        'inflateRawSync',
+        'inflateSync',
+        'gunzipSync',
+        'deflateRawSync',
+        'getBuiltinModule',
+      ];
       const body = names.map((n) => `export function ${n}() { throw new Error('node:${n} is not available in the browser'); }`).join('\n');
       return `${body}\nexport default {};\n`;
     },

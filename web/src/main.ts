@@ -264,7 +264,9 @@ function onWorkerMessage(m: FromWorker): void {
   if (image) rate = m.seconds / (image.rgba.width * image.rgba.height * m.samples.length);
   const tiles = m.tiles > 1 ? ` (${m.tiles} tiles)` : '';
   const overflow = m.nonFinite > 0 ? ` ${m.nonFinite} values overflowed (shown black): try a lower temperature.` : '';
-  status(`Done: ${m.samples.length} sample${m.samples.length > 1 ? 's' : ''} of ${m.samples[0].width}×${m.samples[0].height} in ${m.seconds.toFixed(1)} s${tiles}.${overflow}`);
+  status(
+    `Done: ${m.samples.length} sample${m.samples.length > 1 ? 's' : ''} of ${m.samples[0].width}×${m.samples[0].height} in ${m.seconds.toFixed(1)} s${tiles}.${overflow}`,
+  );
   showResult(m);
   setState('done');
 }
@@ -314,7 +316,11 @@ function describeImage(): void {
   const zoom = Math.max(1, Math.floor(128 / Math.max(bitmap.width, bitmap.height)));
   preview.style.width = `${bitmap.width * zoom}px`;
   const s = scale();
-  ui.dropText.replaceChildren(preview, document.createElement('br'), `${image.file}: ${bitmap.width}×${bitmap.height} → ${bitmap.width * s}×${bitmap.height * s} (click or drop to change)`);
+  ui.dropText.replaceChildren(
+    preview,
+    document.createElement('br'),
+    `${image.file}: ${bitmap.width}×${bitmap.height} → ${bitmap.width * s}×${bitmap.height * s} (click or drop to change)`,
+  );
 }
 
 function run(): void {
@@ -330,7 +336,15 @@ function run(): void {
   setState('running');
   const data = new Uint8ClampedArray(image.rgba.data);
   const temperatureMap = brush.map() ?? undefined;
-  const msg: ToWorker = { type: 'run', id: runId, image: { width: image.rgba.width, height: image.rgba.height, data }, temperature, samples, seed, temperatureMap };
+  const msg: ToWorker = {
+    type: 'run',
+    id: runId,
+    image: { width: image.rgba.width, height: image.rgba.height, data },
+    temperature,
+    samples,
+    seed,
+    temperatureMap,
+  };
   worker.postMessage(msg, temperatureMap ? [data.buffer, temperatureMap.data.buffer] : [data.buffer]);
 }
 
@@ -481,16 +495,20 @@ async function main(): Promise<void> {
     return;
   }
   if (!(await startChosenModel())) return;
-  setupModelPicker(ui.badge, (picked) => {
-    // a model file the user picked (read in this browser): restart the worker with it
-    model = { bytes: picked.bytes, name: picked.name, untrained: false };
-    worker?.terminate();
-    running = false;
-    ui.badge.textContent = `loading ${picked.name}…`;
-    setState('loading');
-    status(`Loading ${picked.name}…`);
-    startWorker();
-  }, fail);
+  setupModelPicker(
+    ui.badge,
+    (picked) => {
+      // a model file the user picked (read in this browser): restart the worker with it
+      model = { bytes: picked.bytes, name: picked.name, untrained: false };
+      worker?.terminate();
+      running = false;
+      ui.badge.textContent = `loading ${picked.name}…`;
+      setState('loading');
+      status(`Loading ${picked.name}…`);
+      startWorker();
+    },
+    fail,
+  );
 }
 
 void main();

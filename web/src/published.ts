@@ -20,7 +20,8 @@ export function setupModelPicker(anchor: HTMLElement, onModel: (m: PickedModel) 
   button.type = 'button';
   button.id = 'model-pick';
   button.textContent = 'Use a model file…';
-  button.title = 'Load a published SRFlow_*.pth / RRDB_*.pth (or an srflow .safetensors model) from this computer; it is read in the browser, nothing is uploaded';
+  button.title =
+    'Load a published SRFlow_*.pth / RRDB_*.pth (or an srflow .safetensors model) from this computer; it is read in the browser, nothing is uploaded';
   button.addEventListener('click', () => input.click());
   input.addEventListener('change', async () => {
     const f = input.files?.[0];

@@ -65,11 +65,20 @@ async function init(m: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const threads = k.threads();
   const wasmLabel = `WebAssembly SIMD, ${threads} thread${threads > 1 ? 's' : ''}${globalThis.crossOriginIsolated ? '' : ' (page not cross-origin isolated: one thread)'}`;
   // the WebGPU runner samples SRFlow models; an RRDB network (published RRDB_*.pth) runs on wasm
-  const b = kind === 'rrdb' ? { kind: 'wasm' as const, label: wasmLabel, why: 'RRDB networks run on WebAssembly' } : await chooseBackend(m.backend, model, wasmLabel);
+  const b =
+    kind === 'rrdb' ? { kind: 'wasm' as const, label: wasmLabel, why: 'RRDB networks run on WebAssembly' } : await chooseBackend(m.backend, model, wasmLabel);
   gpu = b.kind === 'webgpu';
   post({
     type: 'ready',
-    info: { name: m.name, untrained: m.untrained, scale: model.scale, parameters, multiple: Math.max(1, 2 ** cfg.flow.L / model.scale), kind, layout: layout?.published ?? null },
+    info: {
+      name: m.name,
+      untrained: m.untrained,
+      scale: model.scale,
+      parameters,
+      multiple: Math.max(1, 2 ** cfg.flow.L / model.scale),
+      kind,
+      layout: layout?.published ?? null,
+    },
     backend: b.label,
     threads,
     gpu,
@@ -121,7 +130,18 @@ async function run(m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const out = samples.map(toRgba);
   const meanRgba = toRgba({ data: mean, channels: 3, height: H, width: W });
   post(
-    { type: 'result', id: m.id, samples: out, mean: meanRgba, std, stdMax, seconds: (performance.now() - t0) / 1000, tiles: r.tiles, nonFinite: r.nonFinite.reduce((a, b) => a + b, 0), backend: r.backend },
+    {
+      type: 'result',
+      id: m.id,
+      samples: out,
+      mean: meanRgba,
+      std,
+      stdMax,
+      seconds: (performance.now() - t0) / 1000,
+      tiles: r.tiles,
+      nonFinite: r.nonFinite.reduce((a, b) => a + b, 0),
+      backend: r.backend,
+    },
     [...out.map((o) => o.data.buffer), meanRgba.data.buffer, std.data.buffer],
   );
 }
@@ -133,6 +153,12 @@ ctx.onmessage = async (ev: MessageEvent<ToWorker>) => {
     else await run(m);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    post({ type: 'error', id: m.type === 'run' ? m.id : -1, message: /out of memory|Out of memory|allocation failed|Array buffer allocation/i.test(msg) ? `Out of memory: ${msg}. Try a smaller image or fewer samples.` : msg });
+    post({
+      type: 'error',
+      id: m.type === 'run' ? m.id : -1,
+      message: /out of memory|Out of memory|allocation failed|Array buffer allocation/i.test(msg)
+        ? `Out of memory: ${msg}. Try a smaller image or fewer samples.`
+        : msg,
+    });
   }
 };
