@@ -402,12 +402,18 @@ export class WebGpuSRFlow {
     return this.afterFirstConv(pre, a.fAffine);
   }
 
-  private invconv(step: FlowStep, inverse: boolean): { w: GWeight; logdet: number } {
+  /** A step's invertible 1×1 conv (or its inverse) of h (released); adds its log-determinant to the pass. */
+  private invconvStep(step: FlowStep, h: GTensor, inverse: boolean, p: GpuPass): GTensor {
+    const [, , H, W] = h.shape;
     const wt = step.invconv.weight;
     const c = step.invconv.channels;
     const w = inverse ? this.weight(wt, 'inv', () => Float32Array.from(invertMatrix(wt.data, c)), c) : this.weight(wt, 'fwd', undefined, c);
     const logdet = this.derivedNumber(wt, 'logdet', () => noGrad(() => T.logAbsDet(wt).item()));
-    return { w, logdet };
+    const o = this.conv(region(h), w, null);
+    this.dev.release(h);
+    if (inverse) p.ldConst -= H * W * logdet;
+    else p.ldConst += H * W * logdet;
+    return o;
   }
 
   private numbers = new Map<object, Map<string, { version: number; data: unknown; value: number }>>();
@@ -495,28 +501,35 @@ export class WebGpuSRFlow {
     return out;
   }
 
+  /** The conditional affine's first half (forward; its inverse second): all of h by the prepared injector output. */
+  private injectorAffine(a: CondAffine, h: GTensor, inverse: boolean, p: GpuPass): void {
+    const st = p.c.steps.get(p.i);
+    if (!st) throw new Error(`internal: no prepared conditioning for layer ${p.i}`);
+    this.dev.affineFromNet(region(h), st.inj, a.eps, inverse);
+    if (inverse && !p.needLogdet) return;
+    const il = p.c.injLd.get(p.i)!;
+    this.dev.axpby(region(p.ld), 1, region(il), inverse ? -1 : 1, il.shape[0] !== p.batch);
+  }
+
+  /** The conditional affine's coupling half: h's channels from nn on by the coupling net of those before. */
+  private couplingAffine(a: CondAffine, h: GTensor, inverse: boolean, p: GpuPass): void {
+    const cp = this.coupling(region(h, 0, a.nn), a, p.i, p.c);
+    this.dev.affineFromNet(region(h, a.nn, a.co), cp, a.eps, inverse);
+    if (!inverse || p.needLogdet) this.dev.reduce(0, region(cp), null, a.eps, p.ld, inverse ? -1 : 1, 0);
+    this.dev.release(cp);
+  }
+
   /** ActNorm, invertible 1×1 conv, then the conditional affine against the prepared conditioning. */
   private stepForward(layer: FlowStep, h: GTensor, p: GpuPass): GTensor {
-    const dev = this.dev;
     const [, , H, W] = h.shape;
     const an = layer.actnorm;
     this.actnorm(h, an, false);
     p.ldConst += H * W * this.sumLogs(an);
-    const ic = this.invconv(layer, false);
-    const o = this.conv(region(h), ic.w, null);
-    dev.release(h);
-    p.ldConst += H * W * ic.logdet;
+    const o = this.invconvStep(layer, h, false, p);
     const a = layer.affine;
     if (a) {
-      const st = p.c.steps.get(p.i);
-      if (!st) throw new Error(`internal: no prepared conditioning for layer ${p.i}`);
-      dev.affineFromNet(region(o), st.inj, a.eps, false);
-      const il = p.c.injLd.get(p.i)!;
-      dev.axpby(region(p.ld), 1, region(il), 1, il.shape[0] !== p.batch);
-      const cp = this.coupling(region(o, 0, a.nn), a, p.i, p.c);
-      dev.affineFromNet(region(o, a.nn, a.co), cp, a.eps, false);
-      dev.reduce(0, region(cp), null, a.eps, p.ld, 1, 0);
-      dev.release(cp);
+      this.injectorAffine(a, o, false, p);
+      this.couplingAffine(a, o, false, p);
     }
     return o;
   }
@@ -526,21 +539,10 @@ export class WebGpuSRFlow {
     const [, , H, W] = h.shape;
     const a = layer.affine;
     if (a) {
-      const cp = this.coupling(region(h, 0, a.nn), a, p.i, p.c);
-      dev.affineFromNet(region(h, a.nn, a.co), cp, a.eps, true);
-      if (p.needLogdet) dev.reduce(0, region(cp), null, a.eps, p.ld, -1, 0);
-      dev.release(cp);
-      const s = p.c.steps.get(p.i)!;
-      dev.affineFromNet(region(h), s.inj, a.eps, true);
-      if (p.needLogdet) {
-        const il = p.c.injLd.get(p.i)!;
-        dev.axpby(region(p.ld), 1, region(il), -1, il.shape[0] !== p.batch);
-      }
+      this.couplingAffine(a, h, true, p);
+      this.injectorAffine(a, h, true, p);
     }
-    const ic = this.invconv(layer, true);
-    const o = this.conv(region(h), ic.w, null);
-    dev.release(h);
-    p.ldConst -= H * W * ic.logdet;
+    const o = this.invconvStep(layer, h, true, p);
     // ActNorm inverse: y·e⁻ − b = (y − b·e⁺)·e⁻
     const an = layer.actnorm;
     dev.channelAffine(region(o), this.vec(an.bias, 'b2', (b) => Float32Array.from(b, (v, k) => -v / Math.exp(-an.logs.data[k]))), this.expVec(an.logs, -1), false);
