@@ -12,55 +12,15 @@
  * SRFLOW_WINOGRAD itself at load (native/pool.cc, native/addon.cc), as the CLI's environment does.
  */
 import { createRequire } from 'node:module';
-import type { Buf, ElementwiseKernels, Kernels } from './types.js';
+import type { Buf, Conv2dArgs, Conv2dBackwardDataArgs, Conv2dBackwardFilterArgs, ElementwiseKernels, Kernels } from './types.js';
 import { referenceKernels } from './reference.js';
 import { withChecks } from './checks.js';
 
 /** The raw addon interface (native/addon.cc). */
 export interface NativeAddon extends ElementwiseKernels {
-  conv2d(
-    x: Float32Array,
-    w: Float32Array,
-    bias: Float32Array | null,
-    n: number,
-    cin: number,
-    h: number,
-    wd: number,
-    cout: number,
-    kh: number,
-    kw: number,
-    pad: number,
-    out: Float32Array,
-  ): void;
-  conv2dBackwardData(
-    gy: Float32Array,
-    w: Float32Array,
-    n: number,
-    cin: number,
-    h: number,
-    wd: number,
-    cout: number,
-    kh: number,
-    kw: number,
-    pad: number,
-    gx: Float32Array,
-    accumulate: boolean,
-  ): void;
-  conv2dBackwardFilter(
-    gy: Float32Array,
-    x: Float32Array,
-    n: number,
-    cin: number,
-    h: number,
-    wd: number,
-    cout: number,
-    kh: number,
-    kw: number,
-    pad: number,
-    gw: Float32Array,
-    gb: Float32Array | null,
-    accumulate: boolean,
-  ): void;
+  conv2d(...a: Conv2dArgs<Float32Array>): void;
+  conv2dBackwardData(...a: Conv2dBackwardDataArgs<Float32Array, boolean>): void;
+  conv2dBackwardFilter(...a: Conv2dBackwardFilterArgs<Float32Array, boolean>): void;
   matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Float32Array, accumulate: boolean): void;
   setNumThreads(n: number): number;
   getNumThreads(): number;

@@ -75,19 +75,18 @@ export interface ElementwiseKernels {
   /** out += x */
   addInto(x: Float32Array, out: Float32Array): void;
   /** One Adam update of p, m, v in place (double-precision arithmetic per element, as the TypeScript step). */
-  adam(
-    p: Float32Array,
-    g: Float32Array,
-    m: Float32Array,
-    v: Float32Array,
-    beta1: number,
-    beta2: number,
-    stepSize: number,
-    bc2sqrt: number,
-    eps: number,
-    weightDecay: number,
-  ): void;
+  adam(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, ...s: AdamScalars): void;
 }
+
+/** Adam's scalar arguments, in the order every backend's entry point takes them. */
+export type AdamScalars = [beta1: number, beta2: number, stepSize: number, bc2sqrt: number, eps: number, weightDecay: number];
+
+/** A convolution's geometry as the C API's entry points take it (native addon and wasm), flat. */
+export type ConvDimArgs = [n: number, cin: number, h: number, wd: number, cout: number, kh: number, kw: number, pad: number];
+/** The C API's convolution entry points' arguments: `B` a buffer (Float32Array in Node, a pointer in wasm), `F` a flag. */
+export type Conv2dArgs<B> = [x: B, w: B, bias: B | null, ...dims: ConvDimArgs, out: B];
+export type Conv2dBackwardDataArgs<B, F> = [gy: B, w: B, ...dims: ConvDimArgs, gx: B, accumulate: F];
+export type Conv2dBackwardFilterArgs<B, F> = [gy: B, x: B, ...dims: ConvDimArgs, gw: B, gb: B | null, accumulate: F];
 
 export interface Kernels {
   readonly name: string;

@@ -11,7 +11,7 @@
  *
  * Nothing here imports a Node module at load time: the Node-only parts are dynamic imports.
  */
-import type { Buf, ElementwiseKernels, Kernels } from './types.js';
+import type { AdamScalars, Buf, Conv2dArgs, Conv2dBackwardDataArgs, Conv2dBackwardFilterArgs, ElementwiseKernels, Kernels } from './types.js';
 import { referenceKernels } from './reference.js';
 import { withChecks } from './checks.js';
 
@@ -42,65 +42,13 @@ export interface WasmExports {
   srf_leaky_relu_backward(g: number, x: number, len: number, slope: number, gx: number, accumulate: number): void;
   srf_axpy(alpha: number, x: number, y: number, len: number, out: number): void;
   srf_add_into(x: number, len: number, out: number): void;
-  srf_adam(
-    p: number,
-    g: number,
-    m: number,
-    v: number,
-    len: number,
-    beta1: number,
-    beta2: number,
-    stepSize: number,
-    bc2sqrt: number,
-    eps: number,
-    weightDecay: number,
-  ): void;
+  srf_adam(p: number, g: number, m: number, v: number, len: number, ...s: AdamScalars): void;
   srf_free(ptr: number): void;
   srf_set_simd(level: number): number;
   srf_simd_level(): number;
-  srf_conv2d(
-    x: number,
-    w: number,
-    bias: number,
-    n: number,
-    cin: number,
-    h: number,
-    wd: number,
-    cout: number,
-    kh: number,
-    kw: number,
-    pad: number,
-    out: number,
-  ): void;
-  srf_conv2d_backward_data(
-    gy: number,
-    w: number,
-    n: number,
-    cin: number,
-    h: number,
-    wd: number,
-    cout: number,
-    kh: number,
-    kw: number,
-    pad: number,
-    gx: number,
-    accumulate: number,
-  ): void;
-  srf_conv2d_backward_filter(
-    gy: number,
-    x: number,
-    n: number,
-    cin: number,
-    h: number,
-    wd: number,
-    cout: number,
-    kh: number,
-    kw: number,
-    pad: number,
-    gw: number,
-    gb: number,
-    accumulate: number,
-  ): void;
+  srf_conv2d(...a: Conv2dArgs<number>): void;
+  srf_conv2d_backward_data(...a: Conv2dBackwardDataArgs<number, number>): void;
+  srf_conv2d_backward_filter(...a: Conv2dBackwardFilterArgs<number, number>): void;
   srf_matmul(a: number, b: number, m: number, k: number, n: number, ta: number, tb: number, out: number, accumulate: number): void;
   srf_num_threads(): number;
   srf_set_num_threads(n: number): number;
