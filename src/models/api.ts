@@ -16,8 +16,7 @@ import { loadStateDict, type LoadReport } from './state.js';
 import { inferLayout, isRrdbOpt, LayoutError, parseRrdbConfig, type Layout, type LayoutKind } from './infer-layout.js';
 import { RRDBOnlyNet } from './rrdb-model.js';
 import { NoInitRng } from './no-init.js';
-import { FlowGuard, parseGuardCalibration } from '../flow/guard.js';
-import { GUARD_METADATA_KEY } from './calibrate-guard.js';
+import { applySamplingMetadata, samplingMetadata } from './file-metadata.js';
 
 export interface TensorLike {
   shape: number[];
@@ -158,9 +157,6 @@ export class SRFlowModel {
   }
 }
 
-/** Model-file metadata: the default LR consistency of its outputs ('exact' or 'none'; SRFlowNet.defaultConsistency). */
-export const CONSISTENCY_METADATA_KEY = 'consistency';
-
 export function saveModelFile(net: SRFlowNet, path: string, extraMetadata: Record<string, string> = {}): void {
   const tensors = new Map<string, RawTensor>();
   for (const [n, p] of net.parameters()) tensors.set(n, { shape: p.shape, data: p.data as Float32Array });
@@ -168,8 +164,7 @@ export function saveModelFile(net: SRFlowNet, path: string, extraMetadata: Recor
     format: MODEL_FORMAT,
     format_version: MODEL_FORMAT_VERSION,
     config: JSON.stringify(net.config.opt),
-    ...(net.guard ? { [GUARD_METADATA_KEY]: JSON.stringify(net.guard.calibration) } : {}),
-    ...(net.defaultConsistency !== 'none' ? { [CONSISTENCY_METADATA_KEY]: net.defaultConsistency } : {}),
+    ...samplingMetadata(net),
     ...extraMetadata,
   });
 }
@@ -251,8 +246,7 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
   let tensors: Map<string, LazyTensor>;
   let close: () => void;
   let embedded: Record<string, unknown> | null = null;
-  let guardText: string | null = null;
-  let consistencyText: string | null = null;
+  let metadata: Record<string, string> = {};
   let format: 'pth' | 'safetensors';
   if (kind === 'zip') {
     const f = openPth(path);
@@ -270,8 +264,7 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
     close = f.close;
     format = 'safetensors';
     for (const k of [...tensors.keys()]) if (k.startsWith('optimizer.')) tensors.delete(k);
-    guardText = f.metadata[GUARD_METADATA_KEY] ?? null;
-    consistencyText = f.metadata[CONSISTENCY_METADATA_KEY] ?? null;
+    metadata = f.metadata;
     if (f.metadata.config) {
       try {
         embedded = JSON.parse(f.metadata.config) as Record<string, unknown>;
@@ -318,17 +311,7 @@ export function loadNetDetailed(path: string, opts: LoadOptions = {}): LoadedNet
     }
     const net = netKind === 'rrdb' ? new RRDBOnlyNet(cfg, new NoInitRng()) : new SRFlowNet(cfg, new NoInitRng());
     const report = loadStateDict(net, tensors, `model ${path}`, { rename: layout?.rename ?? renameFor(netKind, [...tensors.keys()]) });
-    if (guardText !== null && netKind === 'srflow') {
-      const guard = new FlowGuard(parseGuardCalibration(guardText, `model ${path}`), cfg.flow.eps);
-      guard.check(net.layers.length, (i) => net.guardableLayer(i), `model ${path}`);
-      net.guard = guard;
-    }
-    if (consistencyText !== null && netKind === 'srflow') {
-      if (consistencyText !== 'none' && consistencyText !== 'exact') {
-        throw new Error(`Cannot read model ${path}: expected none or exact for its ${CONSISTENCY_METADATA_KEY} metadata but received ${JSON.stringify(consistencyText)}`);
-      }
-      net.defaultConsistency = consistencyText;
-    }
+    if (netKind === 'srflow') applySamplingMetadata(net, metadata, `model ${path}`);
     return { net, file: path, format, kind: netKind, configSource, layout, report };
   } finally {
     close();

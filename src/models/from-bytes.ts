@@ -12,6 +12,7 @@ import { NoInitRng } from './no-init.js';
 import { RRDBOnlyNet } from './rrdb-model.js';
 import { SRFlowNet } from './srflow.js';
 import { loadStateDict } from './state.js';
+import { applySamplingMetadata } from './file-metadata.js';
 
 export interface NetFromBytes {
   net: SRFlowNet;
@@ -23,12 +24,14 @@ export interface NetFromBytes {
 export function netFromBytes(bytes: Uint8Array, name: string): NetFromBytes {
   let tensors: Map<string, RawTensor>;
   let embedded: Record<string, unknown> | null = null;
+  let metadata: Record<string, string> = {};
   if (bytes.byteLength >= 4 && ((bytes[0] === 0x50 && bytes[1] === 0x4b) || isLegacyPth(bytes))) {
     tensors = parsePth(bytes, name);
   } else if (bytes.byteLength >= 9 && bytes[8] === 0x7b) {
     const f = parseSafetensors(bytes, name);
     tensors = f.tensors;
     for (const k of [...tensors.keys()]) if (k.startsWith('optimizer.')) tensors.delete(k);
+    metadata = f.metadata;
     if (f.metadata.config) embedded = JSON.parse(f.metadata.config) as Record<string, unknown>;
   } else {
     throw new Error(`${name} is not a PyTorch checkpoint (.pth) or an srflow model file (.safetensors)`);
@@ -53,5 +56,6 @@ export function netFromBytes(bytes: Uint8Array, name: string): NetFromBytes {
   }
   const net = kind === 'rrdb' ? new RRDBOnlyNet(cfg, new NoInitRng()) : new SRFlowNet(cfg, new NoInitRng());
   loadStateDict(net, tensors, `model ${name}`, { rename: layout?.rename });
+  if (kind === 'srflow') applySamplingMetadata(net, metadata, `model ${name}`);
   return { net, kind, layout };
 }

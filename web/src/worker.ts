@@ -106,6 +106,7 @@ async function run(m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const r = await superResolve(model, toPlanar(m.image), {
     draws,
     maxMemoryMB: MAX_MEMORY_MB,
+    consistency: net.defaultConsistency,
     temperatureMap: m.temperatureMap ? { data: m.temperatureMap.data, channels: 1, height: m.temperatureMap.height, width: m.temperatureMap.width } : undefined,
     ...(gpu ? { backend: 'webgpu' as const } : {}),
     onProgress: (p) => {
