@@ -376,12 +376,4 @@ export function planarToUint8(p: Planar): Uint8Array {
   return out;
 }
 
-/** Clip every value to [0, 1] in place (NaN → 0). */
-export function clip01(img: Planar): Planar {
-  const d = img.data;
-  for (let i = 0; i < d.length; i++) {
-    const v = d[i];
-    d[i] = v > 0 ? (v < 1 ? v : 1) : 0;
-  }
-  return img;
-}
+export { clip01 } from './planar.js';

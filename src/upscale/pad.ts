@@ -50,5 +50,5 @@ export function crop(img: Planar, top: number, left: number, height: number, wid
   return { data: out, channels: C, height, width };
 }
 
-// clip01 lives with the Planar type (src/io/image.ts) so that training can use it too; re-exported for upscale/.
-export { clip01 } from '../io/image.js';
+// clip01 lives in src/io/planar.ts (no sharp there: the web bundle imports it) so that training can use it too; re-exported for upscale/.
+export { clip01 } from '../io/planar.js';
