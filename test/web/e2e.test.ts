@@ -52,7 +52,7 @@ async function testPng(w: number, h: number): Promise<Buffer> {
 }
 
 /** Sample 1 of the same image, model (the page's 4× or 8× one), τ and seed computed here by the CLI's engine (native or reference kernels). */
-async function cliSample(w: number, h: number, temperature: number, seed: number, scale: 4 | 8 = 4): Promise<Uint8Array> {
+async function cliSample(w: number, h: number, temperature: number, seed: number, scale: 4 | 8 = 4, opts: { guard?: boolean } = {}): Promise<Uint8Array> {
   const { loadModel } = await import('../../src/models/api.js');
   const { superResolve } = await import('../../src/upscale/engine.js');
   const model = await loadModel(join(ROOT, `web/dist/model/srflow-${scale}x.safetensors`));
@@ -60,7 +60,12 @@ async function cliSample(w: number, h: number, temperature: number, seed: number
   const n = w * h;
   const data = new Float32Array(3 * n);
   for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) data[c * n + i] = raw[3 * i + c] / 255;
-  const r = await superResolve(model, { data, channels: 3, height: h, width: w }, { draws: [{ temperature, seed }], maxMemoryMB: 1024 });
+  // as the page runs it: the model's default consistency, its guard unless turned off
+  const r = await superResolve(
+    model,
+    { data, channels: 3, height: h, width: w },
+    { draws: [{ temperature, seed }], maxMemoryMB: 1024, consistency: model.net.defaultConsistency, ...(opts.guard === false ? { guard: false } : {}) },
+  );
   const s = r.samples[0];
   const N = s.width * s.height;
   const out = new Uint8Array(4 * N);
@@ -334,11 +339,12 @@ test(
         });
         return { backend, timing: (await page.textContent('#timing')) ?? '', ...px };
       };
-      const g = await runOnce('');
+      // the sampling guard runs on the CPU backends only: both without it (?guard=0) to compare the kernels
+      const g = await runOnce('?guard=0');
       assert.equal(g.backend.kind, 'webgpu', `auto picks WebGPU when offered: ${g.backend.label}`);
       assert.match(g.backend.label, /^WebGPU \(.*swiftshader/i);
       assert.match(g.timing, /on WebGPU/);
-      const w = await runOnce('?backend=wasm');
+      const w = await runOnce('?backend=wasm&guard=0');
       assert.equal(w.backend.kind, 'wasm');
       assert.match(w.backend.label, /WebAssembly SIMD/);
       assert.match(w.timing, /on WebAssembly/);
@@ -348,7 +354,7 @@ test(
       for (let i = 0; i < g.data.length; i++) worst = Math.max(worst, Math.abs(g.data[i] - w.data[i]));
       assert.ok(worst <= 1, `WebGPU vs WebAssembly sample: max |Δ| = ${worst}/255`);
       // and both are the CLI engine's sample
-      const want = await cliSample(8, 8, 0.8, 0);
+      const want = await cliSample(8, 8, 0.8, 0, 4, { guard: false });
       let worstCli = 0;
       for (let i = 0; i < want.length; i++) worstCli = Math.max(worstCli, Math.abs(want[i] - g.data[i]));
       assert.ok(worstCli <= 1, `WebGPU page sample vs the CLI engine: max |Δ| = ${worstCli}/255`);

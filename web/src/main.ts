@@ -344,6 +344,7 @@ function run(): void {
     samples,
     seed,
     temperatureMap,
+    ...(new URLSearchParams(location.search).get('guard') === '0' ? { guard: false } : {}),
   };
   worker.postMessage(msg, temperatureMap ? [data.buffer, temperatureMap.data.buffer] : [data.buffer]);
 }

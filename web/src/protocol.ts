@@ -31,6 +31,8 @@ export type ToWorker =
       seed: number;
       /** Painted temperature map (web/src/brush.ts): input-sized, values in [0, 1]; absent = uniform τ. */
       temperatureMap?: { width: number; height: number; data: Float32Array };
+      /** false: the sampling guard off (page URL ?guard=0); default: on where the model carries one and the backend is a CPU one. */
+      guard?: boolean;
     };
 
 export type FromWorker =

@@ -107,6 +107,7 @@ async function run(m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
     draws,
     maxMemoryMB: MAX_MEMORY_MB,
     consistency: net.defaultConsistency,
+    ...(m.guard === false ? { guard: false } : {}),
     temperatureMap: m.temperatureMap ? { data: m.temperatureMap.data, channels: 1, height: m.temperatureMap.height, width: m.temperatureMap.width } : undefined,
     ...(gpu ? { backend: 'webgpu' as const } : {}),
     onProgress: (p) => {
