@@ -100,7 +100,9 @@ void set_winograd(int mode);
 // Integer tuning knob: def, the ISA's setting. A build for tuning experiments (SRFLOW_TUNING defined:
 // `SRFLOW_TUNING=1 npm run build`, docs/PERFORMANCE.md) reads SRFLOW_TUNE_<name> from
 // the environment instead, once per call site (pool.cc); a normal build has no knobs, only constants.
-#if defined(SRFLOW_TUNING)
+// The wasm module has no environment: its tune() is pool.cc's out-of-line `return def` (with the
+// blocking as compile-time constants clang 14 made its direct convolutions 5 – 14 % slower).
+#if defined(SRFLOW_TUNING) || defined(__wasm__)
 int tune(const char* name, int def);
 #else
 constexpr int tune(const char*, int def) { return def; }

@@ -286,9 +286,10 @@ void set_num_threads(int n) {
 
 void pool_worker_loop(int tid) { pool().loop(tid); }
 
-// Winograd has no environment here. The Winograd 3x3 convolution (winograd.inc) is not used by the
-// wasm kernels: its transforms have no SIMD-128 version and were not measured there, so they keep
-// the direct path.
+// Tuning knobs and Winograd have no environment here: the defaults (tune(): see common.h). The
+// Winograd 3x3 convolution (winograd.inc) is not used by the wasm kernels: its transforms have no
+// SIMD-128 version and were not measured there, so they keep the direct path.
+int tune(const char*, int def) { return def; }
 int winograd_mode() { return 0; }
 void set_winograd(int) {}
 #else

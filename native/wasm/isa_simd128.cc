@@ -51,10 +51,9 @@ static inline void store_rows(const v128_t (&c)[MR][NV], float* C, long ldc, int
   }
 }
 
-// c[i][v] = sum_p a(p, i)[0] * B[p*NR + 4v .. 4v+3] for i < MR, v < NV: the product of both
-// micro-kernels, which differ only in where the column p of A lies.
-template <class ColA>
-static inline void mac_tile(int kc, ColA a, const float* __restrict B, v128_t (&c)[MR][NV]) {
+static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
+                int mode, const float* bias) {
+  v128_t c[MR][NV];
 #pragma clang loop unroll(full)
   for (int i = 0; i < MR; ++i)
 #pragma clang loop unroll(full)
@@ -65,27 +64,37 @@ static inline void mac_tile(int kc, ColA a, const float* __restrict B, v128_t (&
     for (int v = 0; v < NV; ++v) b[v] = wasm_v128_load(B + 4 * v);
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; ++i) {
-      const v128_t ai = wasm_v128_load32_splat(a(p, i));
+      const v128_t a = wasm_v128_load32_splat(A + i);
 #pragma clang loop unroll(full)
-      for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_add(c[i][v], wasm_f32x4_mul(ai, b[v]));
+      for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_add(c[i][v], wasm_f32x4_mul(a, b[v]));
     }
+    A += MR;
     B += NR;
   }
-}
-
-static void ukr(int kc, const float* __restrict A, const float* __restrict B, float* C, long ldc, int mr, int nv,
-                int mode, const float* bias) {
-  v128_t c[MR][NV];
-  mac_tile(kc, [A](int p, int i) { return A + p * MR + i; }, B, c);
   store_rows(c, C, ldc, mr, nv, mode, bias);
 }
 
 static void ukr_rows(int kc, const float* const* rows, const float* __restrict B, float* C, long ldc, int mr, int mode) {
+  v128_t c[MR][NV];
   const float* r[MR];
 #pragma clang loop unroll(full)
-  for (int i = 0; i < MR; ++i) r[i] = rows[i];
-  v128_t c[MR][NV];
-  mac_tile(kc, [&r](int p, int i) { return r[i] + p; }, B, c);
+  for (int i = 0; i < MR; ++i) {
+    r[i] = rows[i];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_splat(0.f);
+  }
+  for (int p = 0; p < kc; ++p) {
+    v128_t b[NV];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; ++v) b[v] = wasm_v128_load(B + 4 * v);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; ++i) {
+      const v128_t a = wasm_v128_load32_splat(r[i] + p);
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; ++v) c[i][v] = wasm_f32x4_add(c[i][v], wasm_f32x4_mul(a, b[v]));
+    }
+    B += NR;
+  }
   store_rows(c, C, ldc, mr, NR, mode, nullptr);
 }
 
