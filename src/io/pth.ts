@@ -227,6 +227,11 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValu
     pos += k;
     return p;
   };
+  /** The next k bytes (a view), after checking they are there. */
+  const take = (k: number): Uint8Array => {
+    const p = need(k);
+    return data.subarray(p, p + k);
+  };
   const readLine = (): string => {
     const end = data.indexOf(0x0a, pos);
     if (end < 0) fail('unterminated line');
@@ -393,24 +398,15 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValu
         setItems(top(), items);
         break;
       } // SETITEMS
-      case 0x58: {
-        const l = dv.getUint32(need(4), true);
-        const p = need(l);
-        stack.push(utf8.decode(data.subarray(p, p + l)));
-        break;
-      } // BINUNICODE
-      case 0x8c: {
-        const l = data[need(1)];
-        const p = need(l);
-        stack.push(utf8.decode(data.subarray(p, p + l)));
-        break;
-      } // SHORT_BINUNICODE
-      case 0x8d: {
-        const l = len64(need(8));
-        const p = need(l);
-        stack.push(utf8.decode(data.subarray(p, p + l)));
-        break;
-      } // BINUNICODE8
+      case 0x58:
+        stack.push(utf8.decode(take(dv.getUint32(need(4), true))));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(utf8.decode(take(data[need(1)])));
+        break; // SHORT_BINUNICODE
+      case 0x8d:
+        stack.push(utf8.decode(take(len64(need(8)))));
+        break; // BINUNICODE8
       case 0x56: {
         const end = data.indexOf(0x0a, pos);
         if (end < 0) fail('unterminated UNICODE');
@@ -418,36 +414,21 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValu
         pos = end + 1;
         break;
       } // UNICODE
-      case 0x55: {
-        const l = data[need(1)];
-        const p = need(l);
-        stack.push(latin1.decode(data.subarray(p, p + l)));
-        break;
-      } // SHORT_BINSTRING
-      case 0x54: {
-        const l = dv.getInt32(need(4), true);
-        const p = need(l);
-        stack.push(latin1.decode(data.subarray(p, p + l)));
-        break;
-      } // BINSTRING
-      case 0x43: {
-        const l = data[need(1)];
-        const p = need(l);
-        stack.push(data.slice(p, p + l));
-        break;
-      } // SHORT_BINBYTES
-      case 0x42: {
-        const l = dv.getUint32(need(4), true);
-        const p = need(l);
-        stack.push(data.slice(p, p + l));
-        break;
-      } // BINBYTES
-      case 0x8e: {
-        const l = len64(need(8));
-        const p = need(l);
-        stack.push(data.slice(p, p + l));
-        break;
-      } // BINBYTES8
+      case 0x55:
+        stack.push(latin1.decode(take(data[need(1)])));
+        break; // SHORT_BINSTRING
+      case 0x54:
+        stack.push(latin1.decode(take(dv.getInt32(need(4), true))));
+        break; // BINSTRING
+      case 0x43:
+        stack.push(take(data[need(1)]).slice());
+        break; // SHORT_BINBYTES
+      case 0x42:
+        stack.push(take(dv.getUint32(need(4), true)).slice());
+        break; // BINBYTES
+      case 0x8e:
+        stack.push(take(len64(need(8))).slice());
+        break; // BINBYTES8
       case 0x4a:
         stack.push(dv.getInt32(need(4), true));
         break; // BININT
@@ -457,18 +438,12 @@ function unpickle(data: Uint8Array, source: string, persistentLoad: (pid: PyValu
       case 0x4d:
         stack.push(dv.getUint16(need(2), true));
         break; // BININT2
-      case 0x8a: {
-        const l = data[need(1)];
-        const p = need(l);
-        stack.push(intFromLE(data.subarray(p, p + l)));
-        break;
-      } // LONG1
-      case 0x8b: {
-        const l = dv.getInt32(need(4), true);
-        const p = need(l);
-        stack.push(intFromLE(data.subarray(p, p + l)));
-        break;
-      } // LONG4
+      case 0x8a:
+        stack.push(intFromLE(take(data[need(1)])));
+        break; // LONG1
+      case 0x8b:
+        stack.push(intFromLE(take(dv.getInt32(need(4), true))));
+        break; // LONG4
       case 0x49: {
         // INT (text; also I00/I01 booleans)
         const s = readLine();
